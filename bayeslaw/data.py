@@ -1,0 +1,239 @@
+"""Read and validate tables of training runs.
+
+Canonical columns and units: ``N`` parameters, ``D`` training tokens, ``C`` training FLOPs,
+``loss`` in nats/token (or the law's own target column). Common source names are mapped
+(``Model Size`` -> N, ``Training FLOP`` -> C, ``val-loss`` -> loss, ...); units are never
+converted silently. A missing input is derived only where the law's compute convention says how
+(D = C / (6 N), N = C / (6 D), C = 6 N D; M = 72 n_layer d_model^2 + 12 n_layer d_model l_seq).
+
+Every problem raises :class:`DataError` naming the column, the rows and the rule, before any
+model is built.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayeslaw.errors import DataError
+from bayeslaw.laws import Law, get_law, model_scale
+
+ALIASES: dict[str, tuple[str, ...]] = {
+    "N": ("n", "params", "parameters", "model size", "model_size", "n params", "num params",
+          "n parameters", "num parameters", "param count"),
+    "D": ("d", "tokens", "training tokens", "train tokens", "n tokens", "num tokens", "dataset size"),
+    "C": ("c", "flops", "training flop", "training flops", "compute", "train flops"),
+    "loss": ("loss", "val loss", "validation loss", "eval loss", "test loss", "final loss"),
+}
+UNITS = {"N": "parameters", "D": "tokens", "C": "FLOPs", "loss": "nats/token"}
+_MAX_LISTED_ROWS = 8
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[\s_\-/]+", " ", str(name).strip().lower())
+
+
+@dataclass
+class Runs:
+    """A validated table of runs: canonical columns, plus what was mapped and derived."""
+
+    frame: pd.DataFrame
+    law: Law
+    mapped: dict[str, str] = field(default_factory=dict)
+    derived: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def inputs(self) -> dict[str, np.ndarray]:
+        return {name: self.frame[name].to_numpy(dtype=float) for name in self.law.inputs}
+
+    @property
+    def target(self) -> np.ndarray:
+        return self.frame[self.law.target].to_numpy(dtype=float)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def digest(self) -> str:
+        """sha256 of the canonical columns the law uses (stored with saved fits)."""
+        cols = [*self.law.inputs, self.law.target]
+        payload = self.frame[cols].to_csv(index=False, float_format="%.17g").encode()
+        return hashlib.sha256(payload).hexdigest()
+
+    def notes(self) -> list[str]:
+        """Plain sentences on what was mapped and derived, for the user to see."""
+        out = [f"column '{src}' read as {dst} ({UNITS.get(dst, 'as given')})" for dst, src in self.mapped.items()
+               if src != dst]
+        out += [f"{col} derived as {rule}" for col, rule in self.derived.items()]
+        return out
+
+
+def read_table(source: pd.DataFrame | str | os.PathLike) -> tuple[pd.DataFrame, int]:
+    """A DataFrame from a frame or a CSV path, and the offset from row position to file line."""
+    if isinstance(source, pd.DataFrame):
+        duplicated = source.columns[source.columns.duplicated()].unique().tolist()
+        if duplicated:
+            raise DataError(f"duplicate column names: {', '.join(map(str, duplicated))}; rename them")
+        return source.reset_index(drop=True), 0
+    path = Path(source)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError(f"{path}: the file is empty; expected a CSV with a header row and one row per run")
+    if b"\x00" in raw[:4096]:
+        raise DataError(f"{path}: not a CSV file (it holds binary data)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a CSV file (not UTF-8 text)") from None
+    header = next(csv.reader(io.StringIO(text)))
+    seen, duplicated = set(), []
+    for name in header:
+        if name in seen and name not in duplicated:
+            duplicated.append(name)
+        seen.add(name)
+    if duplicated:
+        raise DataError(f"{path}: duplicate column names in the header: {', '.join(duplicated)}")
+    try:
+        frame = pd.read_csv(io.StringIO(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise DataError(f"{path}: not a readable CSV file ({str(err).strip()})") from None
+    if frame.empty:
+        raise DataError(f"{path}: the file has a header but no rows of runs")
+    if frame.shape[1] < 2:
+        raise DataError(
+            f"{path}: not a CSV table of runs: found a single column '{frame.columns[0]}'; "
+            "expected comma-separated columns such as N, D, loss"
+        )
+    return frame, 2  # row 0 is on line 2, after the header
+
+
+def _rows(mask: np.ndarray, line_offset: int) -> str:
+    rows = np.flatnonzero(mask)
+    shown = ", ".join(str(r + line_offset) if line_offset else str(r) for r in rows[:_MAX_LISTED_ROWS])
+    more = f" and {len(rows) - _MAX_LISTED_ROWS} more" if len(rows) > _MAX_LISTED_ROWS else ""
+    what = "lines" if line_offset else "rows"
+    return f"{what} {shown}{more}"
+
+
+def _map_columns(frame: pd.DataFrame, wanted: Sequence[str], columns: Mapping[str, str]) -> dict[str, str]:
+    """For each canonical name, the source column that holds it (explicit mapping first)."""
+    mapped: dict[str, str] = {}
+    for canonical, src in columns.items():
+        if src not in frame.columns:
+            raise DataError(f"column '{src}' (given for {canonical}) is not in the table; "
+                            f"columns are: {', '.join(map(str, frame.columns))}")
+        mapped[canonical] = src
+    by_norm: dict[str, list[str]] = {}
+    for col in frame.columns:
+        by_norm.setdefault(_normalise(col), []).append(col)
+    for canonical in wanted:
+        if canonical in mapped:
+            continue
+        names = (_normalise(canonical), *ALIASES.get(canonical, ()))
+        hits = [col for n in dict.fromkeys(names) for col in by_norm.get(n, [])]
+        if len(hits) > 1:
+            raise DataError(
+                f"columns {', '.join(repr(h) for h in hits)} could each be {canonical}; "
+                f"say which with columns={{'{canonical}': ...}} (CLI: --column {canonical}=NAME)"
+            )
+        if hits:
+            mapped[canonical] = hits[0]
+    return mapped
+
+
+def _numeric(frame: pd.DataFrame, src: str, canonical: str, line_offset: int) -> np.ndarray:
+    raw = frame[src]
+    values = pd.to_numeric(raw, errors="coerce")
+    bad = values.isna() & raw.notna()
+    if bad.any():
+        example = raw[bad].iloc[0]
+        raise DataError(f"column '{src}' ({canonical}): {_rows(bad.to_numpy(), line_offset)} are not numbers "
+                        f"(e.g. {example!r}); give plain numbers in {UNITS.get(canonical, 'the stated unit')}")
+    arr = values.to_numpy(dtype=float)
+    missing = ~np.isfinite(arr)
+    if missing.any():
+        raise DataError(f"column '{src}' ({canonical}): {_rows(missing, line_offset)} are missing, NaN or "
+                        "infinite; every run needs a finite value")
+    return arr
+
+
+def load_runs(
+    source: pd.DataFrame | str | os.PathLike | Runs,
+    law: Law | str,
+    columns: Mapping[str, str] | None = None,
+    flops_per_param_token: float | None = None,
+) -> Runs:
+    """Read ``source`` for ``law``: map columns, derive what the law's convention allows, validate.
+
+    ``columns`` maps canonical names to source columns, e.g. ``{"loss": "val-loss"}``.
+    ``flops_per_param_token`` overrides the law's k in C = k N D.
+    """
+    law = get_law(law)
+    if isinstance(source, Runs):
+        source = source.frame
+    frame, line_offset = read_table(source)
+    columns = dict(columns or {})
+    wanted = [*law.inputs, law.target]
+    extra = [c for c in ("N", "D", "C", "M", "n_layer", "d_model", "l_seq") if c not in wanted]
+    mapped = _map_columns(frame, [*wanted, *extra], columns)
+    values: dict[str, np.ndarray] = {}
+
+    def have(name: str) -> bool:
+        if name not in values and name in mapped:
+            values[name] = _numeric(frame, mapped[name], name, line_offset)
+        return name in values
+
+    derived: dict[str, str] = {}
+    k = flops_per_param_token if flops_per_param_token is not None else law.compute_factor
+    rules = []
+    if k is not None:
+        rules += [("D", ("C", "N"), lambda v: v["C"] / (k * v["N"]), f"C / ({k:g} N)"),
+                  ("N", ("C", "D"), lambda v: v["C"] / (k * v["D"]), f"C / ({k:g} D)"),
+                  ("C", ("N", "D"), lambda v: k * v["N"] * v["D"], f"{k:g} N D")]
+    rules += [("D", ("C", "M"), lambda v: v["C"] / v["M"], "C / M (C = M D)"),
+              ("C", ("M", "D"), lambda v: v["M"] * v["D"], "M D")]
+    for col, needs, rule, text in rules:
+        if col not in wanted or have(col):
+            continue
+        if "M" in needs and not have("M") and all(have(c) for c in ("n_layer", "d_model", "l_seq")):
+            values["M"] = model_scale(values["n_layer"], values["d_model"], values["l_seq"])
+            derived["M"] = "72 n_layer d_model^2 + 12 n_layer d_model l_seq (DeepSeek eq 2)"
+        if all(have(n) for n in needs):
+            _check_positive(values, needs, mapped, line_offset)
+            values[col] = rule(values)
+            derived[col] = text
+
+    missing = [c for c in wanted if not have(c)]
+    if missing:
+        hints = "; ".join(f"{c} ({UNITS.get(c, 'as the law states')}) from columns like "
+                          f"{', '.join(repr(a) for a in ALIASES.get(c, (c,))[:4])}" for c in missing)
+        raise DataError(f"missing column(s) for law '{law.name}': {', '.join(missing)}; "
+                        f"the table has {', '.join(map(str, frame.columns))}. Expected {hints}. "
+                        "Map other names with columns={...} (CLI: --column NAME=COLUMN)")
+    _check_positive(values, wanted, mapped, line_offset)
+    n_params = len(law.params) + 2  # the law's parameters, plus the noise scale and (Student-t) nu
+    if len(frame) < n_params:
+        raise DataError(f"{len(frame)} runs are fewer than the {n_params} parameters of law '{law.name}' "
+                        f"({len(law.params)} law parameters plus noise); give at least {n_params} runs")
+    out = pd.DataFrame({c: values[c] for c in wanted})
+    out.index.name = "run"
+    return Runs(out, law, {c: mapped[c] for c in wanted if c in mapped}, derived)
+
+
+def _check_positive(values: Mapping[str, np.ndarray], names, mapped: Mapping[str, str], line_offset: int) -> None:
+    for name in names:
+        bad = values[name] <= 0
+        if bad.any():
+            src = mapped.get(name, name)
+            raise DataError(f"column '{src}' ({name}): {_rows(bad, line_offset)} are zero or negative; "
+                            f"{name} must be > 0 (the law takes logs and powers of it)")

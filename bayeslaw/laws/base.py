@@ -1,0 +1,127 @@
+"""The law spec: inputs, parameters with default priors, and pure functions.
+
+A law's functions are written with plain arithmetic and an array namespace ``xp`` that has
+``exp`` and ``log``: ``numpy`` for numpy arrays and xarray posteriors, ``pytensor.tensor``
+inside the PyMC model. So the same code evaluates in the model, on data, and on posterior draws.
+
+Each law samples in well-conditioned coordinates (log of each term at a pivot, the data's
+geometric mean of each input) and maps them to the published parameterisation with
+``to_published``; ``from_published`` is its inverse, used to turn published constants into
+sampling coordinates (synthetic-data tests, starting points).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from bayeslaw.priors import Prior, Support
+
+Params = Mapping[str, Any]
+Inputs = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A sampled parameter: its default prior, support and meaning."""
+
+    prior: Prior
+    support: Support
+    doc: str
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Published constants of a law (in its published parameterisation) and where they come from."""
+
+    values: Mapping[str, float]
+    source: str
+
+
+@dataclass(frozen=True)
+class Law:
+    """A scaling law: what it predicts from which inputs, with which parameters and priors."""
+
+    name: str
+    title: str
+    formula: str
+    inputs: tuple[str, ...]
+    params: Mapping[str, Param]
+    published: tuple[str, ...]
+    function: Callable[[Params, Inputs, ModuleType], Any]
+    to_published: Callable[[Params, Mapping[str, float], ModuleType], dict[str, Any]]
+    from_published: Callable[[Params, Mapping[str, float]], dict[str, float]]
+    conventions: Mapping[str, str]
+    source: str
+    target: str = "loss"
+    derived: Callable[[Params, ModuleType], dict[str, Any]] | None = None
+    presets: Mapping[str, Preset] = field(default_factory=dict)
+    input_ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    noise_prior: Prior = field(default_factory=lambda: Prior("HalfNormal", sigma=0.1))
+    compute_factor: float | None = 6.0
+
+    @property
+    def default_priors(self) -> dict[str, Prior]:
+        return {name: p.prior for name, p in self.params.items()}
+
+    @property
+    def supports(self) -> dict[str, Support]:
+        return {name: p.support for name, p in self.params.items()}
+
+    def evaluate(self, params: Params, inputs: Inputs) -> Any:
+        """The law's prediction for published ``params`` at ``inputs`` (numpy or xarray)."""
+        return self.function(params, inputs, np)
+
+    def evaluate_preset(self, preset: str, inputs: Inputs) -> Any:
+        return self.evaluate(self.presets[preset].values, inputs)
+
+    def published_with_derived(self, published: Params, xp: ModuleType = np) -> dict[str, Any]:
+        """Published parameters plus the derived quantities people quote (e.g. a, b, G)."""
+        out = dict(published)
+        if self.derived is not None:
+            out.update(self.derived(published, xp))
+        return out
+
+    def spec(self) -> dict[str, Any]:
+        """A JSON-serialisable description of the law (stored with every saved fit)."""
+        return {
+            "name": self.name,
+            "formula": self.formula,
+            "inputs": list(self.inputs),
+            "target": self.target,
+            "params": {k: {"prior": p.prior.to_dict(), "support": p.support} for k, p in self.params.items()},
+            "published": list(self.published),
+            "conventions": dict(self.conventions),
+        }
+
+
+def pivots_of(inputs: Inputs, names: tuple[str, ...]) -> dict[str, float]:
+    """Geometric mean of each named input: the point where the law's constants are centred."""
+    return {name: float(np.exp(np.mean(np.log(np.asarray(inputs[name], dtype=float))))) for name in names}
+
+
+# Shared building blocks -----------------------------------------------------------------------
+
+EXPONENT = Param(Prior("LogNormal", mu=float(np.log(0.3)), sigma=0.7), "positive",
+                 "exponent; prior 95% range about 0.08 to 1.2")
+IRREDUCIBLE = Param(Prior("HalfNormal", sigma=2.5), "positive",
+                    "irreducible loss E in nats; prior 95% below about 4.9")
+
+
+def log_term(input_name: str) -> Param:
+    return Param(Prior("Normal", mu=float(np.log(0.5)), sigma=1.5), "real",
+                 f"log of the {input_name} term at the pivot {input_name}0 (the data's geometric mean)")
+
+
+def coefficient_from_pivot(log_term_value, exponent, pivot, xp):
+    """A in A * X^-alpha, from the log of the term at the pivot X0: A = exp(l + alpha log X0)."""
+    return xp.exp(log_term_value + exponent * xp.log(pivot))
+
+
+def pivot_from_coefficient(coefficient: float, exponent: float, pivot: float) -> float:
+    """Inverse of :func:`coefficient_from_pivot`: l = log A - alpha log X0."""
+    return float(np.log(coefficient) - exponent * np.log(pivot))

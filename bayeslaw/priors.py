@@ -1,0 +1,165 @@
+"""Priors as validated, serialisable values.
+
+A prior is a distribution name plus its keyword arguments, e.g. ``Prior("LogNormal", mu=-1.2,
+sigma=0.7)``. It can be written as a dict (``{"dist": "LogNormal", "mu": -1.2, "sigma": 0.7}``)
+or a string (``"LogNormal(mu=-1.2, sigma=0.7)"``), and is checked when it is made, against the
+distribution's arguments and the support the parameter needs.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bayeslaw.errors import PriorError
+
+Support = Literal["real", "positive", "unit"]
+
+# distribution -> (required args, optional args, support of the distribution)
+DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...], Support]] = {
+    "Normal": (("mu", "sigma"), (), "real"),
+    "StudentT": (("nu", "mu", "sigma"), (), "real"),
+    "LogNormal": (("mu", "sigma"), (), "positive"),
+    "HalfNormal": (("sigma",), (), "positive"),
+    "HalfStudentT": (("nu", "sigma"), (), "positive"),
+    "Gamma": (("alpha", "beta"), (), "positive"),
+    "Exponential": (("lam",), (), "positive"),
+    "TruncatedNormal": (("mu", "sigma"), ("lower", "upper"), "real"),
+    "Uniform": (("lower", "upper"), (), "real"),
+    "Beta": (("alpha", "beta"), (), "unit"),
+    "Fixed": (("value",), (), "real"),
+}
+_POSITIVE_ARGS = {"sigma", "nu", "alpha", "beta", "lam"}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A named distribution with its arguments; validated on creation."""
+
+    dist: str
+    kwargs: Mapping[str, float] = field(default_factory=dict)
+
+    def __init__(self, dist: str, /, **kwargs: float) -> None:
+        object.__setattr__(self, "dist", dist)
+        object.__setattr__(self, "kwargs", {k: float(v) for k, v in kwargs.items()})
+        self._check_arguments()
+
+    def _check_arguments(self, param: str = "") -> None:
+        where = f"prior for '{param}': " if param else ""
+        if self.dist not in DISTRIBUTIONS:
+            raise PriorError(
+                f"{where}unknown distribution '{self.dist}'; allowed: {', '.join(DISTRIBUTIONS)}"
+            )
+        required, optional, _ = DISTRIBUTIONS[self.dist]
+        missing = [a for a in required if a not in self.kwargs]
+        unknown = [a for a in self.kwargs if a not in required + optional]
+        if missing or unknown:
+            raise PriorError(
+                f"{where}{self.dist} takes arguments {', '.join(required + optional)}; "
+                + (f"missing {', '.join(missing)}" if missing else f"unknown {', '.join(unknown)}")
+            )
+        for name, value in self.kwargs.items():
+            if not math.isfinite(value):
+                raise PriorError(f"{where}{self.dist} argument {name}={value} must be finite")
+            if name in _POSITIVE_ARGS and value <= 0:
+                raise PriorError(f"{where}{self.dist} argument {name}={value} must be > 0")
+        lo, hi = self.bounds
+        if lo >= hi:
+            raise PriorError(f"{where}{self.dist} needs lower < upper, got {lo} and {hi}")
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The support of this prior as (lower, upper)."""
+        support = DISTRIBUTIONS[self.dist][2]
+        if self.dist == "Fixed":
+            v = self.kwargs["value"]
+            return v, math.nextafter(v, math.inf)
+        if self.dist in ("Uniform", "TruncatedNormal"):
+            return self.kwargs.get("lower", -math.inf), self.kwargs.get("upper", math.inf)
+        return {"real": (-math.inf, math.inf), "positive": (0.0, math.inf), "unit": (0.0, 1.0)}[
+            support
+        ]
+
+    def check_support(self, param: str, support: Support) -> None:
+        """Raise PriorError if this prior puts mass outside what ``param`` allows."""
+        self._check_arguments(param)
+        lo, hi = self.bounds
+        need_lo, need_hi = {"real": (-math.inf, math.inf), "positive": (0.0, math.inf),
+                            "unit": (0.0, 1.0)}[support]
+        if lo < need_lo or hi > need_hi:
+            raise PriorError(
+                f"prior for '{param}': {self} has support ({lo}, {hi}) but '{param}' must lie in "
+                f"({need_lo}, {need_hi}); use e.g. LogNormal, HalfNormal, Gamma or a bounded "
+                "Uniform/TruncatedNormal"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dist": self.dist, **self.kwargs}
+
+    @classmethod
+    def parse(cls, spec: Prior | Mapping[str, Any] | str, param: str = "") -> Prior:
+        """Make a Prior from a Prior, a dict with a 'dist' key, or a string like 'Normal(mu=0, sigma=1)'."""
+        where = f"prior for '{param}': " if param else ""
+        if isinstance(spec, Prior):
+            return spec
+        if isinstance(spec, Mapping):
+            kwargs = dict(spec)
+            if "dist" not in kwargs:
+                raise PriorError(f"{where}a dict prior needs a 'dist' key, got {sorted(kwargs)}")
+            dist = kwargs.pop("dist")
+            return cls._make(dist, kwargs, where)
+        if isinstance(spec, str):
+            try:
+                call = ast.parse(spec.strip(), mode="eval").body
+                if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name) or call.args:
+                    raise ValueError
+                kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+            except (SyntaxError, ValueError):
+                raise PriorError(
+                    f"{where}cannot read '{spec}'; write it as Dist(arg=value, ...), "
+                    "e.g. 'LogNormal(mu=-1.2, sigma=0.7)'"
+                ) from None
+            return cls._make(call.func.id, kwargs, where)
+        raise PriorError(f"{where}expected a Prior, dict or string, got {type(spec).__name__}")
+
+    @classmethod
+    def _make(cls, dist: str, kwargs: Mapping[str, Any], where: str) -> Prior:
+        try:
+            return cls(dist, **{k: float(v) for k, v in kwargs.items()})
+        except PriorError as err:
+            raise PriorError(f"{where}{err}") from None
+        except (TypeError, ValueError):
+            raise PriorError(f"{where}arguments of {dist} must be numbers, got {dict(kwargs)}") from None
+
+    def build(self, name: str):
+        """Create the PyMC random variable (inside a model context)."""
+        import pymc as pm
+
+        if self.dist == "Fixed":
+            return pm.Deterministic(name, pm.math.constant(self.kwargs["value"]))
+        return getattr(pm, self.dist)(name, **self.kwargs)
+
+    def __str__(self) -> str:
+        args = ", ".join(f"{k}={v:g}" for k, v in self.kwargs.items())
+        return f"{self.dist}({args})"
+
+
+def resolve_priors(
+    defaults: Mapping[str, Prior],
+    supports: Mapping[str, Support],
+    overrides: Mapping[str, Prior | Mapping[str, Any] | str] | None,
+) -> dict[str, Prior]:
+    """Defaults updated by user overrides; every override is parsed and checked against its support."""
+    priors = dict(defaults)
+    for param, spec in (overrides or {}).items():
+        if param not in defaults:
+            raise PriorError(
+                f"unknown parameter '{param}'; this model's parameters are: {', '.join(defaults)}"
+            )
+        prior = Prior.parse(spec, param)
+        prior.check_support(param, supports[param])
+        priors[param] = prior
+    return priors
