@@ -54,20 +54,20 @@ def compile_density(model: pm.Model, key: Any = None) -> CompiledDensity:
     shapes = tuple(tuple(np.shape(point[v.name])) for v in value_vars)
     flat = pt.dvector("flat")
     replace, start = {}, 0
-    for var, shape in zip(value_vars, shapes):
+    for var, shape in zip(value_vars, shapes, strict=True):
         size = int(np.prod(shape, dtype=int))
         replace[var] = flat[start:start + size].reshape(shape)
         start += size
     logp = model.logp()
     grad = pt.concatenate([g.ravel() for g in pytensor.grad(logp, value_vars)])
     constrained = []
-    for rv, value in zip(model.free_RVs, value_vars):
+    for rv, value in zip(model.free_RVs, value_vars, strict=True):
         transform = model.rvs_to_transforms.get(rv)
         constrained.append(value if transform is None else transform.backward(value, *rv.owner.inputs))
     outputs = [logp, grad, *constrained]
     shared = [v for v in graph_inputs(outputs) if isinstance(v, SharedVariable)]
     data_inputs = [v.type(name=v.name) for v in shared]
-    replace |= dict(zip(shared, data_inputs))
+    replace |= dict(zip(shared, data_inputs, strict=True))
     logp, grad, *constrained = pytensor.clone_replace(outputs, replace)
     fn = pytensor.function([flat, *data_inputs], [logp, grad], trust_input=True, on_unused_input="ignore")
     constrain = pytensor.function([flat, *data_inputs], constrained, trust_input=True,
@@ -116,7 +116,7 @@ def sample_nutpie(model: pm.Model, *, key: Any, chains: int, draws: int, tune: i
         def expand(x):
             values = constrain(x, *data)
             return {name: np.asarray(v, dtype="float64").reshape(shape)
-                    for name, v, shape in zip(density.free_names, values, density.free_shapes)}
+                    for name, v, shape in zip(density.free_names, values, density.free_shapes, strict=True)}
         return expand
 
     def make_initial(seed):

@@ -3,21 +3,26 @@
     L(X) = E + A * X^-alpha        (``power-X``)
     L(X) = A * X^-alpha            (``pure-power-X``)
 
-Sampled as (E, log of the A-term at the pivot X0, alpha), so A and alpha are not correlated
-through the scale of X.
+Without E, sampled as (log of the A-term at the pivot X0, alpha). With E, sampled as the log
+loss at the pivot l0, the reducible share f of that loss and alpha:
+E = (1 - f) e^l0, A = f e^l0 X0^alpha. The data pin l0 and the slope -alpha f e^l0, so the
+E-alpha ridge of small exponents becomes a near-linear one in (log alpha, logit f).
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from bayeslaw.laws.base import (
     EXPONENT,
-    IRREDUCIBLE,
     Law,
+    Param,
     Preset,
     coefficient_from_pivot,
     log_term,
     pivot_from_coefficient,
 )
+from bayeslaw.priors import Prior
 
 _UNITS = {"N": "parameters", "D": "training tokens", "C": "training FLOPs"}
 RANGES = {"N": (1e7, 1e11), "D": (1e9, 1e13), "C": (1e17, 1e23)}
@@ -52,19 +57,29 @@ def make_power_law(x: str, irreducible: bool) -> Law:
         return p["E"] + value if irreducible else value
 
     def to_published(s, pivots, xp):
-        out = {"A": coefficient_from_pivot(s[term], s["alpha"], pivots[x], xp), "alpha": s["alpha"]}
-        if irreducible:
-            out["E"] = s["E"]
-        return out
+        if not irreducible:
+            return {"A": coefficient_from_pivot(s[term], s["alpha"], pivots[x], xp), "alpha": s["alpha"]}
+        loss = xp.exp(s["log_loss_at_pivot"])
+        reducible = s["reducible_share"] * loss
+        return {"E": loss - reducible, "A": reducible * xp.exp(s["alpha"] * xp.log(pivots[x])), "alpha": s["alpha"]}
 
     def from_published(p, pivots):
-        out = {term: pivot_from_coefficient(p["A"], p["alpha"], pivots[x]), "alpha": p["alpha"]}
-        if irreducible:
-            out["E"] = p["E"]
-        return out
+        if not irreducible:
+            return {term: pivot_from_coefficient(p["A"], p["alpha"], pivots[x]), "alpha": p["alpha"]}
+        reducible = p["A"] * pivots[x] ** (-p["alpha"])
+        loss = p["E"] + reducible
+        return {"log_loss_at_pivot": float(np.log(loss)), "reducible_share": reducible / loss, "alpha": p["alpha"]}
 
-    params = {"E": IRREDUCIBLE} if irreducible else {}
-    params |= {term: log_term(x), "alpha": EXPONENT}
+    if irreducible:
+        params = {
+            "log_loss_at_pivot": Param(Prior("Normal", mu=1.0, sigma=0.75), "real",
+                                       f"log of the loss at the pivot {x}0; prior 95% range 0.6 to 12 nats"),
+            "reducible_share": Param(Prior("Beta", alpha=1.5, beta=1.5), "unit",
+                                     f"share of the loss at {x}0 that the power term makes: (L - E) / L"),
+        }
+    else:
+        params = {term: log_term(x)}
+    params |= {"alpha": EXPONENT}
     name = f"power-{x}" if irreducible else f"pure-power-{x}"
     formula = f"L = E + A * {x}^-alpha" if irreducible else f"L = A * {x}^-alpha"
     return Law(

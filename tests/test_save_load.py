@@ -1,0 +1,78 @@
+"""Save/load round trip, law mismatch refusal, atomic writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import SMALL
+from test_fit import synthetic_runs
+
+import bayeslaw as bl
+from bayeslaw.errors import FitFileError
+from bayeslaw.laws import LAWS
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return bl.fit("kaplan-ND", synthetic_runs(LAWS["kaplan-ND"], 60, 0.02, seed=1), seed=2, **SMALL)
+
+
+def test_round_trip_is_exact(fitted, tmp_path):
+    path = fitted.save(tmp_path / "fit.nc")
+    loaded = bl.load(path)
+    assert loaded.law is fitted.law
+    assert loaded.priors == fitted.priors
+    assert loaded.likelihood == fitted.likelihood
+    assert loaded.diagnostics == fitted.diagnostics
+    assert loaded.info == fitted.info
+    assert loaded.runs.frame.equals(fitted.runs.frame)
+    assert loaded.runs.digest() == fitted.runs.digest()
+    for group in fitted.idata.groups():
+        original, back = fitted.idata[group], loaded.idata[group]
+        assert set(original.data_vars) == set(back.data_vars), group
+        for name in original.data_vars:
+            np.testing.assert_array_equal(original[name].values, back[name].values)
+    assert dict(loaded.posterior.attrs) == dict(fitted.posterior.attrs)
+    attrs = loaded.posterior.attrs
+    assert attrs["law"] == "kaplan-ND" and attrs["bayeslaw_version"] == bl.__version__
+    assert len(attrs["data_sha256"]) == 64 and "alpha_N" in attrs["priors"]
+
+
+def test_loading_into_another_law_is_refused(fitted, tmp_path):
+    path = fitted.save(tmp_path / "fit.nc")
+    assert bl.load(path, law="kaplan-ND").law.name == "kaplan-ND"
+    with pytest.raises(FitFileError, match="holds a fit of law 'kaplan-ND', not 'chinchilla'"):
+        bl.load(path, law="chinchilla")
+
+
+def test_a_file_that_is_not_a_fit_is_refused(tmp_path):
+    junk = tmp_path / "junk.nc"
+    junk.write_text("not netcdf")
+    with pytest.raises(FitFileError, match="not a bayeslaw fit file"):
+        bl.load(junk)
+    with pytest.raises(FitFileError, match="no such file"):
+        bl.load(tmp_path / "missing.nc")
+
+
+def test_failed_save_leaves_no_partial_file(fitted, tmp_path, monkeypatch):
+    target = tmp_path / "fit.nc"
+
+    def broken(self, path, *args, **kwargs):
+        with open(path, "wb") as handle:
+            handle.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(type(fitted.idata), "to_netcdf", broken)
+    with pytest.raises(OSError, match="disk full"):
+        fitted.save(target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_save_keeps_the_previous_file(fitted, tmp_path, monkeypatch):
+    target = fitted.save(tmp_path / "fit.nc")
+    before = target.read_bytes()
+    monkeypatch.setattr(type(fitted.idata), "to_netcdf", lambda *a, **k: (_ for _ in ()).throw(OSError("boom")))
+    with pytest.raises(OSError):
+        fitted.save(target)
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["fit.nc"]
