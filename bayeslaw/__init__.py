@@ -2,15 +2,13 @@
 
 __version__ = "0.1.0"
 
+import warnings
+
+# PyTensor warns at import when pip-installed without BLAS; no bayeslaw model uses BLAS ops.
+warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
+
 from bayeslaw.data import Runs, load_runs
-from bayeslaw.errors import (
-    BayeslawError,
-    ConvergenceWarning,
-    DataError,
-    FitFileError,
-    LawError,
-    PriorError,
-)
+from bayeslaw.errors import BayeslawError, ConvergenceWarning, DataError, FitFileError, LawError, PriorError
 from bayeslaw.fit import Fit, fit, load
 from bayeslaw.laws import LAWS, Law, get_law
 from bayeslaw.priors import Prior

@@ -86,12 +86,14 @@ def fit_command(
     def go():
         from bayeslaw.data import load_runs
         from bayeslaw.fit import fit
+        from bayeslaw.model import model_priors
 
         table = load_runs(runs, law, _pairs(column, "--column"))
+        priors = model_priors(table.law, likelihood, _pairs(prior, "--prior"))  # checked before any output
         for note in table.notes():
             typer.echo(f"note: {note}")
         typer.echo(f"fitting {table.law.name} to {len(table)} runs ({chains} chains x {draws} draws)...", err=True)
-        result = fit(table.law, table, priors=_pairs(prior, "--prior"), likelihood=likelihood, sampler=sampler,
+        result = fit(table.law, table, priors=priors, likelihood=likelihood, sampler=sampler,
                      chains=chains, draws=draws, tune=tune, seed=seed, target_accept=target_accept,
                      progress=progress and sys.stderr.isatty())
         if out is not None:

@@ -1,0 +1,100 @@
+"""Benchmark: the Chinchilla law on the 240 kept real runs, bayeslaw's default NUTS against baselines.
+
+Measured in one run, on the same model (same priors, Student-t likelihood on log loss):
+  - bayeslaw.fit (nutpie, low-rank mass matrix, PyTensor C code cached on disk): first fit in
+    this process and a refit (compiled density reused in memory);
+  - nutpie's own numba backend with the low-rank mass matrix (compiles in every process);
+  - plain ``pm.sample()`` with default settings (the baseline all ratios refer to).
+For each: compile seconds, sampling seconds, min bulk ESS over the sampled parameters, and ESS
+per second of compile + sampling. Run: ``python benchmarks/bench_fit.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import arviz as az
+import pandas as pd
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "chinchilla_epoch_extracted.csv"
+
+
+def min_bulk_ess(posterior, names) -> float:
+    ess = az.ess(posterior[names], method="bulk")
+    return float(min(float(ess[n].min()) for n in names))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--skip-baselines", action="store_true", help="only bayeslaw's own timings")
+    args = parser.parse_args()
+    if not args.data.is_file():
+        print(f"data not found: {args.data} (the benchmark needs ../shared/data beside the repository)")
+        return 0
+    warnings.filterwarnings("ignore")
+    t0 = time.perf_counter()
+    import pymc as pm
+
+    import bayeslaw as bl
+    from bayeslaw.model import build_model
+
+    import_seconds = time.perf_counter() - t0
+    frame = pd.read_csv(args.data).sort_values("loss").iloc[:-5]
+    settings = {"chains": args.chains, "draws": args.draws, "tune": 1000}
+    rows = []
+
+    def record(name, compile_s, sample_s, posterior, names, divergences):
+        ess = min_bulk_ess(posterior, names)
+        total = compile_s + sample_s
+        rows.append({"method": name, "compile_s": compile_s, "sample_s": sample_s, "total_s": total,
+                     "min_bulk_ess": ess, "ess_per_s": ess / total, "divergences": divergences})
+
+    for label in ("bayeslaw.fit (first in process)", "bayeslaw.fit (refit, reused density)"):
+        result = bl.fit("chinchilla", frame, seed=1, **settings)
+        sampled = [n for n in result.law.params] + ["sigma", "nu"]
+        record(label, result.info["compile_seconds"], result.info["sample_seconds"], result.posterior, sampled,
+               result.diagnostics.divergences)
+        print(f"{label}: {result.diagnostics}", file=sys.stderr)
+        median = result.posterior[["E", "alpha", "beta", "a"]].median()
+        print("  posterior medians: " + ", ".join(f"{k} {float(v):.4f}" for k, v in median.items()), file=sys.stderr)
+
+    if not args.skip_baselines:
+        runs = bl.load_runs(frame, "chinchilla")
+        model = build_model(runs, result.priors, "student_t")
+        import nutpie
+
+        t = time.perf_counter()
+        compiled = nutpie.compile_pymc_model(model)
+        compile_s = time.perf_counter() - t
+        t = time.perf_counter()
+        trace = nutpie.sample(compiled, seed=1, progress_bar=False, low_rank_modified_mass_matrix=True,
+                              target_accept=0.9, **settings)
+        record("nutpie numba backend, low-rank", compile_s, time.perf_counter() - t, trace.posterior, sampled,
+               int(trace.sample_stats.diverging.sum()))
+
+        t = time.perf_counter()
+        with model:
+            trace = pm.sample(random_seed=1, progressbar=False, chains=args.chains, draws=args.draws)
+        record("pm.sample() defaults [baseline]", 0.0, time.perf_counter() - t, trace.posterior, sampled,
+               int(trace.sample_stats.diverging.sum()))
+
+    table = pd.DataFrame(rows).set_index("method")
+    if not args.skip_baselines:
+        base = table.loc["pm.sample() defaults [baseline]"]
+        table["speedup_total"] = base["total_s"] / table["total_s"]
+        table["ess_per_s_ratio"] = table["ess_per_s"] / base["ess_per_s"]
+    print(f"import bayeslaw + pymc: {import_seconds:.1f} s; {len(frame)} runs; "
+          f"{args.chains} chains x {args.draws} draws (pm.sample compile is inside its sample_s)")
+    print(table.to_string(float_format=lambda v: f"{v:.2f}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The bayeslaw command: laws, fit, summary, demo; one-line errors with non-zero exits."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from test_fit import synthetic_runs
+from typer.testing import CliRunner
+
+from bayeslaw.cli import EXIT_ERROR, app
+from bayeslaw.laws import LAWS
+
+runner = CliRunner()
+SHORT = ["--chains", "2", "--draws", "300", "--tune", "1000", "--seed", "1"]
+
+
+@pytest.fixture(scope="module")
+def runs_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "runs.csv"
+    frame = synthetic_runs(LAWS["chinchilla"], 60, noise=0.01, seed=4)
+    frame = frame.rename(columns={"N": "Model Size", "loss": "val-loss"})
+    frame["Training FLOP"] = 6 * frame["Model Size"] * frame.pop("D")
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_laws_lists_every_law_with_its_formula():
+    result = runner.invoke(app, ["laws"])
+    assert result.exit_code == 0
+    for name, law in LAWS.items():
+        assert name in result.stdout and law.formula in result.stdout
+
+
+def test_fit_then_summary(runs_csv, tmp_path):
+    out = tmp_path / "fit.nc"
+    result = runner.invoke(app, ["fit", str(runs_csv), "--law", "chinchilla", "--out", str(out), *SHORT])
+    assert result.exit_code in (0, 3), result.output
+    assert "column 'Model Size' read as N" in result.stdout
+    assert "D derived as C / (6 N)" in result.stdout
+    assert out.is_file()
+    for name in ("E", "alpha", "beta", "a", "G", "sigma"):
+        assert any(line.split()[:1] == [name] for line in result.stdout.splitlines()), name
+    assert "diagnostics: R-hat max" in result.stdout
+    summary = runner.invoke(app, ["summary", str(out)])
+    assert summary.exit_code == result.exit_code
+    assert "chinchilla: L = E + A / N^alpha + B / D^beta; 60 runs" in summary.stdout
+    table = lambda text: [ln for ln in text.splitlines() if ln.split()[:1] in (["alpha"], ["beta"])]  # noqa: E731
+    assert table(summary.stdout) == table(result.stdout)
+
+
+def test_fit_with_a_prior_override(runs_csv):
+    result = runner.invoke(app, ["fit", str(runs_csv), "--prior", "alpha=TruncatedNormal(mu=0.3, sigma=0.001, "
+                                 "lower=0, upper=1)", *SHORT])
+    assert result.exit_code in (0, 3), result.output
+    alpha_line = next(ln for ln in result.stdout.splitlines() if ln.startswith("alpha "))
+    assert abs(float(alpha_line.split()[1]) - 0.3) < 0.005
+
+
+def test_unconverged_fit_exits_3_and_says_why(runs_csv):
+    result = runner.invoke(app, ["fit", str(runs_csv), "--chains", "2", "--draws", "10", "--tune", "2"])
+    assert result.exit_code == 3
+    assert "NOT CONVERGED" in result.stdout and "increase draws" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fit", "missing.csv"], "missing.csv: no such file"),
+        (["fit", "{runs}", "--law", "nope"], "unknown law 'nope'"),
+        (["fit", "{runs}", "--prior", "alpha=Normal(mu=0.3, sigma=1)"], "prior for 'alpha'"),
+        (["fit", "{runs}", "--prior", "alpha"], "must look like NAME=VALUE"),
+        (["fit", "{runs}", "--column", "loss=nothere"], "column 'nothere'"),
+        (["fit", "{bad}"], "column 'val-loss' (loss): lines 3"),
+        (["summary", "{runs}"], "not a bayeslaw fit file"),
+        (["demo", "--budget", "-1"], "--budget must be > 0"),
+    ],
+)
+def test_errors_are_one_line_with_a_non_zero_exit(args, message, runs_csv, tmp_path):
+    bad = tmp_path / "bad.csv"
+    lines = runs_csv.read_text().splitlines()
+    cells = lines[2].split(",")
+    header = lines[0].split(",")
+    cells[header.index("val-loss")] = "-1"
+    lines[2] = ",".join(cells)
+    bad.write_text("\n".join(lines) + "\n")
+    args = [a.format(runs=runs_csv, bad=bad) for a in args]
+    result = runner.invoke(app, args)
+    assert result.exit_code == EXIT_ERROR, result.output
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_installed_command_prints_no_traceback(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    proc = subprocess.run([sys.executable, "-m", "bayeslaw", "fit", str(empty)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == EXIT_ERROR
+    assert proc.stderr.strip().splitlines() == [f"error: {empty}: the file is empty; expected a CSV with a header "
+                                                "row and one row per run"]
+
+
+def test_demo_runs_on_the_embedded_default():
+    result = runner.invoke(app, ["demo", "--chains", "2", "--draws", "300", "--seed", "3"])
+    assert result.exit_code in (0, 3), result.output
+    assert "63 runs on isoFLOP profiles" in result.stdout
+    lines = {ln.split()[0]: ln for ln in result.stdout.splitlines() if ln.strip().startswith(("N_opt", "D_opt"))}
+    for key in ("N_opt", "D_opt"):
+        parts = lines[key].replace("[", " ").replace("]", " ").replace(",", " ").replace("(", " ").split()
+        median, lo, hi, truth = float(parts[2]), float(parts[3]), float(parts[4]), float(parts[6].rstrip(")"))
+        assert lo <= truth <= hi and lo < median < hi
