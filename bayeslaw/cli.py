@@ -77,7 +77,7 @@ def fit_command(
     sampler: Annotated[str, typer.Option(help="nutpie or pymc")] = "nutpie",
     chains: int = 4,
     draws: int = 1000,
-    tune: int = 1000,
+    tune: int = 500,
     seed: int | None = None,
     target_accept: float = 0.9,
     progress: Annotated[bool, typer.Option(help="show the sampler's progress bar")] = True,
@@ -126,7 +126,7 @@ def demo_command(
     noise: float = 0.01,
     chains: int = 4,
     draws: int = 1000,
-    tune: int = 1000,
+    tune: int = 500,
     seed: int = 0,
 ) -> None:
     """Fit the Chinchilla law to a generated sweep of runs and plan one budget; needs no data."""

@@ -82,7 +82,7 @@ def fit(
     sampler: str = "nutpie",
     chains: int = 4,
     draws: int = 1000,
-    tune: int = 1000,
+    tune: int = 500,
     seed: int | None = None,
     target_accept: float = 0.9,
     columns: Mapping[str, str] | None = None,
