@@ -113,8 +113,10 @@ def fit(
         posterior, stats, timings = sample_nutpie(model, key=key, **settings)
     else:
         posterior, stats, timings = sample_pymc(model, **settings)
-    sampled_names = [name for name in posterior.data_vars]
-    diagnostics = diagnose(posterior, stats, sampled_names)
+    diagnostics = diagnose(posterior, stats, list(posterior.data_vars))
+    fixed = {name: prior.kwargs["value"] for name, prior in resolved.items() if prior.dist == "Fixed"}
+    template = next(iter(posterior.data_vars.values()))
+    posterior = posterior.assign({name: xr.full_like(template, value, dtype=float) for name, value in fixed.items()})
     info = {"seed": seed, "sampler": sampler, "tune": tune, "target_accept": target_accept, **timings}
     idata = assemble(runs, resolved, likelihood, posterior, stats, diagnostics, info)
     result = Fit(law, runs, idata, resolved, likelihood, diagnostics, info)

@@ -143,6 +143,19 @@ def test_user_prior_overrides_are_used():
     assert abs(float(tight.posterior["alpha"].mean()) - 0.5) < 0.005
 
 
+def test_a_fixed_prior_freezes_the_parameter():
+    law = LAWS["power-N"]
+    runs = synthetic_runs(law, 40, noise=0.02, seed=1)
+    result = bl.fit(law, runs, priors={"alpha": {"dist": "Fixed", "value": 0.34}}, seed=1, **SMALL)
+    assert (result.posterior["alpha"] == 0.34).all()
+    truth = law.presets["chinchilla2022-infinite-data"].values
+    hdi = az.hdi(result.posterior[["E", "A"]], hdi_prob=0.94)
+    for param in ("E", "A"):
+        lo, hi = hdi[param].values
+        assert lo <= truth[param] <= hi
+    assert float(result.posterior["A"].std()) / truth["A"] < 0.05  # alpha known: A is pinned down
+
+
 def test_unconverged_fit_says_so_with_a_remedy():
     runs = synthetic_runs(LAWS["chinchilla"], 40, noise=0.01, seed=2)
     with pytest.warns(ConvergenceWarning, match="did not converge"):
