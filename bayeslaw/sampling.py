@@ -133,11 +133,7 @@ def sample_nutpie(model: pm.Model, *, key: Any, chains: int, draws: int, tune: i
                           progress_bar=progress, low_rank_modified_mass_matrix=True,
                           target_accept=target_accept, save_warmup=False)
     sample_seconds = time.perf_counter() - t1
-    stats = trace.sample_stats
-    stats = stats.assign(
-        diverging=stats["diverging"],
-        reached_max_treedepth=stats["maxdepth_reached"] if "maxdepth_reached" in stats else stats["diverging"] * False,
-    )
+    stats = trace.sample_stats.assign(reached_max_treedepth=trace.sample_stats["maxdepth_reached"])  # PyMC's name
     return trace.posterior, stats, {"compile_seconds": compile_seconds, "sample_seconds": sample_seconds}
 
 
