@@ -17,7 +17,7 @@ import hashlib
 import io
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,6 +167,30 @@ def _numeric(frame: pd.DataFrame, src: str, canonical: str, line_offset: int) ->
     return arr
 
 
+def derivation_rules(k: float | None) -> list[tuple[str, tuple[str, ...], Callable, str]]:
+    """How a missing input follows from others: C = k N D (when the law has a k) and C = M D."""
+    rules: list[tuple[str, tuple[str, ...], Callable, str]] = []
+    if k is not None:
+        rules += [("D", ("C", "N"), lambda v: v["C"] / (k * v["N"]), f"C / ({k:g} N)"),
+                  ("N", ("C", "D"), lambda v: v["C"] / (k * v["D"]), f"C / ({k:g} D)"),
+                  ("C", ("N", "D"), lambda v: k * v["N"] * v["D"], f"{k:g} N D")]
+    rules += [("D", ("C", "M"), lambda v: v["C"] / v["M"], "C / M (C = M D)"),
+              ("C", ("M", "D"), lambda v: v["M"] * v["D"], "M D")]
+    return rules
+
+
+def derive_inputs(law: Law, values: Mapping[str, np.ndarray], flops_per_param_token: float | None = None
+                  ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Numeric inputs completed by the law's compute convention; the dict of what was derived and how."""
+    k = flops_per_param_token if flops_per_param_token is not None else law.compute_factor
+    out, derived = dict(values), {}
+    for col, needs, rule, text in derivation_rules(k):
+        if col not in out and all(n in out for n in needs):
+            out[col] = rule(out)
+            derived[col] = text
+    return out, derived
+
+
 def load_runs(
     source: pd.DataFrame | str | os.PathLike | Runs,
     law: Law | str,
@@ -195,14 +219,7 @@ def load_runs(
 
     derived: dict[str, str] = {}
     k = flops_per_param_token if flops_per_param_token is not None else law.compute_factor
-    rules = []
-    if k is not None:
-        rules += [("D", ("C", "N"), lambda v: v["C"] / (k * v["N"]), f"C / ({k:g} N)"),
-                  ("N", ("C", "D"), lambda v: v["C"] / (k * v["D"]), f"C / ({k:g} D)"),
-                  ("C", ("N", "D"), lambda v: k * v["N"] * v["D"], f"{k:g} N D")]
-    rules += [("D", ("C", "M"), lambda v: v["C"] / v["M"], "C / M (C = M D)"),
-              ("C", ("M", "D"), lambda v: v["M"] * v["D"], "M D")]
-    for col, needs, rule, text in rules:
+    for col, needs, rule, text in derivation_rules(k):
         if col not in wanted or have(col):
             continue
         if "M" in needs and not have("M") and all(have(c) for c in ("n_layer", "d_model", "l_seq")):

@@ -63,6 +63,7 @@ class Law:
     input_ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     noise_prior: Prior = field(default_factory=lambda: Prior("HalfNormal", sigma=0.1))
     compute_factor: float | None = 6.0
+    optimum: Callable[[Params, Any, float, ModuleType], tuple[Any, Any]] | None = None
 
     @property
     def default_priors(self) -> dict[str, Prior]:

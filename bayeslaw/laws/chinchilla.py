@@ -61,7 +61,7 @@ def chinchilla_derived(p, xp):
     }
 
 
-def chinchilla_optimum(p, budget, xp=np, flops_per_param_token: float = 6.0):
+def chinchilla_optimum(p, budget, flops_per_param_token: float = 6.0, xp=np):
     """Closed-form compute-optimal (N_opt, D_opt) for budget C = k N D (Hoffmann eq 4)."""
     d = chinchilla_derived(p, xp)
     scaled = budget / flops_per_param_token
@@ -91,6 +91,7 @@ def _chinchilla_like(name: str, title: str, source: str, irreducible: Param,
         source=source,
         presets=presets,
         input_ranges={"N": RANGES["N"], "D": RANGES["D"]},
+        optimum=chinchilla_optimum,
     )
 
 

@@ -1,0 +1,165 @@
+"""Compute-optimal allocation under uncertainty: for every posterior draw and budget, N_opt and D_opt.
+
+For a budget C = k N D (k = 6 by default), the optimum minimises L(N, C / (k N)) over N.
+- Closed form where the law has one (Chinchilla form, Hoffmann eq 4): N_opt = G (C/k)^a.
+- Otherwise a vectorised golden-section search in u = log N over all draws and budgets at once
+  (L along an isoFLOP line is unimodal in log N for these laws: a sum of exponentials in u).
+Constraints: a largest model (N <= max_params) and a token cap (D <= max_tokens; without a
+data-constrained law, no repetition). Both clip the search interval; for a unimodal profile the
+constrained optimum is the clipped one.
+DeepSeek's allocation laws give M_opt (FLOPs per token) directly, with D_opt = C / M_opt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayeslaw.errors import BayeslawError
+from bayeslaw.laws import Law
+from bayeslaw.posterior import LawPosterior, as_posterior
+from bayeslaw.predict import check_levels, interval_columns
+
+GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
+SEARCH_STEPS = 90  # shrinks a 60-decade bracket below 1e-12 relative in N
+
+
+def golden_section(objective: Callable[[np.ndarray], np.ndarray], lo, hi, steps: int = SEARCH_STEPS) -> np.ndarray:
+    """Minimiser of a unimodal ``objective`` on [lo, hi], elementwise over numpy arrays of brackets."""
+    a, b = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    c, d = b - GOLDEN * (b - a), a + GOLDEN * (b - a)
+    fc, fd = objective(c), objective(d)
+    for _ in range(steps):
+        left = fc < fd  # the minimum lies in [a, d]
+        a, b = np.where(left, a, c), np.where(left, d, b)
+        c_new, d_new = b - GOLDEN * (b - a), a + GOLDEN * (b - a)
+        # the surviving interior point is reused; only the new one is evaluated
+        c, d = np.where(left, c_new, d), np.where(left, c, d_new)
+        f_new = objective(np.where(left, c, d))
+        fc, fd = np.where(left, f_new, fd), np.where(left, fc, f_new)
+    return (a + b) / 2
+
+
+def broadcast_numpy(params, *arrays):
+    """Params and arrays broadcast together as numpy, plus a function that wraps a result back
+    into the broadcast xarray shape (when any input was a DataArray)."""
+    items = [*params.values(), *arrays]
+    if any(isinstance(x, xr.DataArray) for x in items):
+        full = xr.broadcast(*[x if isinstance(x, xr.DataArray) else xr.DataArray(x) for x in items])
+        template = full[0]
+        values = [x.transpose(*template.dims).values for x in full]
+        wrap = template.copy  # copy(data=...) keeps dims and coords
+        return dict(zip(params, values[:len(params)], strict=True)), values[len(params):], lambda v: wrap(data=v)
+    values = np.broadcast_arrays(*[np.asarray(x, dtype=float) for x in items])
+    return dict(zip(params, values[:len(params)], strict=True)), values[len(params):], lambda v: v
+
+
+def search_bounds(budget, k: float, max_params: float | None, max_tokens: float | None):
+    """log N interval: N >= 1, D >= 1, N <= max_params, D <= max_tokens (NaN where infeasible)."""
+    lo = budget * 0.0
+    hi = np.log(budget / k)
+    if max_params is not None:
+        hi = np.minimum(hi, np.log(max_params))
+    if max_tokens is not None:
+        lo = np.maximum(lo, np.log(budget / (k * max_tokens)))
+    feasible = lo <= hi
+    return xr.where(feasible, lo, np.nan), xr.where(feasible, hi, np.nan)
+
+
+def optimal_allocation(law: Law, params, budget, *, flops_per_param_token: float = 6.0,
+                       max_params: float | None = None, max_tokens: float | None = None,
+                       method: str = "auto"):
+    """Per-draw (N_opt, D_opt) for budgets C = k N D: closed form ("closed"), search ("numerical") or "auto"."""
+    if set(law.inputs) != {"N", "D"}:
+        raise BayeslawError(f"law '{law.name}' has inputs {', '.join(law.inputs)}; allocating a budget needs N and D")
+    k = flops_per_param_token
+    if method not in ("auto", "closed", "numerical"):
+        raise BayeslawError(f"unknown method '{method}'; use auto, closed or numerical")
+    if method == "closed" and law.optimum is None:
+        raise BayeslawError(f"law '{law.name}' has no closed-form optimum; use method='numerical'")
+    lo, hi = search_bounds(budget, k, max_params, max_tokens)
+    if law.optimum is not None and method != "numerical":
+        n_opt, _ = law.optimum(params, budget, k, np)
+        log_n = np.minimum(np.maximum(np.log(n_opt), lo), hi)  # NaN bounds stay NaN
+    else:
+        flat, (c, lo, hi), wrap = broadcast_numpy(params, budget, lo, hi)
+
+        def loss_at(u):
+            n = np.exp(u)
+            return law.function(flat, {"N": n, "D": c / (k * n)}, np)
+
+        log_n = wrap(golden_section(loss_at, lo, hi))
+    n = np.exp(log_n)
+    return n, budget / (k * n)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Per-draw compute-optimal allocations, dims (chain, draw, budget)."""
+
+    draws: xr.Dataset
+    method: str
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self, levels: Sequence[float] = (0.9,)) -> pd.DataFrame:
+        """Per budget: median and central intervals of each planned quantity."""
+        levels = check_levels(levels)
+        columns = {"budget": self.draws["budget"].values}
+        for name in self.draws.data_vars:
+            samples = self.draws[name].stack(sample=("chain", "draw")).transpose("budget", "sample").values
+            columns |= interval_columns(samples, levels, prefix=f"{name} ")
+        return pd.DataFrame(columns).set_index("budget")
+
+
+def budget_array(budget: float | Sequence[float] | np.ndarray) -> xr.DataArray:
+    values = np.atleast_1d(np.asarray(budget, dtype=float))
+    if values.ndim != 1 or not np.all(np.isfinite(values) & (values > 0)):
+        raise BayeslawError(f"budgets must be finite FLOP counts > 0, got {values.tolist()}")
+    return xr.DataArray(values, dims="budget", coords={"budget": values})
+
+
+def plan(source: Any, budget: float | Sequence[float] | np.ndarray, *, flops_per_param_token: float = 6.0,
+         max_params: float | None = None, max_tokens: float | None = None, method: str = "auto") -> Plan:
+    """For every posterior draw and budget: N_opt, D_opt, the law's loss there, and tokens per parameter.
+
+    ``max_params`` caps N (memory); ``max_tokens`` caps D (unique data, no repetition).
+    DeepSeek's ``deepseek-M_opt`` / ``deepseek-D_opt`` fits give M_opt and D_opt with C = M D.
+    """
+    post: LawPosterior = as_posterior(source)
+    law = post.law
+    budgets = budget_array(budget)
+    for name, value in (("max_params", max_params), ("max_tokens", max_tokens)):
+        if value is not None and not value > 0:
+            raise BayeslawError(f"{name} must be > 0, got {value}")
+    if not flops_per_param_token > 0:
+        raise BayeslawError(f"flops_per_param_token must be > 0, got {flops_per_param_token}")
+    if law.target in ("M_opt", "D_opt"):
+        return _deepseek_plan(post, budgets)
+    n, d = optimal_allocation(law, post.params(), budgets, flops_per_param_token=flops_per_param_token,
+                              max_params=max_params, max_tokens=max_tokens, method=method)
+    loss = law.function(post.params(), {"N": n, "D": d}, np)
+    draws = xr.Dataset({"N_opt": n, "D_opt": d, law.target: loss, "tokens_per_param": d / n})
+    draws = draws.transpose("chain", "draw", "budget")
+    used = "closed form" if law.optimum is not None and method != "numerical" else "golden-section search in log N"
+    notes = [f"C = {flops_per_param_token:g} N D; optimum by {used}"]
+    if max_params is not None:
+        notes.append(f"N capped at {max_params:.3g}")
+    if max_tokens is not None:
+        notes.append(f"D capped at {max_tokens:.3g} tokens (no repetition: law '{law.name}' has no data-"
+                     "constrained term)")
+    if bool(draws["N_opt"].isnull().any()):
+        notes.append("some budgets cannot meet the constraints (NaN)")
+    return Plan(draws, used, notes)
+
+
+def _deepseek_plan(post: LawPosterior, budgets: xr.DataArray) -> Plan:
+    law = post.law
+    value = law.function(post.params(), {"C": budgets}, np)
+    m, d = (value, budgets / value) if law.target == "M_opt" else (budgets / value, value)
+    draws = xr.Dataset({"M_opt": m, "D_opt": d}).transpose("chain", "draw", "budget")
+    return Plan(draws, f"{law.name} power law", ["C = M D, M in non-embedding FLOPs per token (DeepSeek)"])

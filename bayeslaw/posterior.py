@@ -1,0 +1,89 @@
+"""Draws of a law's published parameters: what predictions and decisions are computed from.
+
+A :class:`LawPosterior` comes from a :class:`~bayeslaw.fit.Fit` (``as_posterior(fit)``) or from
+published constants (``from_constants(law, preset)``: one draw, no observation noise). Nothing here
+builds a PyMC model: the law's numpy function is evaluated on the draws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from bayeslaw.data import derive_inputs
+from bayeslaw.errors import BayeslawError
+from bayeslaw.laws import Law, get_law
+
+
+@dataclass(frozen=True)
+class LawPosterior:
+    """Published parameters (and noise parameters, when known) with dims (chain, draw)."""
+
+    law: Law
+    draws: xr.Dataset
+    likelihood: str | None = None
+    fitted_ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def n_draws(self) -> int:
+        return int(self.draws.sizes["chain"] * self.draws.sizes["draw"])
+
+    def params(self) -> dict[str, xr.DataArray]:
+        return {name: self.draws[name] for name in self.law.published}
+
+    def point_estimate(self) -> dict[str, float]:
+        """Posterior mean of each published parameter: what a point fit would plan with."""
+        return {name: float(self.draws[name].mean()) for name in self.law.published}
+
+    def log_noise(self, seed: int | None = 0) -> xr.DataArray:
+        """One observation-noise draw on log(target) per posterior draw (zero when the noise is unknown)."""
+        template = self.draws[self.law.published[0]]
+        if self.likelihood is None:
+            return xr.zeros_like(template, dtype=float)
+        rng = np.random.default_rng(seed)
+        shape = template.shape
+        sigma = self.draws["sigma"].values
+        if self.likelihood == "student_t":
+            noise = sigma * rng.standard_t(self.draws["nu"].values, size=shape)
+        elif self.likelihood == "normal":
+            noise = sigma * rng.standard_normal(shape)
+        else:
+            noise = rng.laplace(0.0, sigma, size=shape)
+        return template.copy(data=noise)
+
+
+def as_posterior(source: Any) -> LawPosterior:
+    """A LawPosterior from a Fit (or a LawPosterior, returned as it is)."""
+    if isinstance(source, LawPosterior):
+        return source
+    from bayeslaw.fit import Fit
+
+    if not isinstance(source, Fit):
+        raise BayeslawError(f"expected a fit or a LawPosterior, got {type(source).__name__}")
+    law = source.law
+    values = {name: source.runs.frame[name].to_numpy() for name in law.inputs}
+    values, _ = derive_inputs(law, values)
+    ranges = {name: (float(np.min(v)), float(np.max(v))) for name, v in values.items()}
+    keep = [*law.published, *(n for n in ("sigma", "nu") if n in source.posterior)]
+    return LawPosterior(law, source.posterior[keep], source.likelihood, ranges, f"fit of {law.name}")
+
+
+def from_constants(law: Law | str, values: str | Mapping[str, float]) -> LawPosterior:
+    """A one-draw posterior at published constants: a preset name of the law, or a dict of values."""
+    law = get_law(law)
+    if isinstance(values, str):
+        if values not in law.presets:
+            raise BayeslawError(f"law '{law.name}' has no preset '{values}'; presets: {', '.join(law.presets)}")
+        label, values = values, law.presets[values].values
+    else:
+        label = "given constants"
+    missing = [n for n in law.published if n not in values]
+    if missing:
+        raise BayeslawError(f"constants for law '{law.name}' miss {', '.join(missing)}")
+    draws = xr.Dataset({n: (("chain", "draw"), np.full((1, 1), float(values[n]))) for n in law.published})
+    return LawPosterior(law, draws, None, {}, f"{law.name} at {label}")

@@ -1,0 +1,208 @@
+"""Risk-aware allocation: commit to one (N, D) per budget, chosen against the whole posterior.
+
+For a budget C and a candidate N (D = C / (k N)), the posterior predictive loss over draws s is
+L_s(N) = f(theta_s; N, D) exp(eps_s), with one noise draw eps_s per posterior draw (held fixed, so
+the risk is a smooth function of N). The chosen N minimises a risk measure of {L_s(N)}:
+  mean           E[L]
+  quantile:q     VaR_q, the q-quantile of L
+  cvar:q         CVaR_q = E[L | L >= VaR_q], the mean of the worst (1 - q) tail (Rockafellar & Uryasev 2000)
+  prob:target    maximise P(L <= target)
+Regret of an allocation on draw s: f(theta_s; N, D) - f(theta_s; N_opt,s, D_opt,s), the loss given up
+against that draw's own optimum. The same is reported for the allocation a point estimate (the
+posterior mean of the parameters) would choose, so the cost of ignoring uncertainty is visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayeslaw.errors import BayeslawError
+from bayeslaw.laws import Law
+from bayeslaw.plan import budget_array, golden_section, optimal_allocation, search_bounds
+from bayeslaw.posterior import LawPosterior, as_posterior
+
+GRID = 161  # candidate allocations per budget before the golden-section refinement
+
+
+@dataclass(frozen=True)
+class Risk:
+    """A risk measure over posterior draws: mean, quantile (VaR), cvar, or prob (of reaching a target)."""
+
+    name: str
+    level: float | None = None
+
+    @classmethod
+    def parse(cls, spec: str | Risk, target_loss: float | None = None) -> Risk:
+        if isinstance(spec, Risk):
+            return spec
+        name, _, arg = str(spec).strip().lower().partition(":")
+        if name == "mean" and not arg:
+            return cls("mean")
+        if name in ("quantile", "var", "cvar"):
+            level = _number(arg, spec)
+            if not 0 < level < 1:
+                raise BayeslawError(f"risk '{spec}': the level must lie in (0, 1), got {level}")
+            return cls("quantile" if name == "var" else name, level)
+        if name == "prob":
+            level = _number(arg, spec) if arg else target_loss
+            if level is None or not level > 0:
+                raise BayeslawError(f"risk '{spec}' needs a target loss > 0: prob:TARGET or --target-loss")
+            return cls("prob", level)
+        raise BayeslawError(f"unknown risk '{spec}'; use mean, quantile:Q, cvar:Q (Q in (0, 1)) or prob:TARGET")
+
+    def __call__(self, losses: np.ndarray) -> np.ndarray:
+        """The risk of each row of ``losses`` (draws on the last axis); lower is better."""
+        if self.name == "mean":
+            return losses.mean(axis=-1)
+        if self.name == "prob":
+            return -(losses <= self.level).mean(axis=-1)
+        var = np.quantile(losses, self.level, axis=-1)
+        if self.name == "quantile":
+            return var
+        tail = losses >= var[..., None]
+        return np.where(tail, losses, 0.0).sum(axis=-1) / tail.sum(axis=-1)
+
+    def describe(self, value: float) -> float:
+        """The reported number: the risk itself, or the probability for 'prob'."""
+        return -value if self.name == "prob" else value
+
+    def __str__(self) -> str:
+        return self.name if self.level is None else f"{self.name}:{self.level:g}"
+
+
+def _number(text: str, spec: Any) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise BayeslawError(f"risk '{spec}': expected a number after ':', got '{text}'") from None
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """Flattened draws of one law for allocation: parameters (S,), noise (S,), k and constraints."""
+
+    law: Law
+    params: dict[str, np.ndarray]
+    noise: np.ndarray
+    k: float
+    max_params: float | None
+    max_tokens: float | None
+
+    def loss(self, n, budget, noisy: bool = True):
+        """Loss of candidates n (shape (..., 1)) on every draw: shape (..., S)."""
+        mean = self.law.function(self.params, {"N": n, "D": budget / (self.k * n)}, np)
+        return mean * np.exp(self.noise) if noisy else mean
+
+    def loss_at(self, n: float, budget: float, noisy: bool = True) -> np.ndarray:
+        """Loss of one allocation on every draw: shape (S,)."""
+        return self.loss(np.array([[n]]), budget, noisy)[0]
+
+    def optimum(self, budget: float) -> np.ndarray:
+        n, _ = optimal_allocation(self.law, self.params, np.asarray(budget), flops_per_param_token=self.k,
+                                  max_params=self.max_params, max_tokens=self.max_tokens)
+        return np.asarray(n)
+
+    def choose(self, budget: float, risk: Risk, n_opt: np.ndarray) -> float:
+        """The N whose predictive-loss risk is lowest: a log grid over the draws' optima, then golden section."""
+        lo, hi = search_bounds(np.asarray(budget), self.k, self.max_params, self.max_tokens)
+        if not np.isfinite(lo):
+            return float("nan")
+        spread = np.log(n_opt[np.isfinite(n_opt)])
+        grid = np.linspace(max(float(lo), spread.min() - 1.0), min(float(hi), spread.max() + 1.0), GRID)
+        values = risk(self.loss(np.exp(grid)[:, None], budget))
+        best = int(np.argmin(values))
+        a, b = grid[max(best - 1, 0)], grid[min(best + 1, GRID - 1)]
+        if risk.name == "prob":  # a step function of N: the grid point is the answer
+            return float(np.exp(grid[best]))
+        u = golden_section(lambda x: risk(self.loss(np.exp(np.atleast_1d(x))[:, None], budget))[0],
+                           np.float64(a), np.float64(b), steps=40)
+        return float(np.exp(u))
+
+
+def _problem(post: LawPosterior, k: float, max_params, max_tokens, seed) -> _Problem:
+    if set(post.law.inputs) != {"N", "D"}:
+        raise BayeslawError(f"law '{post.law.name}' has inputs {', '.join(post.law.inputs)}; "
+                            "risk-aware allocation needs a loss law in N and D")
+    flat = {k_: v.values.reshape(-1) for k_, v in post.params().items()}
+    return _Problem(post.law, flat, post.log_noise(seed).values.reshape(-1), k, max_params, max_tokens)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Chosen allocations per budget, the posterior-mean (point-estimate) allocations, and their losses."""
+
+    table: pd.DataFrame
+    risk: Risk
+    losses: dict[str, np.ndarray]
+
+
+def decide(source: Any, budget: float | Sequence[float], risk: str | Risk = "mean", *,
+           flops_per_param_token: float = 6.0, max_params: float | None = None, max_tokens: float | None = None,
+           target_loss: float | None = None, seed: int | None = 0) -> Decision:
+    """One (N, D) per budget minimising ``risk`` of the posterior predictive loss, against the point-estimate plan.
+
+    The table has, per budget: the chosen N, D and tokens per parameter; the risk, mean, median and
+    90% interval of its predictive loss; P(loss <= target_loss) when a target is given; the expected
+    regret against the per-draw optimum; and the same for the point-estimate allocation.
+    """
+    post = as_posterior(source)
+    risk = Risk.parse(risk, target_loss)
+    problem = _problem(post, flops_per_param_token, max_params, max_tokens, seed)
+    point = {k: np.array([v]) for k, v in post.point_estimate().items()}
+    rows, losses = [], {}
+    for c in budget_array(budget).values:
+        n_opt = problem.optimum(c)
+        best_mean = problem.loss(n_opt, c, noisy=False)
+        point_n = float(np.asarray(optimal_allocation(problem.law, point, np.asarray(c), flops_per_param_token=problem.k,
+                                                      max_params=max_params, max_tokens=max_tokens)[0])[0])
+        row = {"budget": c}
+        for label, n in (("chosen", problem.choose(c, risk, n_opt)), ("point estimate", point_n)):
+            sample = problem.loss_at(n, c)
+            regret = problem.loss_at(n, c, noisy=False) - best_mean
+            losses[f"{label} @ {c:.3g}"] = sample
+            row |= {f"{label} N": n, f"{label} D": c / (problem.k * n), f"{label} tokens/param": c / (problem.k * n * n),
+                    f"{label} {risk}": risk.describe(float(risk(sample))), f"{label} loss mean": sample.mean(),
+                    f"{label} loss median": np.median(sample),
+                    f"{label} loss 5%": np.quantile(sample, 0.05), f"{label} loss 95%": np.quantile(sample, 0.95),
+                    f"{label} expected regret": regret.mean(), f"{label} regret 90%": np.quantile(regret, 0.9)}
+            if target_loss is not None:
+                row[f"{label} P(loss<={target_loss:g})"] = float((sample <= target_loss).mean())
+        rows.append(row)
+    return Decision(pd.DataFrame(rows).set_index("budget"), risk, losses)
+
+
+def min_budget(source: Any, target_loss: float, probability: float = 0.9, *, flops_per_param_token: float = 6.0,
+               max_params: float | None = None, max_tokens: float | None = None, seed: int | None = 0,
+               bounds: tuple[float, float] = (1e15, 1e32)) -> dict[str, float]:
+    """The smallest budget C whose best allocation reaches ``target_loss`` with probability >= ``probability``.
+
+    Bisection in log C on p(C) = max over N of P(L(N, C / (k N)) <= target): budgets only widen the choice.
+    """
+    if not 0 < probability < 1:
+        raise BayeslawError(f"probability must lie in (0, 1), got {probability}")
+    post = as_posterior(source)
+    problem = _problem(post, flops_per_param_token, max_params, max_tokens, seed)
+    risk = Risk("prob", target_loss)
+
+    def reach(c: float) -> tuple[float, float]:
+        n = problem.choose(c, risk, problem.optimum(c))
+        return (float(-risk(problem.loss_at(n, c))) if np.isfinite(n) else 0.0), n
+
+    lo, hi = np.log(bounds[0]), np.log(bounds[1])
+    p_hi, _ = reach(float(np.exp(hi)))
+    if p_hi < probability:
+        raise BayeslawError(f"loss {target_loss:g} is reached with probability {p_hi:.2f} < {probability:g} even at "
+                            f"{bounds[1]:.0e} FLOPs: the posterior's irreducible loss sits too close to or above it")
+    if reach(float(np.exp(lo)))[0] >= probability:
+        raise BayeslawError(f"loss {target_loss:g} is already reached at {bounds[0]:.0e} FLOPs")
+    for _ in range(45):  # about 1e-5 relative in C
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if reach(float(np.exp(mid)))[0] >= probability else (mid, hi)
+    c = float(np.exp(hi))
+    p, n = reach(c)
+    return {"budget": c, "N": n, "D": c / (problem.k * n), "probability": p, "target_loss": target_loss}
