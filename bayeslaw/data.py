@@ -76,13 +76,26 @@ class Runs:
         return out
 
 
-def read_table(source: pd.DataFrame | str | os.PathLike) -> tuple[pd.DataFrame, int]:
-    """A DataFrame from a frame or a CSV path, and the offset from row position to file line."""
+def _record_lines(text: str) -> np.ndarray:
+    """The file line on which each data record starts; blank lines are skipped, as pandas does."""
+    lines, start, header_seen = [], 1, False
+    reader = csv.reader(io.StringIO(text))
+    for record in reader:
+        if len(record) > 1 or (record and record[0].strip()):
+            if header_seen:
+                lines.append(start)
+            header_seen = True
+        start = reader.line_num + 1
+    return np.asarray(lines, dtype=int)
+
+
+def read_table(source: pd.DataFrame | str | os.PathLike) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """A DataFrame from a frame or a CSV path, and the file line of each row (None for a frame)."""
     if isinstance(source, pd.DataFrame):
         duplicated = source.columns[source.columns.duplicated()].unique().tolist()
         if duplicated:
             raise DataError(f"duplicate column names: {', '.join(map(str, duplicated))}; rename them")
-        return source.reset_index(drop=True), 0
+        return source.reset_index(drop=True), None
     path = Path(source)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -114,20 +127,29 @@ def read_table(source: pd.DataFrame | str | os.PathLike) -> tuple[pd.DataFrame, 
             f"{path}: not a CSV table of runs: found a single column '{frame.columns[0]}'; "
             "expected comma-separated columns such as N, D, loss"
         )
-    return frame, 2  # row 0 is on line 2, after the header
+    lines = _record_lines(text)
+    if len(lines) != len(frame):  # a CSV dialect the csv module reads differently from pandas
+        lines = np.arange(len(frame)) + 2
+    return frame, lines
 
 
-def _rows(mask: np.ndarray, line_offset: int) -> str:
+def _rows(mask: np.ndarray, lines: np.ndarray | None) -> str:
     rows = np.flatnonzero(mask)
-    shown = ", ".join(str(r + line_offset) if line_offset else str(r) for r in rows[:_MAX_LISTED_ROWS])
+    shown = ", ".join(str(lines[r]) if lines is not None else str(r) for r in rows[:_MAX_LISTED_ROWS])
     more = f" and {len(rows) - _MAX_LISTED_ROWS} more" if len(rows) > _MAX_LISTED_ROWS else ""
-    what = "lines" if line_offset else "rows"
+    what = "lines" if lines is not None else "rows"
     return f"{what} {shown}{more}"
 
 
-def _map_columns(frame: pd.DataFrame, wanted: Sequence[str], columns: Mapping[str, str]) -> dict[str, str]:
-    """For each canonical name, the source column that holds it (explicit mapping first)."""
+def _map_columns(frame: pd.DataFrame, wanted: Sequence[str], columns: Mapping[str, str],
+                 optional: Sequence[str] = ()) -> tuple[dict[str, str], dict[str, str]]:
+    """For each canonical name, the source column that holds it (explicit mapping first).
+
+    Ambiguity in a ``wanted`` name raises; in an ``optional`` one it is returned as a message, to
+    be raised only if that column turns out to be needed.
+    """
     mapped: dict[str, str] = {}
+    ambiguous: dict[str, str] = {}
     for canonical, src in columns.items():
         if src not in frame.columns:
             raise DataError(f"column '{src}' (given for {canonical}) is not in the table; "
@@ -136,19 +158,21 @@ def _map_columns(frame: pd.DataFrame, wanted: Sequence[str], columns: Mapping[st
     by_norm: dict[str, list[str]] = {}
     for col in frame.columns:
         by_norm.setdefault(_normalise(col), []).append(col)
-    for canonical in wanted:
+    for canonical in [*wanted, *optional]:
         if canonical in mapped:
             continue
         names = (_normalise(canonical), *ALIASES.get(canonical, ()))
         hits = [col for n in dict.fromkeys(names) for col in by_norm.get(n, [])]
         if len(hits) > 1:
-            raise DataError(
-                f"columns {', '.join(repr(h) for h in hits)} could each be {canonical}; "
-                f"say which with columns={{'{canonical}': ...}} (CLI: --column {canonical}=NAME)"
-            )
+            message = (f"columns {', '.join(repr(h) for h in hits)} could each be {canonical}; "
+                       f"say which with columns={{'{canonical}': ...}} (CLI: --column {canonical}=NAME)")
+            if canonical not in wanted:
+                ambiguous[canonical] = message
+                continue
+            raise DataError(message)
         if hits:
             mapped[canonical] = hits[0]
-    return mapped
+    return mapped, ambiguous
 
 
 def _numeric(frame: pd.DataFrame, src: str, canonical: str, line_offset: int) -> np.ndarray:
@@ -209,10 +233,12 @@ def load_runs(
     columns = dict(columns or {})
     wanted = [*law.inputs, law.target]
     extra = [c for c in ("N", "D", "C", "M", "n_layer", "d_model", "l_seq") if c not in wanted]
-    mapped = _map_columns(frame, [*wanted, *extra], columns)
+    mapped, ambiguous = _map_columns(frame, wanted, columns, extra)
     values: dict[str, np.ndarray] = {}
 
     def have(name: str) -> bool:
+        if name not in values and name in ambiguous:
+            raise DataError(ambiguous[name])
         if name not in values and name in mapped:
             values[name] = _numeric(frame, mapped[name], name, line_offset)
         return name in values
@@ -227,7 +253,13 @@ def load_runs(
             derived["M"] = "72 n_layer d_model^2 + 12 n_layer d_model l_seq (DeepSeek eq 2)"
         if all(have(n) for n in needs):
             _check_positive(values, needs, mapped, line_offset)
-            values[col] = rule(values)
+            with np.errstate(over="ignore", under="ignore"):
+                values[col] = rule(values)
+            bad = ~np.isfinite(values[col]) | (values[col] <= 0)
+            if bad.any():
+                sources = " and ".join(f"'{mapped.get(n, n)}' ({n})" for n in needs)
+                raise DataError(f"{col} derived as {text} from {sources}: {_rows(bad, line_offset)} give a {col} "
+                                f"that is not a finite number > 0; check the units of those columns")
             derived[col] = text
 
     missing = [c for c in wanted if not have(c)]

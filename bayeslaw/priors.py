@@ -89,7 +89,10 @@ class Prior:
         lo, hi = self.bounds
         need_lo, need_hi = {"real": (-math.inf, math.inf), "positive": (0.0, math.inf),
                             "unit": (0.0, 1.0)}[support]
-        if lo < need_lo or hi > need_hi:
+        outside = lo < need_lo or hi > need_hi
+        if self.dist == "Fixed":  # all mass on one point: it must lie inside the open support
+            outside = not need_lo < self.kwargs["value"] < need_hi
+        if outside:
             raise PriorError(
                 f"prior for '{param}': {self} has support ({lo}, {hi}) but '{param}' must lie in "
                 f"({need_lo}, {need_hi}); use e.g. LogNormal, HalfNormal, Gamma or a bounded "
@@ -115,6 +118,9 @@ class Prior:
             try:
                 call = ast.parse(spec.strip(), mode="eval").body
                 if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name) or call.args:
+                    raise ValueError
+                names = [kw.arg for kw in call.keywords]
+                if None in names or len(set(names)) != len(names):  # **spread or a repeated argument
                     raise ValueError
                 kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
             except (SyntaxError, ValueError):
@@ -143,7 +149,7 @@ class Prior:
         return getattr(pm, self.dist)(name, **self.kwargs)
 
     def __str__(self) -> str:
-        args = ", ".join(f"{k}={v:g}" for k, v in self.kwargs.items())
+        args = ", ".join(f"{k}={v:g}" if float(f"{v:g}") == v else f"{k}={v!r}" for k, v in self.kwargs.items())
         return f"{self.dist}({args})"
 
 

@@ -109,10 +109,10 @@ def test_real_chinchilla_table_for_a_compute_law(chinchilla_csv):
 
 def test_shared_data_helper_fails_in_ci_and_skips_elsewhere(monkeypatch):
     monkeypatch.setenv("CI", "1")
-    with pytest.raises(pytest.fail.Exception, match="no-such-table.csv is missing"):
+    with pytest.raises(pytest.fail.Exception, match=r"no-such-table\.csv is missing"):
         shared_data_path("no-such-table.csv")
     monkeypatch.delenv("CI")
-    with pytest.raises(pytest.skip.Exception, match="no-such-table.csv is missing"):
+    with pytest.raises(pytest.skip.Exception, match=r"no-such-table\.csv is missing"):
         shared_data_path("no-such-table.csv")
 
 
@@ -508,10 +508,9 @@ def test_line_numbers_with_windows_line_endings_and_a_bom(tmp_path):
     data_error(path, "chinchilla", "column 'loss' (loss): lines 7 are zero or negative")
 
 
-# ---- known problems: these fail today; they pass (and must lose the mark) once data.py is fixed -----
+# ---- problems found while writing these tests, now fixed ---------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="data.py counts lines by row position; pandas skips blank lines")
 def test_line_numbers_count_blank_lines(tmp_path):
     lines = csv_lines()
     lines.insert(3, "")  # a blank line 4; the run of old line 4 is now on line 5
@@ -519,13 +518,11 @@ def test_line_numbers_count_blank_lines(tmp_path):
     data_error(write_csv(tmp_path, lines), "chinchilla", "column 'loss' (loss): lines 8 are zero or negative")
 
 
-@pytest.mark.xfail(strict=True, reason="data.py raises on ambiguous columns the law does not need")
 def test_ambiguity_in_a_column_the_law_does_not_need_is_ignored():
     runs = load_runs(good_frame().assign(flops=C, compute=C), "chinchilla")  # two candidates for C, C unused
     assert runs.mapped == {"N": "N", "D": "D", "loss": "loss"}
 
 
-@pytest.mark.xfail(strict=True, reason="data.py does not check that derived inputs are finite")
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 def test_derived_tokens_that_overflow_are_refused():
     frame = pd.DataFrame({"N": [1e-300] * 8, "C": [1e300] * 8, "loss": LOSS})
