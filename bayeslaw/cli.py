@@ -160,5 +160,126 @@ def demo_command(
         raise typer.Exit(EXIT_NOT_CONVERGED)
 
 
+def _numbers(text: str | None, what: str) -> list[float]:
+    """Comma- or space-separated numbers, e.g. '7e10,1e11'."""
+    if text is None:
+        return []
+    try:
+        return [float(x) for x in text.replace(",", " ").split()]
+    except ValueError:
+        _fail(f"{what} must be numbers, got '{text}'")
+
+
+def _emit(tables: dict, as_json: bool, as_csv: bool) -> None:
+    """Print tables for people, or as JSON / CSV for scripts."""
+    import json
+
+    import pandas as pd
+
+    if as_json:
+        out = {k: (v.reset_index().to_dict(orient="records") if isinstance(v, pd.DataFrame) else v)
+               for k, v in tables.items()}
+        typer.echo(json.dumps(out, indent=2, default=float))
+    elif as_csv:
+        frames = [v for v in tables.values() if isinstance(v, pd.DataFrame)]
+        typer.echo(pd.concat(frames, axis=1).to_csv() if len(frames) > 1 else frames[0].to_csv(), nl=False)
+    else:
+        for name, table in tables.items():
+            typer.echo(f"\n{name}:")
+            if isinstance(table, pd.DataFrame):
+                typer.echo(_table(table.T if table.shape[1] > 6 else table))
+            elif isinstance(table, str):
+                typer.echo(f"  {table}")
+            else:
+                typer.echo("  " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                            for k, v in table.items()))
+
+
+@app.command("predict")
+def predict_command(
+    path: Annotated[Path, typer.Argument(help="a fit saved by `bayeslaw fit --out`")],
+    n: Annotated[str | None, typer.Option("--N", help="parameters, e.g. 7e10 or 7e10,1e11")] = None,
+    d: Annotated[str | None, typer.Option("--D", help="training tokens")] = None,
+    c: Annotated[str | None, typer.Option("--C", help="training FLOPs")] = None,
+    level: Annotated[list[float] | None, typer.Option(help="credible level, repeatable")] = None,
+    seed: int = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
+) -> None:
+    """Posterior predictive of the law's target at new inputs, flagging extrapolation."""
+    from bayeslaw.fit import load
+    from bayeslaw.predict import predict
+
+    inputs = {k: v for k, v in (("N", _numbers(n, "--N")), ("D", _numbers(d, "--D")), ("C", _numbers(c, "--C")))
+              if v}
+
+    def go():
+        result = load(path)
+        prediction = predict(result, seed=seed, **inputs)
+        return prediction.summary(level or (0.5, 0.9))
+
+    table = _run(go)
+    if not (as_json or as_csv) and (table["decades outside"] > 0).any():
+        typer.echo("warning: some points lie outside the fitted runs (see 'decades outside')", err=True)
+    _emit({"prediction": table}, as_json, as_csv)
+
+
+@app.command("plan", context_settings={"allow_extra_args": True})
+def plan_command(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="a fit saved by `bayeslaw fit --out`")],
+    budget: Annotated[list[float], typer.Option(help="FLOP budgets: --budget 1e22 1e23 1e24")],
+    risk: Annotated[str | None, typer.Option(help="mean, quantile:Q, cvar:Q or prob:TARGET")] = None,
+    max_params: Annotated[float | None, typer.Option(help="largest model (parameters)")] = None,
+    unique_tokens: Annotated[float | None, typer.Option(help="unique tokens available")] = None,
+    inference_tokens: Annotated[float | None, typer.Option(help="expected inference tokens")] = None,
+    target_loss: Annotated[float | None, typer.Option(help="loss to reach")] = None,
+    probability: Annotated[float, typer.Option(help="required probability of reaching --target-loss")] = 0.9,
+    flops_per_param_token: Annotated[float, typer.Option(help="k in C = k N D")] = 6.0,
+    level: Annotated[list[float] | None, typer.Option(help="credible level, repeatable")] = None,
+    seed: int = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
+) -> None:
+    """Compute-optimal N and D per budget under the posterior; risk-aware choices with --risk."""
+    from bayeslaw.fit import load
+    from bayeslaw.inference import inference_optimal
+    from bayeslaw.plan import plan
+    from bayeslaw.risk import Risk, decide, min_budget
+
+    budgets = list(budget) + _numbers(" ".join(ctx.args), "--budget") if ctx.args else list(budget)
+    if any(not b > 0 for b in budgets):
+        _fail(f"--budget must be > 0 FLOPs, got {', '.join(f'{b:g}' for b in budgets)}")
+    if not 0 < probability < 1:
+        _fail(f"--probability must lie in (0, 1), got {probability}")
+    if inference_tokens is not None and target_loss is None:
+        _fail("--inference-tokens needs --target-loss (the loss the served model must reach)")
+    tables: dict = {}
+
+    def go():
+        if risk is not None:
+            Risk.parse(risk, target_loss)  # refuse a bad risk before any work
+        result = load(path)
+        caps = {"max_params": max_params, "max_tokens": unique_tokens}
+        made = plan(result, budgets, flops_per_param_token=flops_per_param_token, **caps)
+        tables["plan"] = made.summary(level or (0.9,))
+        tables["notes"] = "; ".join(made.notes)
+        if risk is not None:
+            tables["decision"] = decide(result, budgets, risk, flops_per_param_token=flops_per_param_token,
+                                        target_loss=target_loss, seed=seed, **caps).table
+        if target_loss is not None and inference_tokens is None:
+            tables["smallest budget"] = min_budget(result, target_loss, probability,
+                                                   flops_per_param_token=flops_per_param_token, seed=seed, **caps)
+        if inference_tokens is not None:
+            draws = inference_optimal(result, target_loss, inference_tokens)
+            flat = {k: v.values.ravel() for k, v in draws.items()}
+            tables["inference-aware"] = {f"{k} median": float(np.nanmedian(v)) for k, v in flat.items()}
+
+    import numpy as np
+
+    _run(go)
+    _emit(tables, as_json, as_csv)
+
+
 def main() -> None:  # pragma: no cover - entry point
     app()

@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from bayeslaw.errors import BayeslawError
-from bayeslaw.plan import broadcast_numpy, golden_section
+from bayeslaw.plan import broadcast_numpy, golden_section, require_allocation_inputs
 from bayeslaw.posterior import as_posterior
 
 LOG_HUGE = np.log(1e60)  # stands in for D -> infinity
@@ -42,8 +42,7 @@ def inference_optimal(source: Any, target_loss: float, inference_tokens: float, 
     """
     post = as_posterior(source)
     law = post.law
-    if set(law.inputs) != {"N", "D"}:
-        raise BayeslawError(f"law '{law.name}' has inputs {', '.join(law.inputs)}; inference-aware allocation needs N, D")
+    require_allocation_inputs(law, "inference-aware allocation")
     if not target_loss > 0 or not inference_tokens >= 0:
         raise BayeslawError("target_loss must be > 0 and inference_tokens >= 0")
     params, _, wrap = broadcast_numpy(post.params())

@@ -71,12 +71,17 @@ def search_bounds(budget, k: float, max_params: float | None, max_tokens: float 
     return xr.where(feasible, lo, np.nan), xr.where(feasible, hi, np.nan)
 
 
+def require_allocation_inputs(law: Law, what: str) -> None:
+    """Refuse laws that do not take both N and D: there is no allocation to choose."""
+    if set(law.inputs) != {"N", "D"}:
+        raise BayeslawError(f"law '{law.name}' has inputs {', '.join(law.inputs)}; {what} needs a law in N and D")
+
+
 def optimal_allocation(law: Law, params, budget, *, flops_per_param_token: float = 6.0,
                        max_params: float | None = None, max_tokens: float | None = None,
                        method: str = "auto"):
     """Per-draw (N_opt, D_opt) for budgets C = k N D: closed form ("closed"), search ("numerical") or "auto"."""
-    if set(law.inputs) != {"N", "D"}:
-        raise BayeslawError(f"law '{law.name}' has inputs {', '.join(law.inputs)}; allocating a budget needs N and D")
+    require_allocation_inputs(law, "allocating a budget")
     k = flops_per_param_token
     if method not in ("auto", "closed", "numerical"):
         raise BayeslawError(f"unknown method '{method}'; use auto, closed or numerical")

@@ -23,7 +23,7 @@ import pandas as pd
 
 from bayeslaw.errors import BayeslawError
 from bayeslaw.laws import Law
-from bayeslaw.plan import budget_array, golden_section, optimal_allocation, search_bounds
+from bayeslaw.plan import budget_array, golden_section, optimal_allocation, require_allocation_inputs, search_bounds
 from bayeslaw.posterior import LawPosterior, as_posterior
 
 GRID = 161  # candidate allocations per budget before the golden-section refinement
@@ -125,9 +125,7 @@ class _Problem:
 
 
 def _problem(post: LawPosterior, k: float, max_params, max_tokens, seed) -> _Problem:
-    if set(post.law.inputs) != {"N", "D"}:
-        raise BayeslawError(f"law '{post.law.name}' has inputs {', '.join(post.law.inputs)}; "
-                            "risk-aware allocation needs a loss law in N and D")
+    require_allocation_inputs(post.law, "risk-aware allocation")
     flat = {k_: v.values.reshape(-1) for k_, v in post.params().items()}
     return _Problem(post.law, flat, post.log_noise(seed).values.reshape(-1), k, max_params, max_tokens)
 
@@ -152,20 +150,24 @@ def decide(source: Any, budget: float | Sequence[float], risk: str | Risk = "mea
     """
     post = as_posterior(source)
     risk = Risk.parse(risk, target_loss)
+    if risk.name == "prob" and target_loss is None:
+        target_loss = risk.level
     problem = _problem(post, flops_per_param_token, max_params, max_tokens, seed)
     point = {k: np.array([v]) for k, v in post.point_estimate().items()}
     rows, losses = [], {}
     for c in budget_array(budget).values:
         n_opt = problem.optimum(c)
         best_mean = problem.loss(n_opt, c, noisy=False)
-        point_n = float(np.asarray(optimal_allocation(problem.law, point, np.asarray(c), flops_per_param_token=problem.k,
-                                                      max_params=max_params, max_tokens=max_tokens)[0])[0])
+        point_n, _ = optimal_allocation(problem.law, point, np.asarray(c), flops_per_param_token=problem.k,
+                                        max_params=max_params, max_tokens=max_tokens)
+        point_n = float(np.ravel(point_n)[0])
         row = {"budget": c}
         for label, n in (("chosen", problem.choose(c, risk, n_opt)), ("point estimate", point_n)):
             sample = problem.loss_at(n, c)
             regret = problem.loss_at(n, c, noisy=False) - best_mean
             losses[f"{label} @ {c:.3g}"] = sample
-            row |= {f"{label} N": n, f"{label} D": c / (problem.k * n), f"{label} tokens/param": c / (problem.k * n * n),
+            d = c / (problem.k * n)
+            row |= {f"{label} N": n, f"{label} D": d, f"{label} tokens/param": d / n,
                     f"{label} {risk}": risk.describe(float(risk(sample))), f"{label} loss mean": sample.mean(),
                     f"{label} loss median": np.median(sample),
                     f"{label} loss 5%": np.quantile(sample, 0.05), f"{label} loss 95%": np.quantile(sample, 0.95),

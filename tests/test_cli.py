@@ -112,3 +112,63 @@ def test_demo_runs_on_the_embedded_default():
         parts = lines[key].replace("[", " ").replace("]", " ").replace(",", " ").replace("(", " ").split()
         median, lo, hi, truth = float(parts[2]), float(parts[3]), float(parts[4]), float(parts[6].rstrip(")"))
         assert lo <= truth <= hi and lo < median < hi
+
+
+@pytest.fixture(scope="module")
+def saved_fit(runs_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fit") / "fit.nc"
+    result = runner.invoke(app, ["fit", str(runs_csv), "--out", str(out), *SHORT])
+    assert out.is_file(), result.output
+    return out
+
+
+def test_predict_prints_intervals_and_flags_extrapolation(saved_fit):
+    inside = runner.invoke(app, ["predict", str(saved_fit), "--N", "1e9", "--D", "2e10"])
+    assert inside.exit_code == 0, inside.output
+    assert "decades outside" in inside.stdout and "90% hi" in inside.stdout and inside.stderr == ""
+    far = runner.invoke(app, ["predict", str(saved_fit), "--N", "1e13", "--D", "1e15"])
+    assert "outside the fitted runs" in far.stderr
+
+
+def test_plan_json_and_csv_are_machine_readable(saved_fit):
+    import io
+    import json
+
+    import pandas as pd
+
+    result = runner.invoke(app, ["plan", str(saved_fit), "--budget", "1e22", "1e23", "1e24", "--risk", "cvar:0.9",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [row["budget"] for row in data["plan"]] == [1e22, 1e23, 1e24]
+    assert [row["budget"] for row in data["decision"]] == [1e22, 1e23, 1e24]
+    medians = [row["N_opt median"] for row in data["plan"]]
+    assert medians == sorted(medians)
+    as_csv = runner.invoke(app, ["plan", str(saved_fit), "--budget", "1e22", "1e23", "--csv"])
+    frame = pd.read_csv(io.StringIO(as_csv.stdout))
+    assert list(frame["budget"]) == [1e22, 1e23] and "tokens_per_param median" in frame.columns
+
+
+def test_plan_with_target_and_inference_tokens(saved_fit):
+    result = runner.invoke(app, ["plan", str(saved_fit), "--budget", "1e23", "--target-loss", "2.3"])
+    assert result.exit_code == 0, result.output
+    assert "smallest budget:" in result.stdout and "probability 0.9" in result.stdout
+    served = runner.invoke(app, ["plan", str(saved_fit), "--budget", "1e23", "--target-loss", "2.3",
+                                 "--inference-tokens", "5e12"])
+    assert served.exit_code == 0, served.output
+    assert "inference-aware:" in served.stdout and "saving median" in served.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--budget", "-1e22"], "--budget must be > 0"),
+     (["--budget", "1e22", "--risk", "cvar:1.5"], "must lie in (0, 1)"),
+     (["--budget", "1e22", "--risk", "worst"], "unknown risk 'worst'"),
+     (["--budget", "1e22", "--inference-tokens", "1e12"], "--inference-tokens needs --target-loss"),
+     (["--budget", "1e22", "--probability", "1.2"], "--probability must lie in (0, 1)"),
+     (["--budget", "1e22", "lots"], "--budget must be numbers")],
+)
+def test_plan_refuses_bad_arguments_in_one_line(saved_fit, args, message):
+    result = runner.invoke(app, ["plan", str(saved_fit), *args])
+    assert result.exit_code == EXIT_ERROR, result.output
+    assert result.stderr.count("\n") == 1 and message in result.stderr

@@ -1,0 +1,197 @@
+"""Decisions: published allocations, optimiser properties, risk measures, constraints, inverse budget,
+inference-aware allocation, prediction with extrapolation flags."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import bayeslaw as bl
+from bayeslaw.errors import BayeslawError
+from bayeslaw.inference import inference_optimal
+from bayeslaw.laws import get_law
+from bayeslaw.plan import optimal_allocation, plan
+from bayeslaw.posterior import LawPosterior, as_posterior, from_constants
+from bayeslaw.predict import predict
+from bayeslaw.risk import Risk, decide, min_budget
+
+CHINCHILLA = get_law("chinchilla")
+
+
+@pytest.mark.parametrize("method", ["closed", "numerical"])
+@pytest.mark.parametrize(
+    ("preset", "n_opt", "d_opt"),
+    [("hoffmann2022", 3.219e10, 2.982e12), ("hoffmann2022-tex", 4.036e10, 2.379e12),
+     ("besiroglu2024", 7.236e10, 1.327e12)],
+)
+def test_published_allocations_at_gopher_compute(preset, n_opt, d_opt, method):
+    made = plan(from_constants("chinchilla", preset), 5.76e23, method=method)
+    assert made.draws["N_opt"].item() == pytest.approx(n_opt, rel=1e-3)
+    assert made.draws["D_opt"].item() == pytest.approx(d_opt, rel=1e-3)
+
+
+def test_deepseek_allocation_laws_reproduce_the_7b_numbers():
+    budget = 8.4557e22
+    by_m = plan(from_constants("deepseek-M_opt", "deepseek2024"), budget).draws
+    by_d = plan(from_constants("deepseek-D_opt", "deepseek2024"), budget).draws
+    assert by_m["M_opt"].item() == pytest.approx(1.799e11, rel=1e-3)
+    assert by_d["D_opt"].item() == pytest.approx(4.701e11, rel=1e-3)
+    assert (by_m["M_opt"] * by_m["D_opt"]).item() == pytest.approx(budget, rel=1e-12)  # C = M D
+    assert by_m["D_opt"].item() == pytest.approx(by_d["D_opt"].item(), rel=1e-3)  # the two laws agree
+
+
+def jittered_chinchilla(seed: int, n_draws: int = 50, spread: float = 0.1) -> LawPosterior:
+    rng = np.random.default_rng(seed)
+    base = CHINCHILLA.presets["besiroglu2024"].values
+    draws = xr.Dataset({k: (("chain", "draw"), v * np.exp(spread * rng.standard_normal((1, n_draws))))
+                        for k, v in base.items()})
+    return LawPosterior(CHINCHILLA, draws)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), log_budget=st.floats(17, 27), k=st.sampled_from([6.0, 8.0]))
+def test_optimum_properties(seed, log_budget, k):
+    """k N D = C; closed form and search agree to 0.1%; the optimum beats its neighbours; N, D grow with C."""
+    post = jittered_chinchilla(seed)
+    budgets = np.array([10**log_budget, 10 ** (log_budget + 0.5)])
+    closed = plan(post, budgets, flops_per_param_token=k).draws
+    search = plan(post, budgets, flops_per_param_token=k, method="numerical").draws
+    spent = (k * closed["N_opt"] * closed["D_opt"]).transpose("chain", "draw", "budget").values
+    np.testing.assert_allclose(spent, np.broadcast_to(budgets, spent.shape), rtol=1e-10)
+    np.testing.assert_allclose(search["N_opt"].values, closed["N_opt"].values, rtol=1e-3)
+    assert bool((closed["N_opt"].diff("budget") > 0).all()) and bool((closed["D_opt"].diff("budget") > 0).all())
+    params = post.params()
+    for factor in (0.9, 1.1):
+        n = closed["N_opt"] * factor
+        nearby = CHINCHILLA.function(params, {"N": n, "D": closed["budget"] / (k * n)}, np)
+        assert bool((closed["loss"] < nearby).all())
+
+
+@settings(max_examples=15, deadline=None)
+@given(log_budget=st.floats(18, 26))
+def test_search_finds_the_grid_minimum_for_a_law_without_closed_form(log_budget):
+    law = get_law("kaplan-ND")
+    params = law.presets["kaplan2020"].values
+    budget = 10**log_budget
+    n, _ = optimal_allocation(law, params, np.asarray(budget))
+    grid = np.logspace(0, np.log10(budget / 6), 20001)
+    losses = law.evaluate(params, {"N": grid, "D": budget / (6 * grid)})
+    assert float(n) == pytest.approx(grid[np.argmin(losses)], rel=2e-3)
+
+
+def test_constraints_bind_and_infeasible_budgets_are_nan():
+    post = from_constants("chinchilla", "besiroglu2024")
+    capped = plan(post, 5.76e23, max_params=2e10).draws
+    assert capped["N_opt"].item() == pytest.approx(2e10) and capped["D_opt"].item() == pytest.approx(5.76e23 / 1.2e11)
+    tokens = plan(post, 5.76e23, max_tokens=5e11).draws
+    assert tokens["D_opt"].item() == pytest.approx(5e11)
+    searched = plan(post, 5.76e23, max_tokens=5e11, method="numerical").draws
+    assert searched["D_opt"].item() == pytest.approx(5e11, rel=1e-6)
+    impossible = plan(post, 5.76e23, max_params=1e9, max_tokens=1e12)
+    assert bool(impossible.draws["N_opt"].isnull().all()) and "cannot meet" in " ".join(impossible.notes)
+
+
+def test_bad_plan_arguments_are_refused():
+    post = from_constants("chinchilla", "hoffmann2022")
+    with pytest.raises(BayeslawError, match="budgets must be finite FLOP counts > 0"):
+        plan(post, [-1.0])
+    with pytest.raises(BayeslawError, match="has inputs N; allocating a budget needs a law in N and D"):
+        plan(from_constants("power-N", "chinchilla2022-infinite-data"), 1e22)
+    with pytest.raises(BayeslawError, match="no closed-form optimum"):
+        plan(from_constants("kaplan-ND", "kaplan2020"), 1e22, method="closed")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(1.0, 5.0), min_size=20, max_size=200), st.floats(0.05, 0.95))
+def test_risk_measures_order(values, level):
+    sample = np.array(values)
+    mean, var, cvar = Risk("mean")(sample), Risk("quantile", level)(sample), Risk("cvar", level)(sample)
+    assert cvar >= var - 1e-12
+    assert cvar >= mean - 1e-12
+
+
+@pytest.mark.parametrize(("spec", "message"), [("cvar:1.5", "must lie in \\(0, 1\\)"), ("quantile:0", "must lie"),
+                                               ("bogus", "unknown risk 'bogus'"), ("cvar:x", "expected a number"),
+                                               ("prob", "needs a target loss")])
+def test_bad_risks_are_refused(spec, message):
+    with pytest.raises(BayeslawError, match=message):
+        Risk.parse(spec)
+
+
+@pytest.fixture(scope="module")
+def real_fit(chinchilla_runs):
+    return bl.fit("chinchilla", chinchilla_runs, seed=7)
+
+
+def test_real_runs_tokens_per_parameter_at_gopher_compute(real_fit):
+    ratio = plan(real_fit, 5.76e23).draws["tokens_per_param"]
+    assert 12 <= float(ratio.median()) <= 40
+    assert ratio.dims == ("chain", "draw", "budget") and ratio.shape == (4, 1000, 1)
+
+
+def test_risk_aware_choice_on_real_runs(real_fit):
+    decision = decide(real_fit, [1e22, 5.76e23], "cvar:0.9", target_loss=2.0)
+    table = decision.table
+    for budget in (1e22, 5.76e23):
+        row = table.loc[budget]
+        assert row["chosen cvar:0.9"] <= row["point estimate cvar:0.9"] + 1e-9  # the choice minimises it
+        assert row["chosen expected regret"] >= 0 and row["point estimate expected regret"] >= 0
+        sample = decision.losses[f"chosen @ {budget:.3g}"]
+        assert Risk("cvar", 0.9)(sample) >= Risk("quantile", 0.9)(sample) >= Risk("mean")(sample)
+        assert row["chosen D"] == pytest.approx(budget / (6 * row["chosen N"]))
+    assert table.loc[5.76e23, "chosen P(loss<=2)"] > table.loc[1e22, "chosen P(loss<=2)"]
+
+
+def test_smallest_budget_reaching_a_target(real_fit):
+    answer = min_budget(real_fit, 2.0, probability=0.9)
+    assert answer["probability"] >= 0.9
+    below = decide(real_fit, answer["budget"] * 0.9, "prob:2.0").table.iloc[0]
+    assert below["chosen prob:2"] == below["chosen P(loss<=2)"]
+    assert below["chosen P(loss<=2)"] < 0.9
+    with pytest.raises(BayeslawError, match="even at 1e\\+32 FLOPs"):
+        min_budget(real_fit, 1.0, probability=0.9)
+
+
+def test_inference_aware_allocation():
+    post = jittered_chinchilla(3, n_draws=40, spread=0.03)
+    params = post.params()
+    target = 2.0
+    plain = inference_optimal(post, target, 0.0)
+    served = inference_optimal(post, target, 5e12)
+    unreachable = (params["E"] >= target).values.ravel()
+    assert unreachable.sum() == 1  # this seed has one draw with E above the target: no model reaches it
+    assert np.isnan(served["N"].values.ravel()[unreachable]).all()
+    keep = {"draw": np.flatnonzero(~unreachable)}
+    served, plain = served.isel(keep), plain.isel(keep)
+    params = {k: v.isel(keep) for k, v in params.items()}
+    reached = CHINCHILLA.function(params, {"N": served["N"], "D": served["D_train"]}, np)
+    np.testing.assert_allclose(reached, target, rtol=1e-8)  # the served model reaches the target
+    # without inference the optimum is the compute-optimal model for that loss
+    np.testing.assert_allclose(plain["N"], plain["chinchilla_N"], rtol=1e-4)
+    n_c, _ = optimal_allocation(CHINCHILLA, params, 6 * plain["N"] * plain["D_train"])
+    np.testing.assert_allclose(plain["N"].values, n_c.values, rtol=1e-3)
+    assert bool((served["N"] < served["chinchilla_N"]).all()) and bool((served["saving"] > 0).all())
+    below_e = inference_optimal(post, 1.0, 5e12)
+    assert bool(below_e["N"].isnull().all())
+
+
+def test_predict_matches_the_law_and_flags_extrapolation(real_fit):
+    prediction = predict(real_fit, N=[7e10, 1e9], D=[1.4e12, 2e10])
+    assert prediction.mean.dims == ("chain", "draw", "point")
+    params = as_posterior(real_fit).params()
+    expected = CHINCHILLA.function(params, {"N": 7e10, "D": 1.4e12}, np)
+    np.testing.assert_allclose(prediction.mean.isel(point=0), expected, rtol=1e-12)
+    assert float(prediction.predictive.std()) > 0
+    table = prediction.summary((0.5, 0.9))
+    runs = real_fit.runs.frame
+    c_max = float((6 * runs["N"] * runs["D"]).max())
+    assert table.loc[0, "decades outside"] == pytest.approx(np.log10(5.88e23 / c_max), rel=1e-6)
+    assert table.loc[0, "furthest input"] == "C" and table.loc[1, "decades outside"] == 0
+    assert table.loc[0, "90% lo"] < table.loc[0, "50% lo"] < table.loc[0, "median"] < table.loc[0, "90% hi"]
+    with pytest.raises(BayeslawError, match="input N must be finite and > 0"):
+        predict(real_fit, N=[-1.0], D=[1e10])
+    with pytest.raises(BayeslawError, match="missing D"):
+        predict(real_fit, N=1e9)
