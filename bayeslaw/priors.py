@@ -12,6 +12,7 @@ import ast
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 from bayeslaw.errors import PriorError
@@ -35,7 +36,7 @@ DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...], Support]] = {
 _POSITIVE_ARGS = {"sigma", "nu", "alpha", "beta", "lam"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Prior:
     """A named distribution with its arguments; validated on creation."""
 
@@ -43,9 +44,19 @@ class Prior:
     kwargs: Mapping[str, float] = field(default_factory=dict)
 
     def __init__(self, dist: str, /, **kwargs: float) -> None:
+        try:
+            values = {k: float(v) for k, v in kwargs.items()}
+        except (TypeError, ValueError):
+            raise PriorError(f"arguments of {dist} must be numbers, got {kwargs}") from None
         object.__setattr__(self, "dist", dist)
-        object.__setattr__(self, "kwargs", {k: float(v) for k, v in kwargs.items()})
+        object.__setattr__(self, "kwargs", MappingProxyType(values))  # read-only after validation
         self._check_arguments()
+
+    def __hash__(self) -> int:
+        return hash((self.dist, tuple(sorted(self.kwargs.items()))))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Prior) and (self.dist, dict(self.kwargs)) == (other.dist, dict(other.kwargs))
 
     def _check_arguments(self, param: str = "") -> None:
         where = f"prior for '{param}': " if param else ""

@@ -364,3 +364,13 @@ def test_a_repeated_argument_in_a_string_is_refused():
 def test_fixed_value_on_the_boundary_of_the_support_is_refused(param, value):
     prior_error(lambda: model_priors(LAWS["chinchilla"], "normal", {param: {"dist": "Fixed", "value": value}}),
                 f"prior for '{param}': ")
+
+
+def test_priors_are_immutable_hashable_values():
+    prior = Prior("Normal", mu=0, sigma=1)
+    assert hash(prior) == hash(Prior.parse("Normal(mu=0, sigma=1)"))
+    assert len({prior, Prior("Normal", mu=0, sigma=1)}) == 1
+    with pytest.raises(TypeError):
+        prior.kwargs["sigma"] = -1.0  # validated once, cannot be changed after
+    with pytest.raises(PriorError, match="arguments of Normal must be numbers"):
+        Prior("Normal", mu="zero", sigma=1)
