@@ -136,6 +136,7 @@ def demo_command(
     from bayeslaw.fit import fit
     from bayeslaw.laws import get_law
     from bayeslaw.laws.chinchilla import chinchilla_optimum
+    from bayeslaw.plan import plan
 
     if not budget > 0:
         _fail(f"--budget must be > 0 FLOPs, got {budget}")
@@ -147,13 +148,13 @@ def demo_command(
                f"drawn from the Chinchilla law with the {preset} constants and {noise:.0%} log-normal noise")
     result = _run(lambda: fit(law, runs, chains=chains, draws=draws, tune=tune, seed=seed))
     _report(result)
-    n_opt, d_opt = chinchilla_optimum(result.posterior, budget)
+    draws = plan(result, budget).draws.isel(budget=0)
     n_true, d_true = chinchilla_optimum(law.presets[preset].values, budget)
     typer.echo(f"\ncompute-optimal allocation at C = {budget:.3g} FLOPs (C = 6 N D), median [94% interval]:")
-    for label, draws_, truth in (("N", n_opt, n_true), ("D", d_opt, d_true)):
-        lo, mid, hi = np.quantile(np.asarray(draws_), [0.03, 0.5, 0.97])
+    for label, values, truth in (("N", draws["N_opt"], n_true), ("D", draws["D_opt"], d_true)):
+        lo, mid, hi = np.quantile(values.values, [0.03, 0.5, 0.97])
         typer.echo(f"  {label}_opt = {mid:.3e} [{lo:.3e}, {hi:.3e}]   (true {truth:.3e})")
-    ratio = np.asarray(d_opt / n_opt)
+    ratio = draws["tokens_per_param"].values
     typer.echo(f"  tokens per parameter = {np.median(ratio):.1f} "
                f"[{np.quantile(ratio, 0.03):.1f}, {np.quantile(ratio, 0.97):.1f}]")
     if not result.converged:
