@@ -195,3 +195,14 @@ def test_predict_matches_the_law_and_flags_extrapolation(real_fit):
         predict(real_fit, N=[-1.0], D=[1e10])
     with pytest.raises(BayeslawError, match="missing D"):
         predict(real_fit, N=1e9)
+
+
+@pytest.mark.parametrize("name", sorted(bl.LAWS))
+def test_predict_works_on_every_law_at_its_published_constants(name):
+    law = bl.LAWS[name]
+    preset = next(iter(law.presets))
+    points = {x: np.geomspace(*law.input_ranges[x], 5) for x in law.inputs}
+    prediction = predict(from_constants(law, preset), **points)
+    np.testing.assert_allclose(prediction.mean.values.ravel(), law.evaluate_preset(preset, points), rtol=1e-12)
+    np.testing.assert_array_equal(prediction.predictive.values, prediction.mean.values)  # constants carry no noise
+    assert prediction.summary().shape[0] == 5
