@@ -33,8 +33,21 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "D": ("d", "tokens", "training tokens", "train tokens", "n tokens", "num tokens", "dataset size"),
     "C": ("c", "flops", "training flop", "training flops", "compute", "train flops"),
     "loss": ("loss", "val loss", "validation loss", "eval loss", "test loss", "final loss"),
+    "U": ("u", "unique tokens", "tokens per epoch", "n unique tokens"),
+    "epochs": ("epochs", "num epochs", "n epochs"),
+    "S": ("s", "sparsity"),
+    "experts": ("experts", "num experts", "n experts", "expert count"),
+    "granularity": ("granularity",),
 }
-UNITS = {"N": "parameters", "D": "tokens", "C": "FLOPs", "loss": "nats/token"}
+UNITS = {"N": "parameters", "D": "tokens", "C": "FLOPs", "loss": "nats/token", "U": "unique tokens",
+         "epochs": "passes over the unique tokens", "S": "fraction of zero weights", "experts": "experts",
+         "granularity": "d_ff / d_expert"}
+# inputs whose valid range is not simply > 0: (check, rule as words)
+RANGE_RULES: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {
+    "S": (lambda v: (v >= 0) & (v < 1), "must lie in [0, 1) (a fraction of zero weights)"),
+    "experts": (lambda v: v >= 1, "must be >= 1"),
+    "granularity": (lambda v: v >= 1, "must be >= 1"),
+}
 _MAX_LISTED_ROWS = 8
 
 
@@ -199,7 +212,10 @@ def derivation_rules(k: float | None) -> list[tuple[str, tuple[str, ...], Callab
                   ("N", ("C", "D"), lambda v: v["C"] / (k * v["D"]), f"C / ({k:g} D)"),
                   ("C", ("N", "D"), lambda v: k * v["N"] * v["D"], f"{k:g} N D")]
     rules += [("D", ("C", "M"), lambda v: v["C"] / v["M"], "C / M (C = M D)"),
-              ("C", ("M", "D"), lambda v: v["M"] * v["D"], "M D")]
+              ("C", ("M", "D"), lambda v: v["M"] * v["D"], "M D"),
+              ("epochs", ("D", "U"), lambda v: v["D"] / v["U"], "D / U"),
+              ("D", ("epochs", "U"), lambda v: v["epochs"] * v["U"], "epochs U"),
+              ("U", ("D", "epochs"), lambda v: v["D"] / v["epochs"], "D / epochs")]
     return rules
 
 
@@ -232,7 +248,7 @@ def load_runs(
     frame, line_offset = read_table(source)
     columns = dict(columns or {})
     wanted = [*law.inputs, law.target]
-    extra = [c for c in ("N", "D", "C", "M", "n_layer", "d_model", "l_seq") if c not in wanted]
+    extra = [c for c in ("N", "D", "C", "M", "U", "epochs", "n_layer", "d_model", "l_seq") if c not in wanted]
     mapped, ambiguous = _map_columns(frame, wanted, columns, extra)
     values: dict[str, np.ndarray] = {}
 
@@ -252,7 +268,7 @@ def load_runs(
             values["M"] = model_scale(values["n_layer"], values["d_model"], values["l_seq"])
             derived["M"] = "72 n_layer d_model^2 + 12 n_layer d_model l_seq (DeepSeek eq 2)"
         if all(have(n) for n in needs):
-            _check_positive(values, needs, mapped, line_offset)
+            _check_ranges(values, needs, mapped, line_offset)
             with np.errstate(over="ignore", under="ignore"):
                 values[col] = rule(values)
             bad = ~np.isfinite(values[col]) | (values[col] <= 0)
@@ -269,7 +285,7 @@ def load_runs(
         raise DataError(f"missing column(s) for law '{law.name}': {', '.join(missing)}; "
                         f"the table has {', '.join(map(str, frame.columns))}. Expected {hints}. "
                         "Map other names with columns={...} (CLI: --column NAME=COLUMN)")
-    _check_positive(values, wanted, mapped, line_offset)
+    _check_ranges(values, wanted, mapped, line_offset)
     n_params = len(law.params) + 2  # the law's parameters, plus the noise scale and (Student-t) nu
     if len(frame) < n_params:
         raise DataError(f"{len(frame)} runs are fewer than the {n_params} parameters of law '{law.name}' "
@@ -279,10 +295,17 @@ def load_runs(
     return Runs(out, law, {c: mapped[c] for c in wanted if c in mapped}, derived)
 
 
-def _check_positive(values: Mapping[str, np.ndarray], names, mapped: Mapping[str, str], line_offset: int) -> None:
+def _check_ranges(values: Mapping[str, np.ndarray], names, mapped: Mapping[str, str], line_offset) -> None:
+    """Each named input within its valid range: > 0, or its own rule (sparsity in [0, 1), experts >= 1)."""
     for name in names:
-        bad = values[name] <= 0
+        src = mapped.get(name, name)
+        if name in RANGE_RULES:
+            check, rule = RANGE_RULES[name]
+            bad = ~check(values[name])
+            if bad.any():
+                raise DataError(f"column '{src}' ({name}): {_rows(bad, line_offset)} are out of range; {name} {rule}")
+            continue
+        bad = ~(values[name] > 0)
         if bad.any():
-            src = mapped.get(name, name)
             raise DataError(f"column '{src}' ({name}): {_rows(bad, line_offset)} are zero or negative; "
                             f"{name} must be > 0 (the law takes logs and powers of it)")

@@ -13,6 +13,7 @@ import bayeslaw as bl
 from bayeslaw.errors import BayeslawError
 from bayeslaw.inference import inference_optimal
 from bayeslaw.laws import get_law
+from bayeslaw.laws.base import sample_inputs
 from bayeslaw.plan import optimal_allocation, plan
 from bayeslaw.posterior import LawPosterior, as_posterior, from_constants
 from bayeslaw.predict import predict
@@ -201,7 +202,7 @@ def test_predict_matches_the_law_and_flags_extrapolation(real_fit):
 def test_predict_works_on_every_law_at_its_published_constants(name):
     law = bl.LAWS[name]
     preset = next(iter(law.presets))
-    points = {x: np.geomspace(*law.input_ranges[x], 5) for x in law.inputs}
+    points = sample_inputs(law, 5, np.random.default_rng(0))
     prediction = predict(from_constants(law, preset), **points)
     np.testing.assert_allclose(prediction.mean.values.ravel(), law.evaluate_preset(preset, points), rtol=1e-12)
     np.testing.assert_array_equal(prediction.predictive.values, prediction.mean.values)  # constants carry no noise

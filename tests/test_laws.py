@@ -10,7 +10,7 @@ import xarray as xr
 
 from bayeslaw.errors import LawError
 from bayeslaw.laws import LAWS, chinchilla_optimum, get_law, model_scale
-from bayeslaw.laws.base import pivots_of
+from bayeslaw.laws.base import pivots_of, sample_inputs
 
 # (law, preset, inputs, expected, relative tolerance); values from ../shared/laws.md
 VECTORS = [
@@ -90,8 +90,7 @@ def test_registry_lookup_is_case_insensitive_and_unknown_names_are_listed():
 
 
 def _example_inputs(law, n=12, seed=0):
-    rng = np.random.default_rng(seed)
-    return {x: np.exp(rng.uniform(*np.log(law.input_ranges[x]), size=n)) for x in law.inputs}
+    return sample_inputs(law, n, np.random.default_rng(seed))
 
 
 def _truth(law):

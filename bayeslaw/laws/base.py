@@ -101,8 +101,21 @@ class Law:
 
 
 def pivots_of(inputs: Inputs, names: tuple[str, ...]) -> dict[str, float]:
-    """Geometric mean of each named input: the point where the law's constants are centred."""
-    return {name: float(np.exp(np.mean(np.log(np.asarray(inputs[name], dtype=float))))) for name in names}
+    """Geometric mean of each named, strictly positive input: where the law's constants are centred.
+
+    Inputs that can be zero (sparsity) have no pivot.
+    """
+    arrays = {name: np.asarray(inputs[name], dtype=float) for name in names}
+    return {name: float(np.exp(np.mean(np.log(v)))) for name, v in arrays.items() if np.all(v > 0)}
+
+
+def sample_inputs(law: Law, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Random inputs across the law's ``input_ranges``: log-uniform, or uniform where the range starts at 0."""
+    out = {}
+    for name in law.inputs:
+        lo, hi = law.input_ranges[name]
+        out[name] = rng.uniform(lo, hi, n) if lo <= 0 else np.exp(rng.uniform(np.log(lo), np.log(hi), n))
+    return out
 
 
 # Shared building blocks -----------------------------------------------------------------------
