@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from bayeslaw.errors import LawError
 from bayeslaw.laws.base import Law, Param, Preset, pivots_of
+from bayeslaw.laws.bnsl import BNSL_LAWS
 from bayeslaw.laws.chinchilla import CHINCHILLA, QUOKKA, chinchilla_optimum
+from bayeslaw.laws.data_constrained import DATA_CONSTRAINED_LAWS
 from bayeslaw.laws.deepseek import DEEPSEEK_LAWS, model_scale
 from bayeslaw.laws.kaplan import KAPLAN_LAWS
+from bayeslaw.laws.moe import MOE_LAWS
 from bayeslaw.laws.power import POWER_LAWS
+from bayeslaw.laws.sparse import SPARSE_LAWS
 
-LAWS: dict[str, Law] = {law.name: law for law in [*POWER_LAWS, *KAPLAN_LAWS, CHINCHILLA, QUOKKA, *DEEPSEEK_LAWS]}
+LAWS: dict[str, Law] = {law.name: law for law in [
+    *POWER_LAWS, *KAPLAN_LAWS, CHINCHILLA, QUOKKA, *DEEPSEEK_LAWS,
+    *DATA_CONSTRAINED_LAWS, *SPARSE_LAWS, *MOE_LAWS, *BNSL_LAWS,
+]}
 ALIASES = {"power": "power-C", "hoffmann": "chinchilla"}
 
 
