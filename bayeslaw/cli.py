@@ -282,5 +282,60 @@ def plan_command(
     _emit(tables, as_json, as_csv)
 
 
+@app.command("compare")
+def compare_command(
+    runs: Annotated[Path, typer.Argument(help="CSV of runs")],
+    laws: Annotated[str, typer.Option(help="comma-separated law names, e.g. chinchilla,kaplan-nd,power")],
+    holdout: Annotated[str | None, typer.Option(help="leave-future-out split, e.g. 'C>1e21'")] = None,
+    marginal: Annotated[bool, typer.Option(help="also estimate marginal likelihoods by SMC (slow)")] = False,
+    column: Annotated[list[str] | None, typer.Option(help="CANONICAL=COLUMN, e.g. loss=val-loss")] = None,
+    chains: int = 4,
+    draws: int = 1000,
+    seed: int = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
+) -> None:
+    """Rank laws on the same runs: PSIS-LOO with stacking weights, and leave-future-out with --holdout."""
+    from bayeslaw.compare import bayes_factors, compare, marginal_likelihood
+    from bayeslaw.data import load_runs
+    from bayeslaw.fit import fit
+    from bayeslaw.holdout import Holdout, leave_future_out
+    from bayeslaw.laws import get_law
+
+    names = [n.strip() for n in laws.split(",") if n.strip()]
+    if len(names) < 2:
+        _fail("--laws needs at least two law names, comma-separated")
+    mapping = _pairs(column, "--column")
+    tables: dict = {}
+
+    def go():
+        resolved = [get_law(n).name for n in names]
+        rule = Holdout.parse(holdout) if holdout is not None else None
+        fits = {}
+        for name in resolved:
+            typer.echo(f"fitting {name}...", err=True)
+            fits[name] = fit(name, load_runs(runs, name, mapping), chains=chains, draws=draws, seed=seed)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            result = compare(fits)
+        for w in caught:
+            typer.echo(f"warning: {w.message}", err=True)
+        tables["PSIS-LOO"] = result.table
+        unconverged = [n for n, f in fits.items() if not f.converged]
+        if unconverged:
+            tables["not converged"] = ", ".join(unconverged)
+        if rule is not None:
+            typer.echo(f"leave-future-out: refitting on runs not matching {rule}...", err=True)
+            tables[f"leave-future-out ({rule} held out)"] = leave_future_out(
+                resolved, runs, rule, columns=mapping, seed=seed, chains=chains, draws=draws)
+        if marginal:
+            typer.echo("marginal likelihoods by SMC...", err=True)
+            tables["marginal likelihood (SMC)"] = bayes_factors(
+                [marginal_likelihood(n, runs, columns=mapping, seed=seed) for n in resolved])
+
+    _run(go)
+    _emit(tables, as_json, as_csv)
+
+
 def main() -> None:  # pragma: no cover - entry point
     app()

@@ -40,16 +40,20 @@ class LawPosterior:
         """Posterior mean of each published parameter: what a point fit would plan with."""
         return {name: float(self.draws[name].mean()) for name in self.law.published}
 
-    def log_noise(self, seed: int | None = 0) -> xr.DataArray:
-        """One observation-noise draw on log(target) per posterior draw (zero when the noise is unknown)."""
+    def log_noise(self, seed: int | None = 0, runs: int | None = None) -> xr.DataArray:
+        """Observation-noise draws on log(target): one per posterior draw, or one per draw and run when
+        ``runs`` is given (dims chain, draw[, run]); zero when the noise model is unknown."""
         template = self.draws[self.law.published[0]]
+        if runs is not None:
+            template = template.expand_dims(run=np.arange(runs), axis=-1)
         if self.likelihood is None:
             return xr.zeros_like(template, dtype=float)
         rng = np.random.default_rng(seed)
         shape = template.shape
-        sigma = self.draws["sigma"].values
+        extra = (1,) if runs is not None else ()
+        sigma = self.draws["sigma"].values.reshape(self.draws["sigma"].shape + extra)
         if self.likelihood == "student_t":
-            noise = sigma * rng.standard_t(self.draws["nu"].values, size=shape)
+            noise = sigma * rng.standard_t(self.draws["nu"].values.reshape(sigma.shape), size=shape)
         elif self.likelihood == "normal":
             noise = sigma * rng.standard_normal(shape)
         else:
