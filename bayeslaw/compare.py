@@ -90,13 +90,25 @@ def marginal_likelihood(law: Any, data: Any, *, repeats: int = 3, draws: int = 1
                 warnings.simplefilter("ignore")
                 trace = pm.sample_smc(draws=draws, chains=chains, random_seed=seed + 1000 * r, progressbar=False,
                                       compute_convergence_checks=False)
-            values = trace.sample_stats["log_marginal_likelihood"].values
-            estimates += [float(np.asarray(v).ravel()[-1]) for v in values.ravel()]
+            estimates += _final_estimates(trace.sample_stats["log_marginal_likelihood"].values, chains)
     finally:
         logger.setLevel(level)
     est = np.array(estimates)
     return {"law": runs.law.name, "log_marginal_likelihood": float(est.mean()), "sd": float(est.std(ddof=1)),
             "estimates": est.tolist()}
+
+
+def _final_estimates(values: np.ndarray, chains: int) -> list[float]:
+    """Each chain's log marginal likelihood: the last finite value of its per-stage sequence.
+
+    PyMC stores the sequences either as (1, chains) entries holding arrays over stages, or as a
+    (chains, stages) array of scalars padded with NaN.
+    """
+    if values.shape == (1, chains):
+        sequences = [np.ravel(np.asarray(v, dtype=float)) for v in values[0]]
+    else:
+        sequences = [np.array([np.ravel(np.asarray(v, dtype=float))[-1] for v in row]) for row in values]
+    return [float(seq[np.isfinite(seq)][-1]) for seq in sequences]
 
 
 def bayes_factors(results: list[dict[str, float]]) -> pd.DataFrame:
