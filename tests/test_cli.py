@@ -172,3 +172,28 @@ def test_plan_refuses_bad_arguments_in_one_line(saved_fit, args, message):
     result = runner.invoke(app, ["plan", str(saved_fit), *args])
     assert result.exit_code == EXIT_ERROR, result.output
     assert result.stderr.count("\n") == 1 and message in result.stderr
+
+
+def test_compare_prints_loo_and_leave_future_out(runs_csv):
+    result = runner.invoke(app, ["compare", str(runs_csv), "--laws", "chinchilla,kaplan-nd,power", "--holdout",
+                                 "C>1e21", "--chains", "2", "--draws", "300", "--json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    data = json.loads(result.stdout)
+    loo = {row["index"]: row for row in data["PSIS-LOO"]}
+    assert set(loo) == {"chinchilla", "kaplan-ND", "power-C"}
+    assert loo["chinchilla"]["rank"] == 0  # the runs were drawn from the Chinchilla law
+    lfo = data["leave-future-out (C>1e+21 held out)"]
+    assert {row["law"] for row in lfo} == set(loo) and all(row["n_heldout"] > 0 for row in lfo)
+
+
+BAD_COMPARE = [(["--laws", "chinchilla"], "at least two law names"),
+               (["--laws", "chinchilla,nope"], "unknown law 'nope'"),
+               (["--laws", "chinchilla,power", "--holdout", "C=1"], "cannot read holdout")]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_COMPARE)
+def test_compare_refuses_bad_arguments(runs_csv, args, message):
+    result = runner.invoke(app, ["compare", str(runs_csv), *args])
+    assert result.exit_code == EXIT_ERROR and message in result.stderr and result.stderr.count("\n") == 1
