@@ -24,6 +24,9 @@ VECTORS = [
     ("chinchilla", "hoffmann2022", {"N": 280e9, "D": 300e9}, 1.9932584617, 1e-9),
     ("chinchilla", "hoffmann2022", {"N": 1e9, "D": 2e10}, 2.5800478722, 1e-9),
     ("power-N", "chinchilla2022-infinite-data", {"N": 1e9}, 1.69 + 406.4 * 1e9**-0.34, 1e-12),
+    # Muennighoff et al. 2023 README: scaling_law(N, D, U)
+    ("muennighoff", "muennighoff2023", {"N": 6.34e9, "D": 242e9, "U": 25e9}, 2.2256440889984477, 1e-9),
+    ("muennighoff", "muennighoff2023", {"N": 8.67e9, "D": 178e9, "U": 25e9}, 2.2269634075087867, 1e-9),
     # DeepSeek 7B: C = M D with M = 4.2279e10 and D = 2e12 (laws.md section 4)
     ("deepseek-M_opt", "deepseek2024", {"C": 8.4557e22}, 1.799e11, 1e-3),
     ("deepseek-D_opt", "deepseek2024", {"C": 8.4557e22}, 4.701e11, 1e-3),

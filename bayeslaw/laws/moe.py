@@ -1,7 +1,190 @@
-"""Law family module: being filled in (issue 4)."""
+"""Mixture-of-experts laws: routed LMs over the number of experts, fine-grained MoE over granularity.
+
+    clark      log10 L = a log10 N + b log10 Ê + c log10 N log10 Ê + d,
+               1/Ê = 1 / (E - 1 + (1/E_start - 1/E_max)^-1) + 1/E_max   (so Ê(1) = E_start)
+               Clark et al. 2022, arXiv:2202.01169 (base-10 logs)
+    krajewski  L = c + (g / G^gamma + a) / N^alpha + b / D^beta
+               Krajewski et al. 2024, arXiv:2402.07871 (G = d_ff / d_expert)
+
+``clark`` is linear in log10 N and log10 Ê. It is sampled as the log loss at the pivots N0, E0,
+-dlog L/dlog N there, the expert slope b + c log10 N0 and the interaction c: the data measure the
+first three almost independently of where E_start and E_max put Ê. ``krajewski`` uses sparse.py's
+loss split (L0, N share, data share, floor slope) at G = 1, the natural origin of granularity,
+plus the share of the N-coefficient that finer experts remove.
+"""
 
 from __future__ import annotations
 
-from bayeslaw.laws.base import Law
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
 
-MOE_LAWS: list[Law] = []
+import numpy as np
+
+from bayeslaw.laws.base import EXPONENT, Inputs, Law, Param, Params, Preset
+from bayeslaw.laws.sparse import split_coordinates, split_loss, split_params
+from bayeslaw.priors import Prior
+
+CLARK = "Clark et al. 2022, arXiv:2202.01169"
+KRAJEWSKI = "Krajewski et al. 2024, arXiv:2402.07871"
+LN10 = float(np.log(10.0))
+
+
+# --- Clark et al. 2022 ----------------------------------------------------------------------------
+
+def effective_experts(experts: Any, e_start: Any, e_max: Any) -> Any:
+    """Clark's saturating Ê: E_start at E = 1, about E - 1 + E_start while E << E_max, E_max as E -> inf."""
+    offset = 1.0 / (1.0 / e_start - 1.0 / e_max)
+    return 1.0 / (1.0 / (experts - 1.0 + offset) + 1.0 / e_max)
+
+
+def clark_function(p: Params, inputs: Inputs, xp: ModuleType) -> Any:
+    x = xp.log10(inputs["N"])
+    y = xp.log10(effective_experts(inputs["experts"], p["E_start"], p["E_max"]))
+    return xp.exp(LN10 * (p["a"] * x + p["b"] * y + p["c"] * x * y + p["d"]))
+
+
+def _clark_to_published(s: Params, pivots: Mapping[str, Any], xp: ModuleType) -> dict[str, Any]:
+    e_start = xp.exp(s["log_E_start"])
+    e_max = e_start + xp.exp(s["log_E_max_excess"])
+    x0 = xp.log10(pivots["N"])
+    y0 = xp.log10(effective_experts(pivots["experts"], e_start, e_max))
+    a = -s["alpha_at_pivot"] - s["c"] * y0
+    return {
+        "a": a,
+        "b": s["expert_slope_at_pivot"] - s["c"] * x0,
+        "c": s["c"],
+        "d": s["log_loss_at_pivot"] / LN10 - a * x0 - s["expert_slope_at_pivot"] * y0,
+        "E_start": e_start,
+        "E_max": e_max,
+    }
+
+
+def _clark_from_published(p: Params, pivots: Mapping[str, float]) -> dict[str, float]:
+    x0 = float(np.log10(pivots["N"]))
+    y0 = float(np.log10(effective_experts(pivots["experts"], p["E_start"], p["E_max"])))
+    slope = p["b"] + p["c"] * x0
+    return {
+        "log_loss_at_pivot": LN10 * (p["d"] + p["a"] * x0 + slope * y0),
+        "alpha_at_pivot": -(p["a"] + p["c"] * y0),
+        "expert_slope_at_pivot": slope,
+        "c": p["c"],
+        "log_E_start": float(np.log(p["E_start"])),
+        "log_E_max_excess": float(np.log(p["E_max"] - p["E_start"])),
+    }
+
+
+def _clark_preset(a: float, b: float, c: float, d: float, e_start: float, e_max: float, note: str) -> Preset:
+    return Preset({"a": a, "b": b, "c": c, "d": d, "E_start": e_start, "E_max": e_max},
+                  f"{CLARK}, Table (routing method {note}); secondary source only (laws.md 7b)")
+
+
+CLARK_LAW = Law(
+    name="clark",
+    title="Clark et al. 2022 unified law for routed language models L(N, E)",
+    formula="log10 L = a log10 N + b log10 Ê + c log10 N log10 Ê + d, "
+            "1/Ê = 1/(E - 1 + (1/E_start - 1/E_max)^-1) + 1/E_max",
+    inputs=("N", "experts"),
+    params={
+        "log_loss_at_pivot": Param(Prior("Normal", mu=1.0, sigma=0.75), "real",
+                                   "natural log of the loss at the pivots N0, E0 (the data's geometric means); "
+                                   "Normal(1, 0.75), 95% range 0.6 to 12 nats"),
+        "alpha_at_pivot": Param(Prior("LogNormal", mu=float(np.log(0.1)), sigma=0.7), "positive",
+                                "-(a + c log10 Ê(E0)): -dlog L / dlog N at the pivot E0 (no irreducible "
+                                "term, so small); LogNormal(log 0.1, 0.7), 95% range 0.025 to 0.4"),
+        "expert_slope_at_pivot": Param(Prior("Normal", mu=0.0, sigma=0.1), "real",
+                                       "b + c log10 N0: dlog L / dlog Ê at the pivot N0; negative where "
+                                       "experts help, either sign allowed; Normal(0, 0.1)"),
+        "c": Param(Prior("Normal", mu=0.0, sigma=0.05), "real",
+                   "interaction of log10 N and log10 Ê (positive: routing gains shrink with N); "
+                   "Normal(0, 0.05)"),
+        "log_E_start": Param(Prior("Normal", mu=float(np.log(2.0)), sigma=1.0), "real",
+                             "log E_start, the effective expert count of the dense model; "
+                             "Normal(log 2, 1), 95% range 0.3 to 14"),
+        "log_E_max_excess": Param(Prior("Normal", mu=float(np.log(300.0)), sigma=1.5), "real",
+                                  "log(E_max - E_start): where routing gains saturate (E_max > E_start by "
+                                  "construction); Normal(log 300, 1.5), 95% range 16 to 5,700 experts"),
+    },
+    published=("a", "b", "c", "d", "E_start", "E_max"),
+    function=clark_function,
+    to_published=_clark_to_published,
+    from_published=_clark_from_published,
+    conventions={
+        "N": "parameters of the dense base model (about the parameters active per token)",
+        "experts": "number of experts E per routed layer (E = 1: the dense model)",
+        "loss": "validation cross-entropy, nats/token; the law is written with base-10 logs",
+    },
+    source=f"{CLARK}, the unified law with the saturating transform of Ê",
+    presets={
+        "clark2022-s-base": _clark_preset(-0.082, -0.108, 0.009, 1.104, 1.847, 314.5, "S-BASE"),
+        "clark2022-rl-r": _clark_preset(-0.083, -0.126, 0.012, 1.111, 1.880, 470.0, "RL-R"),
+        "clark2022-hash": _clark_preset(-0.087, -0.136, 0.012, 1.157, 4.175, 477.7,
+                                        "HASH; d = 1.157, one other source has 1.102"),
+    },
+    input_ranges={"N": (1e7, 1e11), "experts": (1.0, 512.0)},
+)
+
+
+# --- Krajewski et al. 2024 ------------------------------------------------------------------------
+
+def krajewski_function(p: Params, inputs: Inputs, xp: ModuleType) -> Any:
+    coefficient = p["g"] * inputs["granularity"] ** (-p["gamma"]) + p["a"]
+    return p["c"] + coefficient * inputs["N"] ** (-p["alpha"]) + p["b"] * inputs["D"] ** (-p["beta"])
+
+
+def _krajewski_to_published(s: Params, pivots: Mapping[str, Any], xp: ModuleType) -> dict[str, Any]:
+    n_term, data_term, irreducible, beta = split_loss(s, xp)
+    total = n_term * xp.exp(s["alpha"] * xp.log(pivots["N"]))
+    return {
+        "a": (1.0 - s["granular_share"]) * total,
+        "alpha": s["alpha"],
+        "b": data_term * xp.exp(beta * xp.log(pivots["D"])),
+        "beta": beta,
+        "g": s["granular_share"] * total,
+        "gamma": s["gamma"],
+        "c": irreducible,
+    }
+
+
+def _krajewski_from_published(p: Params, pivots: Mapping[str, float]) -> dict[str, float]:
+    total = p["a"] + p["g"]
+    n_term = total * pivots["N"] ** (-p["alpha"])
+    data_term = p["b"] * pivots["D"] ** (-p["beta"])
+    return split_coordinates(n_term, data_term, p["c"], p["beta"]) | {
+        "granular_share": p["g"] / total, "gamma": p["gamma"], "alpha": p["alpha"]}
+
+
+KRAJEWSKI_LAW = Law(
+    name="krajewski",
+    title="Krajewski et al. 2024 fine-grained MoE law L(N, D, G)",
+    formula="L = c + (g / G^gamma + a) / N^alpha + b / D^beta",
+    inputs=("N", "D", "granularity"),
+    params={
+        **split_params("(a + g) N0^-alpha", "b D0^-beta", "c", "beta", where="G = 1"),
+        "granular_share": Param(Prior("Beta", alpha=1.5, beta=1.5), "unit",
+                                "g / (a + g): the part of the N-coefficient at G = 1 that finer experts remove; "
+                                "Beta(1.5, 1.5)"),
+        "alpha": EXPONENT,
+        "gamma": EXPONENT,
+    },
+    published=("a", "alpha", "b", "beta", "g", "gamma", "c"),
+    function=krajewski_function,
+    to_published=_krajewski_to_published,
+    from_published=_krajewski_from_published,
+    conventions={
+        "N": "model parameters as Krajewski et al. count them (active vs. total not verified here; "
+             "laws.md 7c)",
+        "D": "training tokens",
+        "granularity": "G = d_ff / d_expert (G = 1: experts as wide as the dense feed-forward layer)",
+        "loss": "validation cross-entropy, nats/token",
+    },
+    source=f"{KRAJEWSKI}, the joint law in N, D and G",
+    presets={
+        "krajewski2024": Preset({"a": 18.1, "alpha": 0.115, "b": 30.8, "beta": 0.147, "g": 2.1, "gamma": 0.58,
+                                 "c": 0.47},
+                                f"{KRAJEWSKI}, fitted constants (secondary sources that agree; laws.md 7c)"),
+    },
+    input_ranges={"N": (1e7, 1e11), "D": (1e9, 1e13), "granularity": (1.0, 64.0)},
+)
+
+MOE_LAWS: list[Law] = [CLARK_LAW, KRAJEWSKI_LAW]
