@@ -64,6 +64,7 @@ class Law:
     noise_prior: Prior = field(default_factory=lambda: Prior("HalfNormal", sigma=0.1))
     compute_factor: float | None = 6.0
     optimum: Callable[[Params, Any, float, ModuleType], tuple[Any, Any]] | None = None
+    target_accept: float = 0.9  # NUTS step-size target; raised for laws with funnel-like posteriors
 
     @property
     def default_priors(self) -> dict[str, Prior]:

@@ -1,7 +1,133 @@
-"""Law family module: being filled in (issue 4)."""
+"""Broken neural scaling laws: Caballero et al. 2022 (arXiv:2210.14891, ICLR 2023), eq 1.
+
+    y = a + b x^-c0 prod_{i=1..n} (1 + (x / d_i)^(1 / f_i))^(-c_i f_i)
+
+A smoothly broken power law: slope -c0 on log-log axes before the first break, -(c0 + c1 + ... + c_i)
+after break i at x = d_i, with sharpness f_i (the width of the bend, in natural-log units of x;
+smaller is sharper). a is the limit the loss approaches. ``bnsl-1`` has one break, ``bnsl-2`` two
+(sampled at target_accept 0.95: at 0.9 its bends leave a few divergences per 2,000 draws).
+The input is x = C, training FLOPs (C = 6 N D when the table gives N and D); the form applies as
+well to parameters or tokens with a renamed column. Here slopes only steepen at a break (c_i > 0).
+
+Sampled as the log loss at the pivot x0 (the data's geometric mean of C), the share of that loss
+above a (as in the ``power-X`` laws), the slopes, log(d_1 / x0), log f_i and, for two breaks,
+log(d_2 / d_1) > 0 (ordered breaks, so no label switching); b follows from the loss at x0.
+"""
 
 from __future__ import annotations
 
-from bayeslaw.laws.base import Law
+import numpy as np
 
-BNSL_LAWS: list[Law] = []
+from bayeslaw.laws.base import Law, Param, Preset
+from bayeslaw.priors import Prior
+
+CABALLERO = "Caballero et al. 2022, arXiv:2210.14891 (ICLR 2023), eq 1"
+X = "C"
+
+
+def _softplus(t, xp):
+    """log(1 + e^t) without overflow: max(t, 0) + log1p(e^-|t|)."""
+    return xp.maximum(t, 0.0) + xp.log1p(xp.exp(-xp.abs(t)))
+
+
+def _log_breaks(p, log_x, n_breaks: int, xp):
+    """sum_i c_i f_i log(1 + (x / d_i)^(1 / f_i)): minus the log of the product of break factors."""
+    total = 0.0
+    for i in range(1, n_breaks + 1):
+        c, d, f = p[f"c{i}"], p[f"d{i}"], p[f"f{i}"]
+        total = total + c * f * _softplus((log_x - xp.log(d)) / f, xp)
+    return total
+
+
+# prior widths by number of breaks: with two breaks, three segments share the same data, so each
+# slope change, sharpness and gap needs a firmer prior (with wider ones NUTS still diverges at 0.95)
+_WIDTHS = {1: {"slope": 1.0, "log_f": 1.0, "gap": 0.75}, 2: {"slope": 0.75, "log_f": 0.75, "gap": 0.5}}
+# illustrative constants (no LM fit with breaks has been published): a slow start, then a steeper
+# power law after each break, flattening towards a at the largest budgets
+_EXAMPLES = {
+    1: {"a": 1.7, "b": 6.0, "c0": 0.03, "c1": 0.2, "d1": 1e20, "f1": 0.3},
+    2: {"a": 1.7, "b": 4.4, "c0": 0.02, "c1": 0.2, "d1": 1e18, "f1": 0.3, "c2": 0.3, "d2": 1e21, "f2": 0.3},
+}
+
+
+def make_bnsl(n_breaks: int) -> Law:
+    """The broken power law in C with ``n_breaks`` (1 or 2) smooth breaks."""
+    breaks = range(1, n_breaks + 1)
+    width = _WIDTHS[n_breaks]
+    slope = Prior("LogNormal", mu=float(np.log(0.1)), sigma=width["slope"])
+    low, high = 0.1 * np.exp(-1.96 * width["slope"]), 0.1 * np.exp(1.96 * width["slope"])
+    slope_range = f"prior 95% range {low:.2g} to {high:.2g}"
+
+    def function(p, inputs, xp):
+        log_x = xp.log(inputs[X])
+        return p["a"] + p["b"] * xp.exp(-p["c0"] * log_x - _log_breaks(p, log_x, n_breaks, xp))
+
+    def to_published(s, pivots, xp):
+        log_x0 = xp.log(pivots[X])
+        out = {"c0": s["c0"]}
+        log_d = log_x0 + s["log_d1_over_pivot"]
+        for i in breaks:
+            if i > 1:
+                log_d = log_d + s[f"log_d{i}_over_d{i - 1}"]
+            out |= {f"c{i}": s[f"c{i}"], f"d{i}": xp.exp(log_d), f"f{i}": xp.exp(s[f"log_f{i}"])}
+        loss = xp.exp(s["log_loss_at_pivot"])
+        reducible = s["reducible_share"] * loss
+        log_b = xp.log(reducible) + s["c0"] * log_x0 + _log_breaks(out, log_x0, n_breaks, xp)
+        return {"a": loss - reducible, "b": xp.exp(log_b), **out}
+
+    def from_published(p, pivots):
+        x0 = pivots[X]
+        reducible = float(function({**p, "a": 0.0}, {X: x0}, np))
+        loss = p["a"] + reducible
+        out = {"log_loss_at_pivot": float(np.log(loss)), "reducible_share": reducible / loss, "c0": p["c0"],
+               "log_d1_over_pivot": float(np.log(p["d1"] / x0))}
+        for i in breaks:
+            out |= {f"c{i}": p[f"c{i}"], f"log_f{i}": float(np.log(p[f"f{i}"]))}
+            if i > 1:
+                out[f"log_d{i}_over_d{i - 1}"] = float(np.log(p[f"d{i}"] / p[f"d{i - 1}"]))
+        return out
+
+    params = {
+        "log_loss_at_pivot": Param(Prior("Normal", mu=1.0, sigma=0.75), "real",
+                                   "log of the loss at the pivot C0 (the data's geometric mean of C); "
+                                   "prior 95% range 0.6 to 12 nats"),
+        "reducible_share": Param(Prior("Beta", alpha=1.5, beta=1.5), "unit",
+                                 "share of the loss at C0 above the limit a: (y - a) / y"),
+        "c0": Param(slope, "positive", f"log-log slope before the first break; {slope_range}"),
+        "log_d1_over_pivot": Param(Prior("Normal", mu=0.0, sigma=3.0), "real",
+                                   "log(d1 / C0): first break relative to the pivot; prior 95% within "
+                                   "about 2.6 decades of C0"),
+    }
+    for i in breaks:
+        if i > 1:
+            gap = Prior("LogNormal", mu=float(np.log(4.0)), sigma=width["gap"])
+            params[f"log_d{i}_over_d{i - 1}"] = Param(
+                gap, "positive", f"log(d{i} / d{i - 1}) > 0: breaks stay ordered; prior median 4 (1.7 decades)")
+        params[f"c{i}"] = Param(slope, "positive", f"steepening of the log-log slope at break {i}; {slope_range}")
+        params[f"log_f{i}"] = Param(Prior("Normal", mu=0.0, sigma=width["log_f"]), "real",
+                                    f"log sharpness of break {i} (width of the bend in ln C); prior 95% range "
+                                    f"f = {np.exp(-1.96 * width['log_f']):.2g} to {np.exp(1.96 * width['log_f']):.2g}")
+
+    published = ("a", "b", "c0", *[f"{k}{i}" for i in breaks for k in ("c", "d", "f")])
+    factors = " ".join(f"(1 + (C/d{i})^(1/f{i}))^(-c{i} f{i})" for i in breaks)
+    return Law(
+        name=f"bnsl-{n_breaks}",
+        title=f"broken neural scaling law in C with {n_breaks} break{'s' if n_breaks > 1 else ''}",
+        formula=f"L = a + b C^-c0 {factors}",
+        inputs=(X,),
+        params=params,
+        published=published,
+        function=function,
+        to_published=to_published,
+        from_published=from_published,
+        conventions={X: "training FLOPs (C = 6 N D for dense transformers)", "loss": "nats/token"},
+        source=CABALLERO,
+        presets={"example": Preset(_EXAMPLES[n_breaks],
+                                   "illustrative constants, NOT a published fit (no broken power law has been "
+                                   "published for LM loss against FLOPs): slow start, steeper after each break")},
+        input_ranges={X: (1e17, 1e23)},
+        target_accept=0.9 if n_breaks == 1 else 0.95,
+    )
+
+
+BNSL_LAWS: list[Law] = [make_bnsl(1), make_bnsl(2)]

@@ -1,0 +1,87 @@
+"""Readers for the published tables of training runs that scaling-law papers are fitted to.
+
+bayeslaw ships none of these tables; each reader takes the path of a file the user has and applies
+the published protocol that turns it into runs (one row per run, canonical columns):
+
+- ``chinchilla_runs``: Hoffmann et al. 2022's runs as extracted by Besiroglu et al. 2024
+  (arXiv:2404.10102): the 5 runs with the largest loss dropped (240 kept); N, C, loss.
+- ``frantar_t5_runs``: Frantar et al. 2023 (arXiv:2309.08520) T5/C4 runs at several sparsities:
+  N = 24 x 12 x 768^2 x scale x (1 - S) non-zero non-embedding parameters, D = steps x 65,536 tokens.
+- ``datablations_runs``: Muennighoff et al. 2023 (arXiv:2305.16264) loss curves, reduced to the final
+  checkpoint of each run (one run = data, num_params, epochs, tokens_per_epoch, model_args); N, D,
+  U (unique tokens), loss, epochs, and the run's lowest loss on the way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pandas as pd
+
+from bayeslaw.errors import DataError
+from bayeslaw.laws.sparse import T5_TOKENS_PER_STEP
+
+T5_BASE_NONEMBEDDING = 24 * 12 * 768**2  # T5 base: 24 layers of 12 d^2 weights, d = 768
+DATABLATIONS_RUN = ["data", "num_params", "epochs", "tokens_per_epoch", "model_args"]
+_SUFFIX = {"M": 1e6, "B": 1e9, "T": 1e12}
+
+
+def _read(path: str | os.PathLike, columns: list[str]) -> pd.DataFrame:
+    frame = pd.read_csv(path)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; this reader expects {', '.join(columns)}")
+    return frame
+
+
+def chinchilla_runs(path: str | os.PathLike, drop_largest: int = 5) -> pd.DataFrame:
+    """The Chinchilla runs with the ``drop_largest`` largest losses removed (Besiroglu et al.'s protocol).
+
+    Columns as published ("Model Size" = N, "Training FLOP" = C, loss); bayeslaw maps them on loading.
+    """
+    frame = _read(path, ["Model Size", "Training FLOP", "loss"])
+    return frame.sort_values("loss").iloc[: len(frame) - drop_largest].reset_index(drop=True)
+
+
+def frantar_t5_runs(path: str | os.PathLike) -> pd.DataFrame:
+    """The 48 T5/C4 runs with sparsity S, non-zero parameters N, tokens D and validation loss."""
+    raw = _read(path, ["sparsity", "scale", "val-loss", "steps"])
+    return pd.DataFrame({
+        "S": raw["sparsity"],
+        "N": T5_BASE_NONEMBEDDING * raw["scale"] * (1 - raw["sparsity"]),
+        "D": raw["steps"] * T5_TOKENS_PER_STEP,
+        "loss": raw["val-loss"],
+    })
+
+
+def parameters_from_label(label: str) -> float:
+    """Parameter count from a size label as datablations writes it: '2.8B' -> 2.8e9 ('M', 'B', 'T')."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([MBT])\s*", str(label))
+    if match is None:
+        raise DataError(f"not a model size label like '2.8B': {label!r}")
+    return float(match.group(1)) * _SUFFIX[match.group(2)]
+
+
+def datablations_runs(path: str | os.PathLike, data: str = "c4") -> pd.DataFrame:
+    """The final checkpoint of each datablations run on ``data`` ("c4" or "oscar"), sorted by N and epochs.
+
+    Columns: N (parameters), D (tokens seen, token_num), U (unique tokens, tokens_per_epoch), loss,
+    epochs, and min_loss (the lowest loss over the run's checkpoints).
+    """
+    frame = _read(path, [*DATABLATIONS_RUN, "token_num", "loss"])
+    available = sorted(frame["data"].unique())
+    frame = frame[frame["data"] == data]
+    if frame.empty:
+        raise DataError(f"{path}: no runs with data '{data}'; available: {', '.join(available)}")
+    runs = frame.groupby(DATABLATIONS_RUN, sort=True)
+    final = frame.loc[runs["token_num"].idxmax()]
+    lowest = runs["loss"].min()
+    return pd.DataFrame({
+        "N": final["num_params"].map(parameters_from_label).to_numpy(),
+        "D": final["token_num"].to_numpy(dtype=float),
+        "U": final["tokens_per_epoch"].to_numpy(dtype=float),
+        "loss": final["loss"].to_numpy(),
+        "epochs": final["epochs"].to_numpy(),
+        "min_loss": lowest.loc[pd.MultiIndex.from_frame(final[DATABLATIONS_RUN])].to_numpy(),
+    }).sort_values(["N", "epochs"], ignore_index=True)
