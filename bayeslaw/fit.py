@@ -18,6 +18,7 @@ import xarray as xr
 
 from bayeslaw.data import Runs, load_runs
 from bayeslaw.diagnostics import Diagnostics, diagnose
+from bayeslaw.discrepancy import Discrepancy, check_kind, estimate
 from bayeslaw.errors import BayeslawError, ConvergenceWarning, FitFileError
 from bayeslaw.laws import Law, get_law
 from bayeslaw.model import build_model, data_pivots, log_likelihood, model_priors
@@ -41,6 +42,7 @@ class Fit:
     likelihood: str
     diagnostics: Diagnostics
     info: dict[str, Any] = field(default_factory=dict)
+    discrepancy: Discrepancy | None = None
 
     @property
     def posterior(self) -> xr.Dataset:
@@ -84,25 +86,32 @@ def fit(
     draws: int = 1000,
     tune: int = 500,
     seed: int | None = None,
-    target_accept: float = 0.9,
+    target_accept: float | None = None,
     columns: Mapping[str, str] | None = None,
     progress: bool = False,
+    discrepancy: str | None = "gp",
 ) -> Fit:
     """Sample the posterior of ``law`` given the runs in ``data`` with NUTS.
 
     ``priors`` overrides default priors per parameter (see ``bayeslaw.laws.get_law(law).params``).
     ``likelihood`` on log(target): "student_t" (default), "normal" or "laplace".
     ``sampler``: "nutpie" (default; low-rank mass matrix adaptation) or "pymc" (``pm.sample``).
+    ``target_accept`` defaults to the law's own (0.9 for most laws).
+    ``discrepancy="gp"`` (default) adds a Gaussian process for what the law misses, estimated from the
+    residuals after sampling (``bayeslaw.discrepancy``; about a second): predictions, plans and held-out
+    scores from the fit widen where the runs do not reach. None: the law alone, independent noise only.
     A fit that fails a convergence check warns with a ConvergenceWarning naming the remedy.
     """
     law = get_law(law)
     runs = data if isinstance(data, Runs) and data.law is law else load_runs(data, law, columns)
+    discrepancy = check_kind(discrepancy)
     resolved = model_priors(law, likelihood, priors)
     if sampler not in SAMPLERS:
         raise BayeslawError(f"unknown sampler '{sampler}'; allowed: {', '.join(SAMPLERS)}")
     for name, value in {"chains": chains, "draws": draws, "tune": tune}.items():
         if int(value) < (1 if name != "tune" else 0):
             raise BayeslawError(f"{name} must be a positive whole number, got {value}")
+    target_accept = law.target_accept if target_accept is None else float(target_accept)
     if not 0 < target_accept < 1:
         raise BayeslawError(f"target_accept must lie in (0, 1), got {target_accept}")
     seed = int(np.random.SeedSequence().generate_state(1)[0]) if seed is None else int(seed)
@@ -119,7 +128,13 @@ def fit(
     posterior = posterior.assign({name: xr.full_like(template, value, dtype=float) for name, value in fixed.items()})
     info = {"seed": seed, "sampler": sampler, "tune": tune, "target_accept": target_accept, **timings}
     idata = assemble(runs, resolved, likelihood, posterior, stats, diagnostics, info)
-    result = Fit(law, runs, idata, resolved, likelihood, diagnostics, info)
+    spec = None
+    if discrepancy is not None:  # modular: from the residuals of the sampled law (bayeslaw.discrepancy)
+        mean = law.function({n: idata.posterior[n].values.reshape(-1, 1) for n in law.published}, runs.inputs, np)
+        residuals = np.log(runs.target) - np.median(np.log(mean), axis=0)
+        spec = estimate(discrepancy, runs.inputs, residuals, seed=seed)
+        idata.posterior.attrs["discrepancy"] = spec.to_json()
+    result = Fit(law, runs, idata, resolved, likelihood, diagnostics, info, spec)
     if not diagnostics.converged:
         warnings.warn(f"the {law.name} fit did not converge:\n" + "\n".join(diagnostics.problems),
                       ConvergenceWarning, stacklevel=2)
@@ -157,6 +172,7 @@ def assemble(runs: Runs, priors: Mapping[str, Prior], likelihood: str, posterior
         "data_notes": json.dumps({"mapped": runs.mapped, "derived": runs.derived}),
         "diagnostics": json.dumps(diagnostics.to_dict()),
         "info": json.dumps(dict(info)),
+        "discrepancy": "",
     }
     idata = az.InferenceData(
         posterior=posterior.assign_attrs(attrs),
@@ -210,4 +226,5 @@ def load(path: str | os.PathLike, law: Law | str | None = None) -> Fit:
         raise FitFileError(f"{path}: the runs stored in the file do not match their recorded hash")
     priors = {k: Prior.parse(v, k) for k, v in json.loads(attrs["priors"]).items()}
     diagnostics = Diagnostics(**json.loads(attrs["diagnostics"]))
-    return Fit(current, runs, idata, priors, attrs["likelihood"], diagnostics, json.loads(attrs["info"]))
+    return Fit(current, runs, idata, priors, attrs["likelihood"], diagnostics, json.loads(attrs["info"]),
+               Discrepancy.from_json(attrs.get("discrepancy", "")))

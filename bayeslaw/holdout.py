@@ -4,6 +4,8 @@ For each held-out run i with draws s = 1..S of the posterior fitted on the kept 
   lpd_i = log (1/S) sum_s p(log y_i | theta_s)         (log predictive density, on log target)
   coverage at level q: the share of held-out y_i inside the central q interval of the predictive
   relative error: |median predictive y_i - y_i| / y_i
+With a model discrepancy (``bayeslaw.discrepancy``) each draw's mean includes delta at the held-out
+runs, drawn from the GP conditioned on that draw's residuals (conditional mean plus its spread).
 This is leave-future-out for scaling laws: extrapolation is what planners bet on, and PSIS-LOO
 (which scores interpolation) does not measure it.
 """
@@ -85,16 +87,21 @@ def score_heldout(source: Any, heldout: Runs, levels: Sequence[float] = (0.5, 0.
     run = np.arange(len(heldout))
     inputs = {k: xr.DataArray(v, dims="run", coords={"run": run}) for k, v in heldout.inputs.items()}
     log_y = xr.DataArray(np.log(heldout.target), dims="run", coords={"run": run})
-    loglik = log_likelihood(law, post.likelihood, post.draws, inputs, log_y)
+    # with a discrepancy: one draw of delta per posterior draw and run (a Monte Carlo draw of the mixture)
+    delta = post.log_discrepancy(inputs, seed=None if seed is None else seed + 1) if post.discrepancy else None
+    loglik = log_likelihood(law, post.likelihood, post.draws, inputs, log_y, delta)
     samples = loglik.stack(sample=("chain", "draw")).transpose("run", "sample").values
     lpd = logsumexp(samples, axis=1) - np.log(samples.shape[1])
-    mean = law.function(post.params(), inputs, np)
+    mean = np.log(law.function(post.params(), inputs, np))
+    if delta is not None:
+        mean = mean + delta
     noise = post.log_noise(seed, runs=len(heldout)).assign_coords(run=run)
-    predictive = (np.log(mean) + noise).stack(sample=("chain", "draw")).transpose("run", "sample").values
+    predictive = (mean + noise).stack(sample=("chain", "draw")).transpose("run", "sample").values
     out: dict[str, Any] = {"n_heldout": len(heldout), "lpd": float(lpd.sum()), "lpd_per_run": float(lpd.mean())}
     for level in levels:
         lo, hi = np.quantile(predictive, [(1 - level) / 2, (1 + level) / 2], axis=1)
         out[f"coverage {level:.0%}"] = float(((log_y.values >= lo) & (log_y.values <= hi)).mean())
+        out[f"width {level:.0%}"] = float(np.median(hi - lo))  # on log target: about a relative width
     median = np.exp(np.median(predictive, axis=1))
     out["median relative error"] = float(np.median(np.abs(median - heldout.target) / heldout.target))
     return out

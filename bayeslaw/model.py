@@ -78,12 +78,17 @@ def build_model(runs: Runs, priors: Mapping[str, Prior], likelihood: str = "stud
     return model
 
 
-def log_likelihood(law: Law, likelihood: str, posterior, inputs: Mapping[str, Any], log_target):
-    """Pointwise log density of log(target) per draw and run, on an xarray posterior (no compile)."""
+def log_likelihood(law: Law, likelihood: str, posterior, inputs: Mapping[str, Any], log_target, shift=None):
+    """Pointwise log density of log(target) per draw and run, on an xarray posterior (no compile).
+
+    ``shift`` (dims chain, draw, run) is added to mu: a draw of the model discrepancy at new runs.
+    """
     import xarray as xr
     from scipy import stats
 
     mu = np.log(law.function(posterior, inputs, np))
+    if shift is not None:
+        mu = mu + shift
     extra = [posterior["nu"]] if likelihood == "student_t" else []
     y, mu, sigma, *extra = xr.broadcast(log_target, mu, posterior["sigma"], *extra)
     if likelihood == "student_t":

@@ -4,9 +4,10 @@ For a budget C = k N D (k = 6 by default), the optimum minimises L(N, C / (k N))
 - Closed form where the law has one (Chinchilla form, Hoffmann eq 4): N_opt = G (C/k)^a.
 - Otherwise a vectorised golden-section search in u = log N over all draws and budgets at once
   (L along an isoFLOP line is unimodal in log N for these laws: a sum of exponentials in u).
-Constraints: a largest model (N <= max_params) and a token cap (D <= max_tokens; without a
-data-constrained law, no repetition). Both clip the search interval; for a unimodal profile the
-constrained optimum is the clipped one.
+Constraints: a largest model (N <= max_params) and a token cap (D <= max_tokens). Both clip the
+search interval; for a unimodal profile the constrained optimum is the clipped one.
+Data-constrained laws (inputs N, D, U: Muennighoff et al. 2023, Quokka eq 14) plan for a given stock
+of unique tokens U: D = C / (k N) may exceed U, and the law prices the repetition (epochs D / U).
 DeepSeek's allocation laws give M_opt (FLOPs per token) directly, with D_opt = C / M_opt.
 """
 
@@ -71,17 +72,22 @@ def search_bounds(budget, k: float, max_params: float | None, max_tokens: float 
     return xr.where(feasible, lo, np.nan), xr.where(feasible, hi, np.nan)
 
 
-def require_allocation_inputs(law: Law, what: str) -> None:
-    """Refuse laws that do not take both N and D: there is no allocation to choose."""
-    if set(law.inputs) != {"N", "D"}:
+def require_allocation_inputs(law: Law, what: str, unique_tokens: float | None = None) -> None:
+    """Refuse laws that do not take N and D (and U, given, for data-constrained laws)."""
+    if set(law.inputs) not in ({"N", "D"}, {"N", "D", "U"}):
         raise BayeslawError(f"law '{law.name}' has inputs {', '.join(law.inputs)}; {what} needs a law in N and D")
+    if "U" in law.inputs and unique_tokens is None:
+        raise BayeslawError(f"law '{law.name}' is data-constrained: {what} needs the unique tokens available "
+                            "(unique_tokens, CLI --unique-tokens)")
 
 
 def optimal_allocation(law: Law, params, budget, *, flops_per_param_token: float = 6.0,
                        max_params: float | None = None, max_tokens: float | None = None,
-                       method: str = "auto"):
-    """Per-draw (N_opt, D_opt) for budgets C = k N D: closed form ("closed"), search ("numerical") or "auto"."""
-    require_allocation_inputs(law, "allocating a budget")
+                       method: str = "auto", unique_tokens: float | None = None):
+    """Per-draw (N_opt, D_opt) for budgets C = k N D: closed form ("closed"), search ("numerical") or "auto".
+
+    ``unique_tokens`` (U) is required by data-constrained laws and ignored by the others."""
+    require_allocation_inputs(law, "allocating a budget", unique_tokens)
     k = flops_per_param_token
     if method not in ("auto", "closed", "numerical"):
         raise BayeslawError(f"unknown method '{method}'; use auto, closed or numerical")
@@ -96,11 +102,16 @@ def optimal_allocation(law: Law, params, budget, *, flops_per_param_token: float
 
         def loss_at(u):
             n = np.exp(u)
-            return law.function(flat, {"N": n, "D": c / (k * n)}, np)
+            return law.function(flat, allocation_inputs(law, n, c / (k * n), unique_tokens), np)
 
         log_n = wrap(golden_section(loss_at, lo, hi))
     n = np.exp(log_n)
     return n, budget / (k * n)
+
+
+def allocation_inputs(law: Law, n, d, unique_tokens: float | None) -> dict[str, Any]:
+    """The law's inputs at an allocation: N and D, plus U for data-constrained laws."""
+    return {"N": n, "D": d, "U": unique_tokens} if "U" in law.inputs else {"N": n, "D": d}
 
 
 @dataclass(frozen=True)
@@ -129,36 +140,51 @@ def budget_array(budget: float | Sequence[float] | np.ndarray) -> xr.DataArray:
 
 
 def plan(source: Any, budget: float | Sequence[float] | np.ndarray, *, flops_per_param_token: float = 6.0,
-         max_params: float | None = None, max_tokens: float | None = None, method: str = "auto") -> Plan:
+         max_params: float | None = None, max_tokens: float | None = None, method: str = "auto",
+         unique_tokens: float | None = None) -> Plan:
     """For every posterior draw and budget: N_opt, D_opt, the law's loss there, and tokens per parameter.
 
-    ``max_params`` caps N (memory); ``max_tokens`` caps D (unique data, no repetition).
+    ``max_params`` caps N (memory); ``max_tokens`` caps D. ``unique_tokens`` is the stock of unique
+    data: a data-constrained law (inputs N, D, U) plans with repetition and reports epochs = D / U;
+    for other laws it caps D (no repetition).
     DeepSeek's ``deepseek-M_opt`` / ``deepseek-D_opt`` fits give M_opt and D_opt with C = M D.
     """
     post: LawPosterior = as_posterior(source)
     law = post.law
     budgets = budget_array(budget)
-    for name, value in (("max_params", max_params), ("max_tokens", max_tokens)):
+    for name, value in (("max_params", max_params), ("max_tokens", max_tokens), ("unique_tokens", unique_tokens)):
         if value is not None and not value > 0:
             raise BayeslawError(f"{name} must be > 0, got {value}")
     if not flops_per_param_token > 0:
         raise BayeslawError(f"flops_per_param_token must be > 0, got {flops_per_param_token}")
     if law.target in ("M_opt", "D_opt"):
         return _deepseek_plan(post, budgets)
+    constrained = "U" in law.inputs
+    if unique_tokens is not None and not constrained:
+        max_tokens = unique_tokens if max_tokens is None else min(max_tokens, unique_tokens)
     n, d = optimal_allocation(law, post.params(), budgets, flops_per_param_token=flops_per_param_token,
-                              max_params=max_params, max_tokens=max_tokens, method=method)
-    loss = law.function(post.params(), {"N": n, "D": d}, np)
+                              max_params=max_params, max_tokens=max_tokens, method=method,
+                              unique_tokens=unique_tokens)
+    loss = law.function(post.params(), allocation_inputs(law, n, d, unique_tokens), np)
+    if post.conditional is not None:  # the fit's model discrepancy at each draw's allocation
+        loss = loss * np.exp(post.log_discrepancy(allocation_inputs(law, n, d, unique_tokens), seed=0, smooth=True))
     draws = xr.Dataset({"N_opt": n, "D_opt": d, law.target: loss, "tokens_per_param": d / n})
+    if constrained:
+        draws["epochs"] = d / unique_tokens
     draws = draws.transpose("chain", "draw", "budget")
     used = "closed form" if law.optimum is not None and method != "numerical" else "golden-section search in log N"
     notes = [f"C = {flops_per_param_token:g} N D; optimum by {used}"]
     if max_params is not None:
         notes.append(f"N capped at {max_params:.3g}")
+    if constrained:
+        notes.append(f"{unique_tokens:.3g} unique tokens, repeated as the law prices it (epochs = D / U)")
     if max_tokens is not None:
-        notes.append(f"D capped at {max_tokens:.3g} tokens (no repetition: law '{law.name}' has no data-"
-                     "constrained term)")
+        reason = " (no repetition: law '{law.name}' has no data-constrained term)" if not constrained else ""
+        notes.append(f"D capped at {max_tokens:.3g} tokens{reason}")
     if bool(draws["N_opt"].isnull().any()):
         notes.append("some budgets cannot meet the constraints (NaN)")
+    if post.conditional is not None:
+        notes.append(f"{law.target} includes the fit's model discrepancy ({post.discrepancy.describe()})")
     return Plan(draws, used, notes)
 
 

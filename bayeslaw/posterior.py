@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from bayeslaw.data import derive_inputs
+from bayeslaw.discrepancy import Conditional, Discrepancy
 from bayeslaw.errors import BayeslawError
 from bayeslaw.laws import Law, get_law
 
@@ -28,6 +30,8 @@ class LawPosterior:
     likelihood: str | None = None
     fitted_ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     source: str = ""
+    discrepancy: Discrepancy | None = None
+    fitted_runs: Mapping[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_draws(self) -> int:
@@ -60,6 +64,48 @@ class LawPosterior:
             noise = rng.laplace(0.0, sigma, size=shape)
         return template.copy(data=noise)
 
+    @cached_property
+    def conditional(self) -> Conditional | None:
+        """The discrepancy conditioned on each draw's residuals at the fitted runs (None without one)."""
+        if self.discrepancy is None or self.fitted_runs is None:
+            return None
+        law = self.law
+        flat = {name: self.draws[name].values.reshape(-1, 1) for name in law.published}
+        inputs = {name: self.fitted_runs[name] for name in law.inputs}
+        residuals = np.log(self.fitted_runs[law.target]) - np.log(law.function(flat, inputs, np))  # (S, n)
+        return Conditional(self.discrepancy, inputs, residuals.T)
+
+    def discrepancy_function(self, seed: int | None = 0):
+        """delta(values) on log(target) for flat draws: ``values`` maps each input to arrays broadcast to
+        (..., S), S = chain * draw. The conditional's spread uses one standard-normal draw per posterior
+        draw, so delta is a smooth function of the inputs on each draw (for searches). None without one."""
+        if self.conditional is None:
+            return None
+        xi = np.random.default_rng(seed).standard_normal(self.n_draws)
+
+        def delta(values):
+            mean, var = self.conditional.evaluate(values)
+            return mean + np.sqrt(var) * xi
+        return delta
+
+    def log_discrepancy(self, inputs: Mapping[str, Any], seed: int | None = 0, smooth: bool = False) -> xr.DataArray:
+        """Draws of the discrepancy on log(target) at ``inputs`` (DataArrays, possibly with chain/draw dims):
+        dims (chain, draw, ...); zero when the posterior has no discrepancy. The conditional spread is drawn
+        independently at each point, or with ``smooth`` once per draw (a smooth curve per draw, for plans)."""
+        template = self.draws[self.law.published[0]]
+        arrays = xr.broadcast(template, *[inputs[x] if isinstance(inputs[x], xr.DataArray) else xr.DataArray(inputs[x])
+                                          for x in self.law.inputs])
+        template = arrays[0].transpose(..., "chain", "draw")
+        if self.conditional is None:
+            return xr.zeros_like(template, dtype=float).transpose("chain", "draw", ...)
+        flat = {x: a.transpose(*template.dims).values.reshape(*template.shape[:-2], -1)
+                for x, a in zip(self.law.inputs, arrays[1:], strict=True)}
+        mean, var = self.conditional.evaluate(flat)
+        rng = np.random.default_rng(seed)
+        noise = rng.standard_normal(mean.shape[-1]) if smooth else rng.standard_normal(mean.shape)
+        values = (mean + np.sqrt(var) * noise).reshape(template.shape)
+        return template.copy(data=values).transpose("chain", "draw", ...)
+
 
 def as_posterior(source: Any) -> LawPosterior:
     """A LawPosterior from a Fit (or a LawPosterior, returned as it is)."""
@@ -74,7 +120,10 @@ def as_posterior(source: Any) -> LawPosterior:
     values, _ = derive_inputs(law, values)
     ranges = {name: (float(np.min(v)), float(np.max(v))) for name, v in values.items()}
     keep = [*law.published, *(n for n in ("sigma", "nu") if n in source.posterior)]
-    return LawPosterior(law, source.posterior[keep], source.likelihood, ranges, f"fit of {law.name}")
+    spec = getattr(source, "discrepancy", None)
+    label = f"fit of {law.name}" + ("" if spec is None else " with a GP discrepancy")
+    runs = {name: source.runs.frame[name].to_numpy(dtype=float) for name in (*law.inputs, law.target)}
+    return LawPosterior(law, source.posterior[keep], source.likelihood, ranges, label, spec, runs)
 
 
 def from_constants(law: Law | str, values: str | Mapping[str, float]) -> LawPosterior:

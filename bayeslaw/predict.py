@@ -1,7 +1,10 @@
 """Extrapolation: the posterior and posterior predictive of a law's target at any inputs.
 
     loss[chain, draw, point] = f(theta_draw; x_point)                       (the law's mean)
-    predictive = loss * exp(eps), eps ~ the fit's noise on log(target)      (one new run)
+    predictive = loss * exp(delta + eps), eps ~ the fit's noise on log(target)      (one new run)
+
+delta is the fit's model discrepancy at the point (``bayeslaw.discrepancy``; zero for a fit without
+one): a Gaussian process conditioned on each draw's residuals, whose spread grows beyond the runs.
 
 No model is rebuilt and nothing is compiled: the law's numpy function runs on the draws. Each
 point says how far it lies outside the fitted runs, in decades of each input (N, D, C).
@@ -54,6 +57,7 @@ class Prediction:
     predictive: xr.DataArray
     extrapolation: pd.DataFrame
     target: str
+    discrepancy: str = ""  # what the predictive adds for model discrepancy ("" for none)
 
     def summary(self, levels: Sequence[float] = (0.5, 0.9)) -> pd.DataFrame:
         """Per point: inputs, posterior-predictive median and intervals, the law's median, decades outside."""
@@ -97,8 +101,12 @@ def predict(source: Any, *, seed: int | None = 0, flops_per_param_token: float |
     points.index.name = "point"
     coords = {k: xr.DataArray(points[k].to_numpy(), dims="point", coords={"point": point}) for k in law.inputs}
     mean = law.function(post.params(), coords, np).transpose("chain", "draw", "point")
-    predictive = mean * np.exp(post.log_noise(seed))
+    log_shift = post.log_noise(seed)
+    if post.conditional is not None:
+        log_shift = log_shift + post.log_discrepancy(coords, None if seed is None else seed + 1)
+    predictive = mean * np.exp(log_shift)
     outside = {name: decades_outside(points[name].to_numpy(), post.fitted_ranges[name])
                for name in points.columns if name in post.fitted_ranges}
+    note = "" if post.conditional is None else f"predictive includes the fit's {post.discrepancy.describe()}"
     return Prediction(points, mean.rename(law.target), predictive.rename(law.target),
-                      pd.DataFrame(outside, index=points.index), law.target)
+                      pd.DataFrame(outside, index=points.index), law.target, note)

@@ -10,11 +10,13 @@ the risk is a smooth function of N). The chosen N minimises a risk measure of {L
 Regret of an allocation on draw s: f(theta_s; N, D) - f(theta_s; N_opt,s, D_opt,s), the loss given up
 against that draw's own optimum. The same is reported for the allocation a point estimate (the
 posterior mean of the parameters) would choose, so the cost of ignoring uncertainty is visible.
+With a fit's model discrepancy (``bayeslaw.discrepancy``) the predictive loss is
+L_s(N) = f(theta_s; N, D) exp(delta_s(N, D) + eps_s), delta_s a smooth function of N on each draw.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,11 +94,17 @@ class _Problem:
     k: float
     max_params: float | None
     max_tokens: float | None
+    delta: Callable | None = None  # the fit's model discrepancy on log loss, when it has one
 
     def loss(self, n, budget, noisy: bool = True):
-        """Loss of candidates n (shape (..., 1)) on every draw: shape (..., S)."""
-        mean = self.law.function(self.params, {"N": n, "D": budget / (self.k * n)}, np)
-        return mean * np.exp(self.noise) if noisy else mean
+        """Loss of candidates n (shape (..., 1)) on every draw: shape (..., S). ``noisy``: the predictive
+        loss of one run, with the model discrepancy (when the fit has one) and the noise."""
+        inputs = {"N": n, "D": budget / (self.k * n)}
+        mean = self.law.function(self.params, inputs, np)
+        if not noisy:
+            return mean
+        shift = self.noise if self.delta is None else self.noise + self.delta(inputs)
+        return mean * np.exp(shift)
 
     def loss_at(self, n: float, budget: float, noisy: bool = True) -> np.ndarray:
         """Loss of one allocation on every draw: shape (S,)."""
@@ -127,7 +135,8 @@ class _Problem:
 def _problem(post: LawPosterior, k: float, max_params, max_tokens, seed) -> _Problem:
     require_allocation_inputs(post.law, "risk-aware allocation")
     flat = {k_: v.values.reshape(-1) for k_, v in post.params().items()}
-    return _Problem(post.law, flat, post.log_noise(seed).values.reshape(-1), k, max_params, max_tokens)
+    delta = post.discrepancy_function(None if seed is None else seed + 1)
+    return _Problem(post.law, flat, post.log_noise(seed).values.reshape(-1), k, max_params, max_tokens, delta)
 
 
 @dataclass(frozen=True)

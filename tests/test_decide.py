@@ -105,6 +105,27 @@ def test_bad_plan_arguments_are_refused():
         plan(from_constants("kaplan-ND", "kaplan2020"), 1e22, method="closed")
 
 
+def test_data_constrained_plan_reproduces_the_datablations_readme():
+    """Muennighoff et al.'s README: optimal_allocation(1e22 FLOPs, 25e9 unique tokens) gives about 2.373e11
+    tokens (9.49 epochs) on 7.02e9 parameters; the search also matches a 20,001-point grid."""
+    post = from_constants("muennighoff", "muennighoff2023")
+    made = plan(post, 1e22, unique_tokens=25e9)
+    draws = made.draws.squeeze()
+    assert float(draws["D_opt"]) == pytest.approx(2.373e11, rel=2e-3)
+    assert float(draws["N_opt"]) == pytest.approx(7.02e9, rel=2e-3)
+    assert float(draws["epochs"]) == pytest.approx(9.49, abs=0.02)
+    assert "2.5e+10 unique tokens" in " ".join(made.notes)
+    law = post.law
+    grid = np.logspace(8, 11, 20001)
+    losses = law.evaluate(law.presets["muennighoff2023"].values,
+                          {"N": grid, "D": 1e22 / (6 * grid), "U": np.full_like(grid, 25e9)})
+    assert float(draws["N_opt"]) == pytest.approx(grid[np.argmin(losses)], rel=1e-3)
+    plenty = plan(post, 1e22, unique_tokens=1e15).draws.squeeze()  # no repetition: the Chinchilla-form optimum
+    assert float(plenty["tokens_per_param"]) == pytest.approx(19.61, rel=1e-3)
+    with pytest.raises(BayeslawError, match="data-constrained: allocating a budget needs the unique tokens"):
+        plan(post, 1e22)
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.floats(1.0, 5.0), min_size=20, max_size=200), st.floats(0.05, 0.95))
 def test_risk_measures_order(values, level):

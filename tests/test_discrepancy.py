@@ -1,0 +1,134 @@
+"""Model discrepancy: the GP's conditional grows beyond the runs, vanishes for an exact law, and flows
+through fit, save/load, predict, plan and decide."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SMALL
+
+import bayeslaw as bl
+from bayeslaw.demo import DEFAULT_BUDGETS, chinchilla_sweep
+from bayeslaw.discrepancy import Conditional, Discrepancy, estimate
+from bayeslaw.errors import BayeslawError
+from bayeslaw.laws import LAWS
+from bayeslaw.plan import plan
+from bayeslaw.posterior import as_posterior
+from bayeslaw.predict import predict
+from bayeslaw.risk import decide
+
+
+def misfit_runs(amplitude: float = 0.03, noise: float = 0.005, seed: int = 0) -> pd.DataFrame:
+    """Runs from the Chinchilla law times a smooth misfit exp(amplitude sin(log N)) that the law cannot absorb."""
+    frame = chinchilla_sweep("besiroglu2024", noise=noise, seed=seed)
+    frame["loss"] *= np.exp(amplitude * np.sin(2.0 * np.log(frame["N"].to_numpy())))
+    return frame
+
+
+@pytest.fixture(scope="module")
+def misfit_fit():
+    return bl.fit("chinchilla", misfit_runs(), seed=1, **SMALL)
+
+
+def test_conditional_variance_grows_beyond_the_runs_to_the_prior():
+    x = np.linspace(1.0, 10.0, 30)
+    spec = Discrepancy("gp", ("C",), (True,), (0.0,), (1.0,), 0.02, (0.5,), 0.001)
+    spec = dataclasses.replace(spec, centre=(float(np.log(x).mean()),), halfwidth=(float(np.ptp(np.log(x)) / 2),))
+    residuals = np.zeros((30, 4))
+    cond = Conditional(spec, {"C": x}, residuals)
+    beyond = np.array([10.0, 20.0, 50.0, 200.0, 1e4])
+    _, var = cond.evaluate({"C": beyond[:, None]})
+    sd = np.sqrt(var[:, 0])
+    assert sd[0] < 0.002  # pinned at the last run
+    assert np.all(np.diff(sd) > 0)  # widens with the distance beyond the runs
+    assert sd[-1] == pytest.approx(0.02, rel=1e-3)  # back to the prior amplitude far out
+
+
+def test_estimate_finds_structure_and_none_in_pure_noise():
+    rng = np.random.default_rng(3)
+    n = np.exp(rng.uniform(18, 24, 150))
+    noise = 0.004 * rng.standard_normal(150)
+    smooth = 0.02 * np.sin(np.log(n))
+    assert estimate("gp", {"N": n}, noise).eta < 0.002
+    found = estimate("gp", {"N": n}, smooth + noise)
+    assert 0.01 < found.eta < 0.06 and found.nugget == pytest.approx(0.004, rel=0.3)
+
+
+def test_fit_stores_the_discrepancy_and_load_restores_it(misfit_fit, tmp_path):
+    spec = misfit_fit.discrepancy
+    assert spec is not None and spec.kind == "gp" and spec.inputs == ("N", "D") and spec.eta > 0.005
+    back = bl.load(misfit_fit.save(tmp_path / "fit.nc"))
+    assert back.discrepancy == spec
+    assert "GP discrepancy over log N, log D" in spec.describe()
+
+
+def test_no_discrepancy_and_bad_names():
+    frame = chinchilla_sweep(noise=0.01, seed=2)
+    plain = bl.fit("chinchilla", frame, seed=1, discrepancy=None, **SMALL)
+    assert plain.discrepancy is None and "discrepancy" not in predict(plain, N=1e9, D=2e10).discrepancy
+    with pytest.raises(BayeslawError, match="unknown discrepancy 'hsgp'; allowed: gp or none"):
+        bl.fit("chinchilla", frame, discrepancy="hsgp", **SMALL)
+
+
+def test_predictive_widens_where_the_runs_do_not_reach(misfit_fit):
+    post = as_posterior(misfit_fit)
+    plain = dataclasses.replace(post, discrepancy=None)
+    points = {"N": [3e8, 1e11], "D": [1e10, 2e12]}  # inside; about 3 decades of compute beyond
+    width = {}
+    for label, source in (("gp", post), ("plain", plain)):
+        table = predict(source, **points).summary((0.9,))
+        width[label] = ((table["90% hi"] - table["90% lo"]) / table["median"]).to_numpy()
+    eta = misfit_fit.discrepancy.eta
+    added = np.sqrt(width["gp"][1] ** 2 - width["plain"][1] ** 2)  # far out: the misfit's amplitude is added
+    assert added > 2 * 1.645 * eta * 0.7
+    assert width["gp"][1] > 1.5 * width["gp"][0]  # and more than inside the runs
+    assert width["gp"][0] == pytest.approx(width["plain"][0], rel=0.15)  # where the runs are, little changes
+    note = predict(post, **points).discrepancy
+    assert note.startswith("predictive includes the fit's GP discrepancy")
+
+
+def test_plan_and_decide_use_the_discrepancy(misfit_fit):
+    post = as_posterior(misfit_fit)
+    plain = dataclasses.replace(post, discrepancy=None)
+    made, bare = plan(post, [1e22, 1e25]), plan(plain, [1e22, 1e25])
+    assert any("model discrepancy" in note for note in made.notes)
+    np.testing.assert_allclose(made.draws["N_opt"], bare.draws["N_opt"])  # the law's optimum per draw
+    delta = np.log(made.draws["loss"] / bare.draws["loss"]).std(("chain", "draw")).values
+    assert np.all(delta > 0.2 * misfit_fit.discrepancy.eta) and delta[1] > delta[0]  # grows with the budget
+    spread = {k: p.draws["loss"].std(("chain", "draw")).values for k, p in (("gp", made), ("plain", bare))}
+    assert spread["gp"][1] > 1.2 * spread["plain"][1]  # four decades beyond the runs: wider
+    chosen, point = decide(post, [1e23], "cvar:0.9").table.iloc[0], decide(plain, [1e23], "cvar:0.9").table.iloc[0]
+    assert chosen["chosen loss 95%"] - chosen["chosen loss 5%"] > point["chosen loss 95%"] - point["chosen loss 5%"]
+
+
+def test_exact_law_intervals_are_not_inflated():
+    """Synthetic runs generated exactly from the law: the discrepancy intervals stay within 1.5x of the
+    plain law's width at the held-out runs, and coverage stays near nominal."""
+    from bayeslaw.calibrate import calibrate
+
+    widths, coverage = [], []
+    for seed in (0, 1):
+        frame = chinchilla_sweep("besiroglu2024", budgets=(*DEFAULT_BUDGETS, 3e21, 1e22), noise=0.01, seed=seed)
+        table = calibrate(frame, "chinchilla", ["C>5e20", "C>2e21"], seed=seed, chains=2, draws=500)
+        for rule in table.index.get_level_values("holdout").unique():
+            plain, gp = table.loc[(rule, "plain")], table.loc[(rule, "gp")]
+            widths.append(gp["width 90%"] / plain["width 90%"])
+            coverage.append((gp["coverage 50%"], gp["coverage 90%"]))
+    print(f"\nexact law: width ratio gp/plain {np.round(widths, 3)}, coverage (50%, 90%) {coverage}")
+    assert max(widths) <= 1.5
+    cov50, cov90 = np.mean(coverage, axis=0)
+    assert 0.3 <= cov50 <= 0.7 and 0.75 <= cov90 <= 1.0
+
+
+def test_every_input_count_is_supported():
+    for name in ("power-C", "chinchilla", "muennighoff"):
+        law = LAWS[name]
+        rng = np.random.default_rng(0)
+        inputs = {x: np.exp(rng.uniform(1, 5, 40)) for x in law.inputs}
+        spec = estimate("gp", inputs, 0.01 * np.sin(np.log(inputs[law.inputs[0]])))
+        cond = Conditional(spec, inputs, np.zeros((40, 3)))
+        mean, var = cond.evaluate({x: v[:5, None] * 100 for x, v in inputs.items()})
+        assert mean.shape == (5, 3) and var.shape == (5, 3) and np.all(var >= 0)
