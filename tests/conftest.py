@@ -38,5 +38,26 @@ def shared_data_path(name: str) -> Path:
 @pytest.fixture(scope="session")
 def chinchilla_runs() -> pd.DataFrame:
     """The 240 kept Chinchilla runs (Besiroglu et al. 2024 protocol: drop the 5 largest losses)."""
-    frame = pd.read_csv(shared_data_path("chinchilla_epoch_extracted.csv"))
-    return frame.sort_values("loss").iloc[:-5].reset_index(drop=True)
+    from bayeslaw.datasets import chinchilla_runs as read
+
+    return read(shared_data_path("chinchilla_epoch_extracted.csv"))
+
+
+@pytest.fixture(scope="session")
+def chinchilla_fit_small(chinchilla_runs):
+    """The Chinchilla law fitted to the real runs with small sampling (plots, report)."""
+    import bayeslaw as bl
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bl.ConvergenceWarning)
+        return bl.fit("chinchilla", chinchilla_runs, seed=1, **SMALL)
+
+
+@pytest.fixture(scope="session")
+def power_c_fit_small(chinchilla_runs):
+    """A law without N and D (loss against C) on the real runs, small sampling."""
+    import bayeslaw as bl
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bl.ConvergenceWarning)
+        return bl.fit("power-C", chinchilla_runs, seed=1, **SMALL)

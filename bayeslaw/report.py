@@ -1,0 +1,153 @@
+"""report(): one self-contained HTML page about a fit.
+
+Sections: the law and the fit, a summary of the runs, convergence diagnostics, the parameter table
+(``Fit.summary``), the figures of :mod:`bayeslaw.plots` embedded as base64 PNG, and the
+compute-optimal plan for the budgets given. Nothing is loaded from elsewhere: no scripts, no
+stylesheets, no remote images. Written atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayeslaw import plots
+from bayeslaw.errors import BayeslawError
+from bayeslaw.plan import plan
+from bayeslaw.posterior import as_posterior
+
+STYLE = """
+body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 1.8em; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f2f2f2; } img { max-width: 100%; display: block; margin: 0.6em 0; }
+.bad { color: #b00020; font-weight: bold; } .good { color: #1b6e20; font-weight: bold; } .note { color: #555; }
+"""
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float | np.floating) else str(value)
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(float_format=_number, border=0, na_rep="–")
+
+
+def _figure(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="figure" src="data:image/png;base64,{data}">'
+
+
+def default_report_budgets(fit: Any) -> list[float]:
+    """10, 100 and 1000 times the compute of the largest run, rounded to one significant digit."""
+    top = float(np.max(plots.observed_runs(fit).get("C", [np.nan])))
+    if not np.isfinite(top):
+        return []
+    return [float(f"{top * f:.0e}") for f in (10, 100, 1000)]
+
+
+def data_summary(fit: Any) -> pd.DataFrame:
+    """Smallest, median and largest of each input (with C = k N D where the law says so) and the target."""
+    values = plots.observed_runs(fit)
+    return pd.DataFrame({"smallest": {k: float(np.min(v)) for k, v in values.items()},
+                         "median": {k: float(np.median(v)) for k, v in values.items()},
+                         "largest": {k: float(np.max(v)) for k, v in values.items()},
+                         "unit": {k: fit.law.conventions.get(k, "") for k in values}})
+
+
+def _diagnostics(fit: Any) -> str:
+    d = fit.diagnostics
+    rows = pd.DataFrame({"value": {"largest R-hat": d.max_rhat, "smallest bulk ESS": d.min_ess_bulk,
+                                   "smallest tail ESS": d.min_ess_tail, "divergent transitions": d.divergences,
+                                   "share at maximum tree depth": d.treedepth_fraction,
+                                   "chains x draws": f"{d.chains} x {d.draws}"}})
+    verdict = ('<p class="good">converged</p>' if d.converged else '<p class="bad">NOT CONVERGED</p><ul>'
+               + "".join(f"<li>{html.escape(p)}</li>" for p in d.problems) + "</ul>")
+    return verdict + _table(rows)
+
+
+def _figures(fit: Any, budgets: list[float]) -> str:
+    fitted = as_posterior(fit).fitted_ranges.get("C")
+    span = None if fitted is None else [fitted[0], max(fitted[1] * 1e3, *budgets)]
+    makers = [
+        ("isoFLOP profiles", lambda: plots.isoflop(fit)),
+        ("compute-optimal frontier", lambda: plots.frontier(fit, span)),
+        ("extrapolation", lambda: plots.extrapolation(fit, ([fitted[0], *budgets] if budgets and fitted else None))),
+        ("parameter posteriors", lambda: plots.pairs(fit)),
+    ]
+    parts = []
+    for title, make in makers:
+        parts.append(f"<h3>{html.escape(title)}</h3>")
+        try:
+            parts.append(_figure(make()))
+        except BayeslawError as err:
+            parts.append(f'<p class="note">not available for this law: {html.escape(str(err))}</p>')
+    return "\n".join(parts)
+
+
+def _plan(fit: Any, budgets: list[float]) -> str:
+    if not budgets:
+        return '<p class="note">no budgets given</p>'
+    try:
+        made = plan(fit, budgets)
+    except BayeslawError as err:
+        return f'<p class="note">no plan for this law: {html.escape(str(err))}</p>'
+    table = made.summary((0.5, 0.9)).T
+    table.columns = [f"C = {b:.3g} FLOPs" for b in table.columns]
+    notes = "; ".join(made.notes)
+    return f'<p class="note">posterior median and central intervals per budget; {html.escape(notes)}</p>' + \
+        _table(table)
+
+
+def render(fit: Any, budgets: Sequence[float] | None = None) -> str:
+    """The report as an HTML string."""
+    from bayeslaw import __version__
+
+    law = fit.law
+    budgets = default_report_budgets(fit) if budgets is None else [float(b) for b in budgets]
+    if any(not (np.isfinite(b) and b > 0) for b in budgets):
+        raise BayeslawError(f"budgets must be finite FLOP counts > 0, got {budgets}")
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in fit.runs.notes())
+    info = fit.info
+    sections = [
+        f"<h1>bayeslaw report: {html.escape(law.name)}</h1>",
+        f"<p><b>{html.escape(law.title)}</b>: {html.escape(law.formula)}<br>source: {html.escape(law.source)}<br>"
+        f"{len(fit.runs)} runs; likelihood {html.escape(fit.likelihood)} on log({html.escape(law.target)}); "
+        f"sampler {html.escape(str(info.get('sampler', '?')))}, seed {html.escape(str(info.get('seed', '?')))}; "
+        f"bayeslaw {html.escape(__version__)}</p>",
+        "<h2>Data</h2>", f"<p>{len(fit.runs)} runs.</p>", _table(data_summary(fit)),
+        f"<ul class='note'>{notes}</ul>" if notes else "",
+        "<h2>Diagnostics</h2>", _diagnostics(fit),
+        "<h2>Parameters</h2>", '<p class="note">posterior median, mean, sd, 94% HDI, ESS and R-hat</p>',
+        _table(fit.summary()),
+        "<h2>Figures</h2>", _figures(fit, budgets),
+        "<h2>Plan</h2>", _plan(fit, budgets),
+    ]
+    body = "\n".join(s for s in sections if s)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>bayeslaw report: {html.escape(law.name)}</title><style>{STYLE}</style></head>\n"
+            f"<body>\n{body}\n</body></html>\n")
+
+
+def report(fit: Any, path: str | os.PathLike, budgets: Sequence[float] | None = None) -> Path:
+    """Write the self-contained HTML report of ``fit`` to ``path``, atomically. ``budgets`` (FLOPs) are
+    planned and marked; by default 10, 100 and 1000 times the largest run's compute."""
+    if not Path(path).parent.is_dir():
+        raise BayeslawError(f"cannot write {path}: folder {Path(path).parent} does not exist")
+    text = render(fit, budgets)
+
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+    return plots.atomic_write(path, write)
