@@ -1,4 +1,7 @@
-"""The ``bayeslaw`` command: laws, fit, summary, demo. Errors print one line and exit non-zero."""
+"""The ``bayeslaw`` command: laws, models, fit, summary, demo, predict, plan, compare, plot, report, calibrate.
+
+Errors print one line and exit 1; an unconverged fit exits 3.
+"""
 
 from __future__ import annotations
 
@@ -66,6 +69,19 @@ def laws_command() -> None:
         typer.echo(f"{'':<{width}}  inputs {', '.join(law.inputs)} -> {law.target}; {law.source}")
 
 
+@app.command("models")
+def models_command() -> None:
+    """List the catalogue of named law specifications and published fits (models/)."""
+    from bayeslaw.catalogue import list_entries, load_entry
+
+    entries = _run(lambda: [load_entry(n) for n in list_entries()])
+    width = max(len(e.name) for e in entries)
+    for entry in entries:
+        kind = entry.uncertainty.kind if entry.uncertainty else "priors only"
+        typer.echo(f"{entry.name:<{width}}  law {entry.law.name}; uncertainty: {kind}")
+        typer.echo(f"{'':<{width}}  {entry.citation}")
+
+
 @app.command("fit")
 def fit_command(
     runs: Annotated[Path, typer.Argument(help="CSV of runs, one row per training run")],
@@ -79,8 +95,11 @@ def fit_command(
     draws: int = 1000,
     tune: int = 500,
     seed: int | None = None,
-    target_accept: float = 0.9,
+    target_accept: Annotated[float | None, typer.Option(help="NUTS target acceptance (default: the law's, 0.9 "
+                                                             "for most)")] = None,
     progress: Annotated[bool, typer.Option(help="show the sampler's progress bar")] = True,
+    discrepancy: Annotated[str, typer.Option(help="model discrepancy: gp (default; intervals widen beyond the "
+                                                  "runs) or none (the law with independent noise)")] = "gp",
 ) -> None:
     """Fit LAW to the runs in RUNS and print the posterior summary and diagnostics."""
     def go():
@@ -95,7 +114,9 @@ def fit_command(
         typer.echo(f"fitting {table.law.name} to {len(table)} runs ({chains} chains x {draws} draws)...", err=True)
         result = fit(table.law, table, priors=priors, likelihood=likelihood, sampler=sampler,
                      chains=chains, draws=draws, tune=tune, seed=seed, target_accept=target_accept,
-                     progress=progress and sys.stderr.isatty())
+                     progress=progress and sys.stderr.isatty(), discrepancy=discrepancy)
+        if result.discrepancy is not None:
+            typer.echo(f"note: {result.discrepancy.describe()}")
         if out is not None:
             result.save(out)
             typer.echo(f"saved to {out}")
@@ -114,6 +135,8 @@ def summary_command(path: Annotated[Path, typer.Argument(help="a fit saved by `b
 
     result = _run(lambda: load(path))
     typer.echo(f"{result.law.name}: {result.law.formula}; {len(result.runs)} runs, likelihood {result.likelihood}")
+    if result.discrepancy is not None:
+        typer.echo(f"model discrepancy: {result.discrepancy.describe()}")
     _report(result)
     if not result.converged:
         raise typer.Exit(EXIT_NOT_CONVERGED)
@@ -217,22 +240,25 @@ def predict_command(
     def go():
         result = load(path)
         prediction = predict(result, seed=seed, **inputs)
-        return prediction.summary(level or (0.5, 0.9))
+        return prediction.summary(level or (0.5, 0.9)), prediction.discrepancy
 
-    table = _run(go)
+    table, note = _run(go)
     if not (as_json or as_csv) and (table["decades outside"] > 0).any():
         typer.echo("warning: some points lie outside the fitted runs (see 'decades outside')", err=True)
-    _emit({"prediction": table}, as_json, as_csv)
+    _emit({"prediction": table, **({"notes": note} if note else {})}, as_json, as_csv)
 
 
 @app.command("plan", context_settings={"allow_extra_args": True})
 def plan_command(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="a fit saved by `bayeslaw fit --out`")],
     budget: Annotated[list[float], typer.Option(help="FLOP budgets: --budget 1e22 1e23 1e24")],
+    path: Annotated[Path | None, typer.Argument(help="a fit saved by `bayeslaw fit --out` (or use --model)")] = None,
+    model: Annotated[str | None, typer.Option(help="a published fit from the catalogue (`bayeslaw models`), "
+                                                   "instead of PATH")] = None,
     risk: Annotated[str | None, typer.Option(help="mean, quantile:Q, cvar:Q or prob:TARGET")] = None,
     max_params: Annotated[float | None, typer.Option(help="largest model (parameters)")] = None,
-    unique_tokens: Annotated[float | None, typer.Option(help="unique tokens available")] = None,
+    unique_tokens: Annotated[float | None, typer.Option(help="unique tokens available (repeated by data-"
+                                                            "constrained laws, a cap on D for others)")] = None,
     inference_tokens: Annotated[float | None, typer.Option(help="expected inference tokens")] = None,
     target_loss: Annotated[float | None, typer.Option(help="loss to reach")] = None,
     probability: Annotated[float, typer.Option(help="required probability of reaching --target-loss")] = 0.9,
@@ -249,6 +275,15 @@ def plan_command(
     from bayeslaw.risk import Risk, decide, min_budget
 
     budgets = list(budget) + _numbers(" ".join(ctx.args), "--budget") if ctx.args else list(budget)
+    if model is not None and path is not None and not path.exists():
+        try:  # `--model M --budget 1e22 1e23`: the second budget lands in PATH
+            budgets.insert(1, float(str(path)))
+            path = None
+        except ValueError:
+            pass
+    if (path is None) == (model is None):
+        _fail("give either a saved fit (PATH) or --model NAME (see `bayeslaw models`), " +
+              ("not both" if model is not None else "none was given"))
     if any(not b > 0 for b in budgets):
         _fail(f"--budget must be > 0 FLOPs, got {', '.join(f'{b:g}' for b in budgets)}")
     if not 0 < probability < 1:
@@ -260,10 +295,26 @@ def plan_command(
     def go():
         if risk is not None:
             Risk.parse(risk, target_loss)  # refuse a bad risk before any work
-        result = load(path)
+        if model is not None:
+            from bayeslaw.catalogue import load_entry
+
+            entry = load_entry(model)
+            result = entry.posterior(seed=seed)
+            tables["model"] = f"{entry.name} (law {entry.law.name}): {entry.citation}"
+            tables["uncertainty"] = entry.uncertainty.label if entry.uncertainty else ""
+        else:
+            result = load(path)
         caps = {"max_params": max_params, "max_tokens": unique_tokens}
-        made = plan(result, budgets, flops_per_param_token=flops_per_param_token, **caps)
+        stock = {"max_params": max_params, "unique_tokens": unique_tokens}  # data-constrained laws repeat it
+        made = plan(result, budgets, flops_per_param_token=flops_per_param_token, **stock)
         tables["plan"] = made.summary(level or (0.9,))
+        if model is not None and entry.uncertainty.kind != "none":
+            from bayeslaw.posterior import from_constants
+
+            point = plan(from_constants(entry.law, entry.constants), budgets,
+                         flops_per_param_token=flops_per_param_token, **stock)
+            tables["at the published estimates"] = point.summary((0.5,)).filter(like="median").rename(
+                columns=lambda c: c.replace(" median", ""))
         tables["notes"] = "; ".join(made.notes)
         if risk is not None:
             tables["decision"] = decide(result, budgets, risk, flops_per_param_token=flops_per_param_token,
@@ -288,6 +339,7 @@ def compare_command(
     laws: Annotated[str, typer.Option(help="comma-separated law names, e.g. chinchilla,kaplan-nd,power")],
     holdout: Annotated[str | None, typer.Option(help="leave-future-out split, e.g. 'C>1e21'")] = None,
     marginal: Annotated[bool, typer.Option(help="also estimate marginal likelihoods by SMC (slow)")] = False,
+    plot: Annotated[Path | None, typer.Option(help="also draw elpd and stacking weights to this .png/.svg")] = None,
     column: Annotated[list[str] | None, typer.Option(help="CANONICAL=COLUMN, e.g. loss=val-loss")] = None,
     chains: int = 4,
     draws: int = 1000,
@@ -306,6 +358,8 @@ def compare_command(
     if len(names) < 2:
         _fail("--laws needs at least two law names, comma-separated")
     mapping = _pairs(column, "--column")
+    if plot is not None:
+        _figure_path(plot)
     tables: dict = {}
 
     def go():
@@ -321,6 +375,10 @@ def compare_command(
         for w in caught:
             typer.echo(f"warning: {w.message}", err=True)
         tables["PSIS-LOO"] = result.table
+        if plot is not None:
+            from bayeslaw.plots import comparison, write_figure
+
+            write_figure(comparison(result), plot)
         unconverged = [n for n, f in fits.items() if not f.converged]
         if unconverged:
             tables["not converged"] = ", ".join(unconverged)
@@ -334,6 +392,119 @@ def compare_command(
                 [marginal_likelihood(n, runs, columns=mapping, seed=seed) for n in resolved])
 
     _run(go)
+    _emit(tables, as_json, as_csv)
+
+
+PLOT_KINDS = ("isoflop", "frontier", "extrapolation", "pairs")
+
+
+def _budget_list(ctx: typer.Context, budget: list[float] | None) -> list[float] | None:
+    """--budget 1e22 1e24: the first value is the option's, the others arrive as extra arguments."""
+    values = list(budget or []) + _numbers(" ".join(ctx.args), "--budget")
+    if ctx.args and not budget:
+        _fail(f"unexpected arguments: {' '.join(ctx.args)}")
+    if any(not b > 0 for b in values):
+        _fail(f"--budget must be > 0 FLOPs, got {', '.join(f'{b:g}' for b in values)}")
+    return values or None
+
+
+def _figure_path(out: Path) -> None:
+    from bayeslaw.plots import FORMATS
+
+    if out.suffix.lower() not in FORMATS:
+        _fail(f"cannot write a figure to '{out}': use a .png or .svg file name")
+
+
+def _warn_unconverged(result) -> None:
+    if not result.converged:
+        typer.echo(f"warning: the {result.law.name} fit did not converge ({result.diagnostics.problems[0]})",
+                   err=True)
+        raise typer.Exit(EXIT_NOT_CONVERGED)
+
+
+@app.command("plot", context_settings={"allow_extra_args": True})
+def plot_command(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="a fit saved by `bayeslaw fit --out`")],
+    kind: Annotated[str, typer.Option(help="isoflop, frontier, extrapolation or pairs")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="file to write: .png or .svg")],
+    budget: Annotated[list[float] | None, typer.Option(help="FLOP budgets: --budget 1e22 1e24")] = None,
+    level: Annotated[list[float] | None, typer.Option(help="credible level, repeatable")] = None,
+) -> None:
+    """Draw one figure of a saved fit to PNG or SVG."""
+    budgets = _budget_list(ctx, budget)
+    if kind not in PLOT_KINDS:
+        _fail(f"unknown plot kind '{kind}'; kinds: {', '.join(PLOT_KINDS)}")
+    _figure_path(out)
+
+    def go():
+        from bayeslaw import plots
+        from bayeslaw.fit import load
+
+        result = load(path)
+        levels = tuple(level or (0.5, 0.9))
+        make = {"isoflop": lambda: plots.isoflop(result, budgets, levels),
+                "frontier": lambda: plots.frontier(result, budgets, levels=levels),
+                "extrapolation": lambda: plots.extrapolation(result, budgets, levels),
+                "pairs": lambda: plots.pairs(result)}[kind]
+        plots.write_figure(make(), out)
+        return result
+
+    result = _run(go)
+    typer.echo(f"wrote {out}")
+    _warn_unconverged(result)
+
+
+@app.command("report", context_settings={"allow_extra_args": True})
+def report_command(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="a fit saved by `bayeslaw fit --out`")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write")],
+    budget: Annotated[list[float] | None, typer.Option(help="FLOP budgets to plan: --budget 1e22 1e24 "
+                                                            "(default 10, 100, 1000 x the largest run)")] = None,
+) -> None:
+    """Write one self-contained HTML report: data, diagnostics, parameters, figures and a plan."""
+    budgets = _budget_list(ctx, budget)
+
+    def go():
+        from bayeslaw.fit import load
+        from bayeslaw.report import report
+
+        result = load(path)
+        report(result, out, budgets)
+        return result
+
+    result = _run(go)
+    typer.echo(f"wrote {out}")
+    _warn_unconverged(result)
+
+
+@app.command("calibrate")
+def calibrate_command(
+    runs: Annotated[Path, typer.Argument(help="CSV of runs")],
+    holdout: Annotated[list[str], typer.Option(help="split rule, repeatable: --holdout 'C>1e20' --holdout 'C>1e21'")],
+    law: Annotated[str, typer.Option(help="law name (see `bayeslaw laws`)")] = "chinchilla",
+    discrepancy: Annotated[str, typer.Option(help="the discrepancy compared with the plain law")] = "gp",
+    column: Annotated[list[str] | None, typer.Option(help="CANONICAL=COLUMN, e.g. loss=val-loss")] = None,
+    chains: int = 4,
+    draws: int = 1000,
+    seed: int = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
+) -> None:
+    """Fit below each holdout rule, score the runs above: interval coverage, log predictive density and
+    median error, with and without model discrepancy."""
+    from bayeslaw.calibrate import calibrate
+
+    def go():
+        return calibrate(runs, law, holdout, discrepancy=discrepancy, columns=_pairs(column, "--column"),
+                         seed=seed, chains=chains, draws=draws, progress=lambda line: typer.echo(line, err=True))
+
+    table = _run(go)
+    tables = {"held-out calibration": table}
+    if not (as_json or as_csv):
+        tables["reading"] = ("calibrated intervals cover about 50%, 80% and 90% of the held-out runs; "
+                             "lpd per run: higher is better")
     _emit(tables, as_json, as_csv)
 
 

@@ -159,6 +159,20 @@ def test_plan_with_target_and_inference_tokens(saved_fit):
     assert "inference-aware:" in served.stdout and "saving median" in served.stdout
 
 
+def test_plan_with_a_data_constrained_law_repeats_the_unique_tokens():
+    """datablations README: 1e22 FLOPs with 25e9 unique tokens -> about 9.49 epochs on 7.02e9 parameters."""
+    import json
+
+    result = runner.invoke(app, ["plan", "--model", "muennighoff2023", "--budget", "1e22", "--unique-tokens", "25e9",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["plan"][0]
+    assert row["epochs median"] == pytest.approx(9.49, abs=0.02)
+    assert row["N_opt median"] == pytest.approx(7.02e9, rel=2e-3)
+    missing = runner.invoke(app, ["plan", "--model", "muennighoff2023", "--budget", "1e22"])
+    assert missing.exit_code == EXIT_ERROR and "needs the unique tokens available" in missing.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [(["--budget", "-1e22"], "--budget must be > 0"),
