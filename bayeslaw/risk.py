@@ -11,7 +11,8 @@ Regret of an allocation on draw s: f(theta_s; N, D) - f(theta_s; N_opt,s, D_opt,
 against that draw's own optimum. The same is reported for the allocation a point estimate (the
 posterior mean of the parameters) would choose, so the cost of ignoring uncertainty is visible.
 With a fit's model discrepancy (``bayeslaw.discrepancy``) the predictive loss is
-L_s(N) = f(theta_s; N, D) exp(delta_s(N, D) + eps_s), delta_s a smooth function of N on each draw.
+L_s(N) = f(theta_s; N, D) exp(delta_s(N, D) + eps_s), delta_s a smooth function of N on each draw, and
+regret is measured on f exp(delta_s) against that curve's own minimum (a fine grid in log N per draw).
 """
 
 from __future__ import annotations
@@ -106,6 +107,22 @@ class _Problem:
         shift = self.noise if self.delta is None else self.noise + self.delta(inputs)
         return mean * np.exp(shift)
 
+    def expected(self, n, budget):
+        """Loss of candidates n on every draw without the run noise: f_s(N, D) exp(delta_s(N, D))."""
+        inputs = {"N": n, "D": budget / (self.k * n)}
+        mean = self.law.function(self.params, inputs, np)
+        return mean if self.delta is None else mean * np.exp(self.delta(inputs))
+
+    def best_expected(self, budget: float, n_opt: np.ndarray) -> np.ndarray:
+        """Each draw's lowest expected loss: at its law optimum, or with a discrepancy (which moves the
+        optimum) the minimum over a fine log grid around the draws' optima."""
+        if self.delta is None:
+            return self.expected(n_opt, budget)
+        lo, hi = search_bounds(np.asarray(budget), self.k, self.max_params, self.max_tokens)
+        spread = np.log(n_opt[np.isfinite(n_opt)])
+        grid = np.linspace(max(float(lo), spread.min() - 2.0), min(float(hi), spread.max() + 2.0), 4 * GRID)
+        return self.expected(np.exp(grid)[:, None], budget).min(axis=0)
+
     def loss_at(self, n: float, budget: float, noisy: bool = True) -> np.ndarray:
         """Loss of one allocation on every draw: shape (S,)."""
         return self.loss(np.array([[n]]), budget, noisy)[0]
@@ -166,14 +183,14 @@ def decide(source: Any, budget: float | Sequence[float], risk: str | Risk = "mea
     rows, losses = [], {}
     for c in budget_array(budget).values:
         n_opt = problem.optimum(c)
-        best_mean = problem.loss(n_opt, c, noisy=False)
+        best_mean = problem.best_expected(c, n_opt)
         point_n, _ = optimal_allocation(problem.law, point, np.asarray(c), flops_per_param_token=problem.k,
                                         max_params=max_params, max_tokens=max_tokens)
         point_n = float(np.ravel(point_n)[0])
         row = {"budget": c}
         for label, n in (("chosen", problem.choose(c, risk, n_opt)), ("point estimate", point_n)):
             sample = problem.loss_at(n, c)
-            regret = problem.loss_at(n, c, noisy=False) - best_mean
+            regret = problem.expected(np.array([[n]]), c)[0] - best_mean
             losses[f"{label} @ {c:.3g}"] = sample
             d = c / (problem.k * n)
             row |= {f"{label} N": n, f"{label} D": d, f"{label} tokens/param": d / n,

@@ -167,6 +167,16 @@ def test_risk_aware_choice_on_real_runs(real_fit):
     assert table.loc[5.76e23, "chosen P(loss<=2)"] > table.loc[1e22, "chosen P(loss<=2)"]
 
 
+def test_regret_is_measured_under_the_discrepancy_aware_loss(real_fit):
+    """With a discrepancy the risk-neutral choice minimises E[f exp(delta + eps)]; its regret, measured on
+    f exp(delta) against each draw's own minimum, is no larger than that of the law-only point estimate."""
+    assert real_fit.discrepancy is not None
+    table = decide(real_fit, [1e22, 5.76e23], "mean").table
+    for budget in (1e22, 5.76e23):
+        row = table.loc[budget]
+        assert 0 <= row["chosen expected regret"] <= row["point estimate expected regret"] + 1e-5, row
+
+
 def test_smallest_budget_reaching_a_target(real_fit):
     answer = min_budget(real_fit, 2.0, probability=0.9)
     assert answer["probability"] >= 0.9
