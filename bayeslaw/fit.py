@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from bayeslaw.data import Runs, load_runs
 from bayeslaw.diagnostics import Diagnostics, diagnose
 from bayeslaw.discrepancy import Discrepancy, check_kind, estimate
 from bayeslaw.errors import BayeslawError, ConvergenceWarning, FitFileError
+from bayeslaw.files import atomic_write
 from bayeslaw.laws import Law, get_law
 from bayeslaw.model import build_model, data_pivots, log_likelihood, model_priors
 from bayeslaw.priors import Prior
@@ -186,18 +186,7 @@ def assemble(runs: Runs, priors: Mapping[str, Prior], likelihood: str, posterior
 
 def save(result: Fit, path: str | os.PathLike) -> Path:
     """Write ``result`` to NetCDF at ``path`` through a temporary file and an atomic rename."""
-    path = Path(path)
-    if not path.parent.exists():
-        raise FitFileError(f"cannot save to {path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        result.idata.to_netcdf(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, result.idata.to_netcdf, FitFileError)
 
 
 def load(path: str | os.PathLike, law: Law | str | None = None) -> Fit:

@@ -15,9 +15,8 @@ or SVG atomically. Every curve comes from ``predict.predict`` or ``plan.plan`` o
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from matplotlib.figure import Figure
 
 from bayeslaw.data import derive_inputs
 from bayeslaw.errors import BayeslawError
+from bayeslaw.files import atomic_write
 from bayeslaw.laws.kaplan import PF_DAY
 from bayeslaw.plan import plan, require_allocation_inputs
 from bayeslaw.posterior import LawPosterior, as_posterior, from_constants
@@ -292,26 +292,6 @@ def pairs(fit: Any, var_names: Sequence[str] | None = None) -> Figure:
                      scatter_kwargs={"alpha": 0.3, "s": 4}, show=False)
     fig.suptitle(f"{fit.law.name}: posterior of the published parameters")
     return fig
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``; a failure
-    leaves nothing behind."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise BayeslawError(f"cannot write {path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 120) -> Path:

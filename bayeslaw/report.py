@@ -21,6 +21,7 @@ import pandas as pd
 
 from bayeslaw import plots
 from bayeslaw.errors import BayeslawError
+from bayeslaw.files import atomic_write
 from bayeslaw.plan import plan
 from bayeslaw.posterior import as_posterior
 
@@ -150,4 +151,4 @@ def report(fit: Any, path: str | os.PathLike, budgets: Sequence[float] | None = 
     def write(tmp: str) -> None:
         Path(tmp).write_text(text, encoding="utf-8")
 
-    return plots.atomic_write(path, write)
+    return atomic_write(path, write)

@@ -76,3 +76,16 @@ def test_failed_save_keeps_the_previous_file(fitted, tmp_path, monkeypatch):
         fitted.save(target)
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["fit.nc"]
+
+
+def test_saved_file_has_the_usual_permissions(fitted, tmp_path):
+    """The temporary file is private (mkstemp); the saved fit gets 0666 less the umask, like any file."""
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        path = fitted.save(tmp_path / "fit.nc")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
