@@ -221,10 +221,13 @@ def _emit(tables: dict, as_json: bool, as_csv: bool) -> None:
 
 @app.command("predict")
 def predict_command(
-    path: Annotated[Path, typer.Argument(help="a fit saved by `bayeslaw fit --out`")],
+    path: Annotated[Path | None, typer.Argument(help="a fit saved by `bayeslaw fit --out` (or use --model)")] = None,
+    model: Annotated[str | None, typer.Option(help="a published fit from the catalogue (`bayeslaw models`), "
+                                                   "instead of PATH")] = None,
     n: Annotated[str | None, typer.Option("--N", help="parameters, e.g. 7e10 or 7e10,1e11")] = None,
     d: Annotated[str | None, typer.Option("--D", help="training tokens")] = None,
     c: Annotated[str | None, typer.Option("--C", help="training FLOPs")] = None,
+    at: Annotated[list[str] | None, typer.Option(help="other inputs, NAME=VALUES, e.g. U=25e9 or S=0.5,0.75")] = None,
     level: Annotated[list[float] | None, typer.Option(help="credible level, repeatable")] = None,
     seed: int = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
@@ -236,9 +239,18 @@ def predict_command(
 
     inputs = {k: v for k, v in (("N", _numbers(n, "--N")), ("D", _numbers(d, "--D")), ("C", _numbers(c, "--C")))
               if v}
+    inputs |= {name: _numbers(values, f"--at {name}") for name, values in _pairs(at, "--at").items()}
+    if (path is None) == (model is None):
+        _fail("give either a saved fit (PATH) or --model NAME (see `bayeslaw models`), " +
+              ("not both" if model is not None else "none was given"))
 
     def go():
-        result = load(path)
+        if model is not None:
+            from bayeslaw.catalogue import load_entry
+
+            result = load_entry(model).posterior(seed=seed)
+        else:
+            result = load(path)
         prediction = predict(result, seed=seed, **inputs)
         return prediction.summary(level or (0.5, 0.9)), prediction.discrepancy
 

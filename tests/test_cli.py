@@ -159,6 +159,19 @@ def test_plan_with_target_and_inference_tokens(saved_fit):
     assert "inference-aware:" in served.stdout and "saving median" in served.stdout
 
 
+def test_predict_from_a_published_fit_with_extra_inputs():
+    """Muennighoff et al.'s README test vector through the CLI: L(6.34e9, 242e9, U=25e9) = 2.2256440889984477."""
+    import json
+
+    result = runner.invoke(app, ["predict", "--model", "muennighoff2023", "--N", "6.34e9", "--D", "242e9",
+                                 "--at", "U=25e9", "--json"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["prediction"][0]
+    assert row["law median"] == pytest.approx(2.2256440889984477, rel=1e-9)
+    neither = runner.invoke(app, ["predict", "--N", "1e9"])
+    assert neither.exit_code == EXIT_ERROR and "none was given" in neither.stderr
+
+
 def test_plan_with_a_data_constrained_law_repeats_the_unique_tokens():
     """datablations README: 1e22 FLOPs with 25e9 unique tokens -> about 9.49 epochs on 7.02e9 parameters."""
     import json
