@@ -127,6 +127,17 @@ IRREDUCIBLE = Param(Prior("HalfNormal", sigma=2.5), "positive",
                     "irreducible loss E in nats; prior 95% below about 4.9")
 
 
+def loss_at_pivot(what: str) -> Param:
+    """The log of the loss at the data's pivots: the coordinate the runs pin best (Normal(1, 0.75))."""
+    return Param(Prior("Normal", mu=1.0, sigma=0.75), "real",
+                 f"log of {what}; Normal(1, 0.75), 95% range 0.6 to 12 nats")
+
+
+def share(doc: str) -> Param:
+    """A share of the loss (or of one of its parts) in (0, 1), away from both ends: Beta(1.5, 1.5)."""
+    return Param(Prior("Beta", alpha=1.5, beta=1.5), "unit", f"{doc}; Beta(1.5, 1.5)")
+
+
 def log_term(input_name: str) -> Param:
     return Param(Prior("Normal", mu=float(np.log(0.5)), sigma=1.5), "real",
                  f"log of the {input_name} term at the pivot {input_name}0 (the data's geometric mean)")

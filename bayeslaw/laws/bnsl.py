@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayeslaw.laws.base import Law, Param, Preset
+from bayeslaw.laws.base import Law, Param, Preset, loss_at_pivot, share
 from bayeslaw.priors import Prior
 
 CABALLERO = "Caballero et al. 2022, arXiv:2210.14891 (ICLR 2023), eq 1"
@@ -88,11 +88,8 @@ def make_bnsl(n_breaks: int) -> Law:
         return out
 
     params = {
-        "log_loss_at_pivot": Param(Prior("Normal", mu=1.0, sigma=0.75), "real",
-                                   "log of the loss at the pivot C0 (the data's geometric mean of C); "
-                                   "prior 95% range 0.6 to 12 nats"),
-        "reducible_share": Param(Prior("Beta", alpha=1.5, beta=1.5), "unit",
-                                 "share of the loss at C0 above the limit a: (y - a) / y"),
+        "log_loss_at_pivot": loss_at_pivot("the loss at the pivot C0 (the data's geometric mean of C)"),
+        "reducible_share": share("share of the loss at C0 above the limit a: (y - a) / y"),
         "c0": Param(slope, "positive", f"log-log slope before the first break; {slope_range}"),
         "log_d1_over_pivot": Param(Prior("Normal", mu=0.0, sigma=3.0), "real",
                                    "log(d1 / C0): first break relative to the pivot; prior 95% within "

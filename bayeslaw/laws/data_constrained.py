@@ -28,12 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayeslaw.laws.base import (
-    EXPONENT,
-    Law,
-    Param,
-    Preset,
-)
+from bayeslaw.laws.base import EXPONENT, Law, Param, Preset, loss_at_pivot, share
 from bayeslaw.laws.chinchilla import chinchilla_derived
 from bayeslaw.priors import Prior
 
@@ -74,12 +69,10 @@ def _terms_params(reducible: Prior) -> dict[str, Param]:
     data-constrained runs (few model sizes, one budget each) need to separate the two terms.
     """
     return {
-        "log_loss_at_pivot": Param(Prior("Normal", mu=1.0, sigma=0.75), "real",
-                                   "log of E + A/N0^alpha + B/D0^beta (one epoch, no excess parameters) at the "
-                                   "pivots N0, D0; prior 95% range 0.6 to 12 nats"),
+        "log_loss_at_pivot": loss_at_pivot("E + A/N0^alpha + B/D0^beta (one epoch, no excess parameters) at "
+                                           "the pivots N0, D0"),
         "reducible_share": Param(reducible, "unit", "share of that loss above E"),
-        "data_share": Param(Prior("Beta", alpha=1.5, beta=1.5), "unit",
-                            "share of the reducible loss at the pivots that the data term B/D0^beta makes"),
+        "data_share": share("share of the reducible loss at the pivots that the data term B/D0^beta makes"),
         "alpha": EXPONENT,
         "beta": EXPONENT,
     }

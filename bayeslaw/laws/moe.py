@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bayeslaw.laws.base import EXPONENT, Inputs, Law, Param, Params, Preset
+from bayeslaw.laws.base import EXPONENT, Inputs, Law, Param, Params, Preset, loss_at_pivot, share
 from bayeslaw.laws.sparse import split_coordinates, split_loss, split_params
 from bayeslaw.priors import Prior
 
@@ -86,9 +86,7 @@ CLARK_LAW = Law(
             "1/Ê = 1/(E - 1 + (1/E_start - 1/E_max)^-1) + 1/E_max",
     inputs=("N", "experts"),
     params={
-        "log_loss_at_pivot": Param(Prior("Normal", mu=1.0, sigma=0.75), "real",
-                                   "natural log of the loss at the pivots N0, E0 (the data's geometric means); "
-                                   "Normal(1, 0.75), 95% range 0.6 to 12 nats"),
+        "log_loss_at_pivot": loss_at_pivot("the loss at the pivots N0, E0 (the data's geometric means)"),
         "alpha_at_pivot": Param(Prior("LogNormal", mu=float(np.log(0.1)), sigma=0.7), "positive",
                                 "-(a + c log10 Ê(E0)): -dlog L / dlog N at the pivot E0 (no irreducible "
                                 "term, so small); LogNormal(log 0.1, 0.7), 95% range 0.025 to 0.4"),
@@ -161,9 +159,7 @@ KRAJEWSKI_LAW = Law(
     inputs=("N", "D", "granularity"),
     params={
         **split_params("(a + g) N0^-alpha", "b D0^-beta", "c", "beta", where="G = 1"),
-        "granular_share": Param(Prior("Beta", alpha=1.5, beta=1.5), "unit",
-                                "g / (a + g): the part of the N-coefficient at G = 1 that finer experts remove; "
-                                "Beta(1.5, 1.5)"),
+        "granular_share": share("g / (a + g): the part of the N-coefficient at G = 1 that finer experts remove"),
         "alpha": EXPONENT,
         "gamma": EXPONENT,
     },

@@ -16,13 +16,13 @@ import numpy as np
 from bayeslaw.laws.base import (
     EXPONENT,
     Law,
-    Param,
     Preset,
     coefficient_from_pivot,
     log_term,
+    loss_at_pivot,
     pivot_from_coefficient,
+    share,
 )
-from bayeslaw.priors import Prior
 
 _UNITS = {"N": "parameters", "D": "training tokens", "C": "training FLOPs"}
 RANGES = {"N": (1e7, 1e11), "D": (1e9, 1e13), "C": (1e17, 1e23)}
@@ -72,10 +72,8 @@ def make_power_law(x: str, irreducible: bool) -> Law:
 
     if irreducible:
         params = {
-            "log_loss_at_pivot": Param(Prior("Normal", mu=1.0, sigma=0.75), "real",
-                                       f"log of the loss at the pivot {x}0; prior 95% range 0.6 to 12 nats"),
-            "reducible_share": Param(Prior("Beta", alpha=1.5, beta=1.5), "unit",
-                                     f"share of the loss at {x}0 that the power term makes: (L - E) / L"),
+            "log_loss_at_pivot": loss_at_pivot(f"the loss at the pivot {x}0"),
+            "reducible_share": share(f"share of the loss at {x}0 that the power term makes: (L - E) / L"),
         }
     else:
         params = {term: log_term(x)}

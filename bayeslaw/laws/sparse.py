@@ -32,7 +32,9 @@ from bayeslaw.laws.base import (
     Preset,
     coefficient_from_pivot,
     log_term,
+    loss_at_pivot,
     pivot_from_coefficient,
+    share,
 )
 from bayeslaw.priors import Prior
 
@@ -48,10 +50,6 @@ CONVENTIONS = {
 }
 
 
-def _share(doc: str) -> Param:
-    return Param(Prior("Beta", alpha=1.5, beta=1.5), "unit", f"{doc}; Beta(1.5, 1.5)")
-
-
 def _signed(doc: str, sigma: float) -> Param:
     return Param(Prior("Normal", mu=0.0, sigma=sigma), "real",
                  f"{doc}; either sign, Normal(0, {sigma:g}) (95% within +-{1.96 * sigma:.2g})")
@@ -63,11 +61,10 @@ def split_params(n_term: str, data_term: str, irreducible: str, data_exponent: s
                  where: str = "S = 0") -> dict[str, Param]:
     """Coordinates L0 = n_term + data_term + irreducible at the pivots, with the given term names."""
     return {
-        "log_loss_at_pivot": Param(Prior("Normal", mu=1.0, sigma=0.75), "real",
-                                   f"log L0, the loss at {where} and the pivots N0, D0 (the data's geometric "
-                                   "means); Normal(1, 0.75), 95% range 0.6 to 12 nats"),
-        "N_share": _share(f"{n_term} / L0: the N term's share of L0"),
-        "data_share": _share(f"{data_term} / ({irreducible} + {data_term}): the data term's share of the "
+        "log_loss_at_pivot": loss_at_pivot(f"L0, the loss at {where} and the pivots N0, D0 (the data's "
+                                           "geometric means)"),
+        "N_share": share(f"{n_term} / L0: the N term's share of L0"),
+        "data_share": share(f"{data_term} / ({irreducible} + {data_term}): the data term's share of the "
                              "floor an unlimited model reaches after D0 tokens"),
         "floor_slope": Param(Prior("LogNormal", mu=float(np.log(0.1)), sigma=1.0), "positive",
                              f"{data_exponent} x data_share = -dlog(floor) / dlog D at D0, which even a narrow "
@@ -143,7 +140,7 @@ FRANTAR_LAW = Law(
     inputs=("S", "N", "D"),
     params={
         **split_params("(a_S + c_S) N0^-b_N", "(a_D / D0)^b_D", "c", "b_D"),
-        "sparse_share": _share("a_S / (a_S + c_S): the part of the N-coefficient that shrinks as (1 - S)^b_S"),
+        "sparse_share": share("a_S / (a_S + c_S): the part of the N-coefficient that shrinks as (1 - S)^b_S"),
         "b_S": Param(Prior("LogNormal", mu=float(np.log(0.5)), sigma=0.8), "positive",
                      "sparsity exponent; LogNormal(log 0.5, 0.8), 95% range 0.1 to 2.4"),
         "b_N": EXPONENT,
@@ -201,7 +198,7 @@ HOSSAIN_LAW = Law(
     inputs=("S", "N", "D"),
     params={
         **split_params("a N0^-alpha", "b D0^-beta", "e", "beta"),
-        "sparse_share": _share("c / (a + c): the N-coefficient at S -> 1 (c) relative to a + c"),
+        "sparse_share": share("c / (a + c): the N-coefficient at S -> 1 (c) relative to a + c"),
         "alpha": EXPONENT,
         "gamma": _signed("exponent of (1 - S) on the irreducible term", 0.25),
     },
@@ -292,10 +289,10 @@ ABNAR_LAW = Law(
         "log_slow_at_pivot": Param(Prior("Normal", mu=0.5, sigma=1.0), "real",
                                    "log(e + c + d N0^-gamma), the dense loss at N0 without the a and D terms; "
                                    "Normal(0.5, 1), 95% range 0.2 to 12 nats"),
-        "joint_share": _share("d N0^-gamma / (e + c + d N0^-gamma): the joint term's share of that"),
+        "joint_share": share("d N0^-gamma / (e + c + d N0^-gamma): the joint term's share of that"),
         "gamma": EXPONENT,
         "delta": _signed("exponent of 1 / (1 - S) on the joint term", 0.5),
-        "S_term_share": _share("c / (e + c): the sparsity term's share of the dense irreducible loss"),
+        "S_term_share": share("c / (e + c): the sparsity term's share of the dense irreducible loss"),
         "S_slope": _signed("lambda c: the sparsity term's slope in -log(1 - S) at S = 0, nats", 0.25),
     },
     published=("e", "a", "b", "c", "d", "alpha", "beta", "lambda", "delta", "gamma"),
