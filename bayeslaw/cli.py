@@ -194,6 +194,25 @@ def _numbers(text: str | None, what: str) -> list[float]:
         _fail(f"{what} must be numbers, got '{text}'")
 
 
+def _one_source(path: Path | None, model: str | None) -> None:
+    """Refuse unless exactly one of a saved fit and a catalogue entry is given."""
+    if (path is None) == (model is None):
+        _fail("give either a saved fit (PATH) or --model NAME (see `bayeslaw models`), " +
+              ("not both" if model is not None else "none was given"))
+
+
+def _source(path: Path | None, model: str | None, seed: int):
+    """The saved fit at PATH, or the catalogue entry's posterior; with the entry (None for a fit)."""
+    if model is None:
+        from bayeslaw.fit import load
+
+        return load(path), None
+    from bayeslaw.catalogue import load_entry
+
+    entry = load_entry(model)
+    return entry.posterior(seed=seed), entry
+
+
 def _emit(tables: dict, as_json: bool, as_csv: bool) -> None:
     """Print tables for people, or as JSON / CSV for scripts."""
     import json
@@ -234,23 +253,15 @@ def predict_command(
     as_csv: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
 ) -> None:
     """Posterior predictive of the law's target at new inputs, flagging extrapolation."""
-    from bayeslaw.fit import load
     from bayeslaw.predict import predict
 
     inputs = {k: v for k, v in (("N", _numbers(n, "--N")), ("D", _numbers(d, "--D")), ("C", _numbers(c, "--C")))
               if v}
     inputs |= {name: _numbers(values, f"--at {name}") for name, values in _pairs(at, "--at").items()}
-    if (path is None) == (model is None):
-        _fail("give either a saved fit (PATH) or --model NAME (see `bayeslaw models`), " +
-              ("not both" if model is not None else "none was given"))
+    _one_source(path, model)
 
     def go():
-        if model is not None:
-            from bayeslaw.catalogue import load_entry
-
-            result = load_entry(model).posterior(seed=seed)
-        else:
-            result = load(path)
+        result, _ = _source(path, model, seed)
         prediction = predict(result, seed=seed, **inputs)
         return prediction.summary(level or (0.5, 0.9)), prediction.discrepancy
 
@@ -281,7 +292,6 @@ def plan_command(
     as_csv: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
 ) -> None:
     """Compute-optimal N and D per budget under the posterior; risk-aware choices with --risk."""
-    from bayeslaw.fit import load
     from bayeslaw.inference import inference_optimal
     from bayeslaw.plan import plan
     from bayeslaw.risk import Risk, decide, min_budget
@@ -293,9 +303,7 @@ def plan_command(
             path = None
         except ValueError:
             pass
-    if (path is None) == (model is None):
-        _fail("give either a saved fit (PATH) or --model NAME (see `bayeslaw models`), " +
-              ("not both" if model is not None else "none was given"))
+    _one_source(path, model)
     if any(not b > 0 for b in budgets):
         _fail(f"--budget must be > 0 FLOPs, got {', '.join(f'{b:g}' for b in budgets)}")
     if not 0 < probability < 1:
@@ -307,20 +315,15 @@ def plan_command(
     def go():
         if risk is not None:
             Risk.parse(risk, target_loss)  # refuse a bad risk before any work
-        if model is not None:
-            from bayeslaw.catalogue import load_entry
-
-            entry = load_entry(model)
-            result = entry.posterior(seed=seed)
+        result, entry = _source(path, model, seed)
+        if entry is not None:
             tables["model"] = f"{entry.name} (law {entry.law.name}): {entry.citation}"
             tables["uncertainty"] = entry.uncertainty.label if entry.uncertainty else ""
-        else:
-            result = load(path)
         caps = {"max_params": max_params, "max_tokens": unique_tokens}
         stock = {"max_params": max_params, "unique_tokens": unique_tokens}  # data-constrained laws repeat it
         made = plan(result, budgets, flops_per_param_token=flops_per_param_token, **stock)
         tables["plan"] = made.summary(level or (0.9,))
-        if model is not None and entry.uncertainty.kind != "none":
+        if entry is not None and entry.uncertainty.kind != "none":
             from bayeslaw.posterior import from_constants
 
             point = plan(from_constants(entry.law, entry.constants), budgets,
