@@ -97,35 +97,39 @@ class _Problem:
     max_tokens: float | None
     delta: Callable | None = None  # the fit's model discrepancy on log loss, when it has one
 
-    def loss(self, n, budget, noisy: bool = True):
-        """Loss of candidates n (shape (..., 1)) on every draw: shape (..., S). ``noisy``: the predictive
-        loss of one run, with the model discrepancy (when the fit has one) and the noise."""
-        inputs = {"N": n, "D": budget / (self.k * n)}
-        mean = self.law.function(self.params, inputs, np)
-        if not noisy:
-            return mean
-        shift = self.noise if self.delta is None else self.noise + self.delta(inputs)
-        return mean * np.exp(shift)
-
     def expected(self, n, budget):
-        """Loss of candidates n on every draw without the run noise: f_s(N, D) exp(delta_s(N, D))."""
+        """Loss of candidates n (shape (..., 1)) on every draw without the run noise: f_s(N, D), times
+        exp(delta_s(N, D)) when the fit has a model discrepancy; shape (..., S)."""
         inputs = {"N": n, "D": budget / (self.k * n)}
         mean = self.law.function(self.params, inputs, np)
         return mean if self.delta is None else mean * np.exp(self.delta(inputs))
+
+    def loss(self, n, budget):
+        """Predictive loss of one run at candidates n on every draw: the expected loss times exp(eps_s)."""
+        return self.expected(n, budget) * np.exp(self.noise)
+
+    def log_grid(self, budget: float, n_opt: np.ndarray, pad: float, points: int) -> np.ndarray | None:
+        """Candidate log N from ``pad`` e-folds below the draws' smallest optimum to ``pad`` above their
+        largest, within the feasible interval; None when the budget cannot meet the constraints."""
+        lo, hi = search_bounds(np.asarray(budget), self.k, self.max_params, self.max_tokens)
+        if not np.isfinite(lo):
+            return None
+        spread = np.log(n_opt[np.isfinite(n_opt)])
+        return np.linspace(max(float(lo), spread.min() - pad), min(float(hi), spread.max() + pad), points)
 
     def best_expected(self, budget: float, n_opt: np.ndarray) -> np.ndarray:
         """Each draw's lowest expected loss: at its law optimum, or with a discrepancy (which moves the
         optimum) the minimum over a fine log grid around the draws' optima."""
         if self.delta is None:
             return self.expected(n_opt, budget)
-        lo, hi = search_bounds(np.asarray(budget), self.k, self.max_params, self.max_tokens)
-        spread = np.log(n_opt[np.isfinite(n_opt)])
-        grid = np.linspace(max(float(lo), spread.min() - 2.0), min(float(hi), spread.max() + 2.0), 4 * GRID)
+        grid = self.log_grid(budget, n_opt, 2.0, 4 * GRID)
+        if grid is None:
+            return np.full(len(self.noise), np.nan)
         return self.expected(np.exp(grid)[:, None], budget).min(axis=0)
 
-    def loss_at(self, n: float, budget: float, noisy: bool = True) -> np.ndarray:
-        """Loss of one allocation on every draw: shape (S,)."""
-        return self.loss(np.array([[n]]), budget, noisy)[0]
+    def loss_at(self, n: float, budget: float) -> np.ndarray:
+        """Predictive loss of one allocation on every draw: shape (S,)."""
+        return self.loss(np.array([[n]]), budget)[0]
 
     def optimum(self, budget: float) -> np.ndarray:
         n, _ = optimal_allocation(self.law, self.params, np.asarray(budget), flops_per_param_token=self.k,
@@ -134,11 +138,9 @@ class _Problem:
 
     def choose(self, budget: float, risk: Risk, n_opt: np.ndarray) -> float:
         """The N whose predictive-loss risk is lowest: a log grid over the draws' optima, then golden section."""
-        lo, hi = search_bounds(np.asarray(budget), self.k, self.max_params, self.max_tokens)
-        if not np.isfinite(lo):
+        grid = self.log_grid(budget, n_opt, 1.0, GRID)
+        if grid is None:
             return float("nan")
-        spread = np.log(n_opt[np.isfinite(n_opt)])
-        grid = np.linspace(max(float(lo), spread.min() - 1.0), min(float(hi), spread.max() + 1.0), GRID)
         values = risk(self.loss(np.exp(grid)[:, None], budget))
         best = int(np.argmin(values))
         a, b = grid[max(best - 1, 0)], grid[min(best + 1, GRID - 1)]
