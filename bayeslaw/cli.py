@@ -352,22 +352,27 @@ def plan_command(
 def compare_command(
     runs: Annotated[Path, typer.Argument(help="CSV of runs")],
     laws: Annotated[str, typer.Option(help="comma-separated law names, e.g. chinchilla,kaplan-nd,power")],
-    holdout: Annotated[str | None, typer.Option(help="leave-future-out split, e.g. 'C>1e21'")] = None,
+    holdout: Annotated[str, typer.Option(help="leave-future-out split: 'default' holds out the largest-compute fifth "
+                                              "(C at or above its 80th percentile, C = 6 N D); a rule such as "
+                                              "'C>1e21'; 'none' for PSIS-LOO alone")] = "default",
     marginal: Annotated[bool, typer.Option(help="also estimate marginal likelihoods by SMC (slow)")] = False,
     plot: Annotated[Path | None, typer.Option(help="also draw elpd and stacking weights to this .png/.svg")] = None,
     column: Annotated[list[str] | None, typer.Option(help="CANONICAL=COLUMN, e.g. loss=val-loss")] = None,
     chains: int = 4,
     draws: int = 1000,
+    tune: int = 500,
     seed: int = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="print the two rankings side by side as CSV")] = False,
 ) -> None:
-    """Rank laws on the same runs: PSIS-LOO with stacking weights, and leave-future-out with --holdout."""
+    """Rank laws on the same runs for extrapolation (leave-future-out, refitted below the split) beside
+    PSIS-LOO (interpolation), and name any disagreement. Exits 3 when a fit or refit did not converge."""
     from bayeslaw.compare import bayes_factors, compare, marginal_likelihood
     from bayeslaw.data import load_runs
     from bayeslaw.fit import fit
-    from bayeslaw.holdout import Holdout, leave_future_out
+    from bayeslaw.holdout import check_sizes, is_off, model_parameters, resolve_split
     from bayeslaw.laws import get_law
+    from bayeslaw.model import model_priors
 
     names = [n.strip() for n in laws.split(",") if n.strip()]
     if len(names) < 2:
@@ -375,39 +380,81 @@ def compare_command(
     mapping = _pairs(column, "--column")
     if plot is not None:
         _figure_path(plot)
-    tables: dict = {}
+    split = None if is_off(holdout) else holdout
 
     def go():
-        resolved = [get_law(n).name for n in names]
-        rule = Holdout.parse(holdout) if holdout is not None else None
+        loaded = {name: load_runs(runs, name, mapping) for name in (get_law(n).name for n in names)}
+        if split is not None:  # a split that cannot be refitted fails before the first fit
+            rule, held = resolve_split(split, list(loaded.values()))
+            for name, table in loaded.items():
+                params = model_parameters(model_priors(table.law, "student_t"))
+                check_sizes(str(rule), name, int((~held).sum()), int(held.sum()), len(params))
         fits = {}
-        for name in resolved:
+        for name, table in loaded.items():
             typer.echo(f"fitting {name}...", err=True)
-            fits[name] = fit(name, load_runs(runs, name, mapping), chains=chains, draws=draws, seed=seed)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
-            result = compare(fits)
-        for w in caught:
-            typer.echo(f"warning: {w.message}", err=True)
-        tables["PSIS-LOO"] = result.table
+            fits[name] = fit(name, table, chains=chains, draws=draws, tune=tune, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # every warning is in result.warnings, printed below
+            result = compare(fits, holdout=split, seed=seed, progress=lambda line: typer.echo(line, err=True))
         if plot is not None:
             from bayeslaw.plots import comparison, write_figure
 
             write_figure(comparison(result), plot)
-        unconverged = [n for n, f in fits.items() if not f.converged]
-        if unconverged:
-            tables["not converged"] = ", ".join(unconverged)
-        if rule is not None:
-            typer.echo(f"leave-future-out: refitting on runs not matching {rule}...", err=True)
-            tables[f"leave-future-out ({rule} held out)"] = leave_future_out(
-                resolved, runs, rule, columns=mapping, seed=seed, chains=chains, draws=draws)
+        evidence = None
         if marginal:
             typer.echo("marginal likelihoods by SMC...", err=True)
-            tables["marginal likelihood (SMC)"] = bayes_factors(
-                [marginal_likelihood(n, runs, columns=mapping, seed=seed) for n in resolved])
+            evidence = bayes_factors([marginal_likelihood(n, runs, columns=mapping, seed=seed) for n in loaded])
+        return result, evidence
 
-    _run(go)
-    _emit(tables, as_json, as_csv)
+    result, evidence = _run(go)
+    _print_comparison(result, evidence, as_json, as_csv)
+    if not result.converged:
+        for name, problems in result.problems.items():
+            if problems:
+                typer.echo(f"not converged: {name}: {'; '.join(problems)}", err=True)
+        raise typer.Exit(EXIT_NOT_CONVERGED)
+
+
+def _print_comparison(result, evidence, as_json: bool, as_csv: bool) -> None:
+    """The two rankings and the verdict for people (rank marked ! when not converged), or JSON / CSV."""
+    import json
+
+    if as_json:
+        out = result.to_dict()
+        if evidence is not None:
+            out["marginal_likelihood"] = json.loads(evidence.reset_index().to_json(orient="records"))
+        typer.echo(json.dumps(out, indent=2))
+        return
+    if as_csv:
+        typer.echo(result.ranking.to_csv(), nl=False)
+        return
+    for line in result.warnings:
+        if line != result.disagreement:
+            typer.echo(f"warning: {line}", err=True)
+
+    def marked(table, columns):
+        shown = table[columns].copy()
+        shown["rank"] = [f"{r}{'' if ok else ' !'}" for r, ok in zip(table["rank"], table["converged"], strict=True)]
+        return _table(shown)
+
+    lfo = result.extrapolation
+    if lfo is not None:
+        split = result.split
+        how = " (default: the largest-compute fifth, C at or above its 80th percentile)" if split["default"] else ""
+        typer.echo(f"\nleave-future-out split: {split['rule']}{how}; each law refitted on {split['n_fit']} runs and "
+                   f"scored on the {split['n_heldout']} held out")
+        columns = ["rank", "lpd_per_run", *[c for c in lfo.columns if c.startswith("coverage_")],
+                   "median_relative_error", "fit_converged", "refit_converged"]
+        typer.echo(f"\nranking for extrapolation (leave-future-out):\n{marked(lfo, columns)}")
+    loo_columns = ["rank", "elpd", "elpd_se", "elpd_diff", "diff_se", "weight", "n_pareto_k_high", "converged"]
+    typer.echo(f"\nranking by PSIS-LOO (interpolation):\n{marked(result.loo, loo_columns)}")
+    if lfo is not None:
+        verdict = result.disagreement or ("PSIS-LOO and leave-future-out agree: " + " > ".join(lfo.index))
+        typer.echo(f"\n{verdict}")
+    if not result.converged:
+        typer.echo("! did not converge (the fit or its leave-future-out refit): the rank is provisional")
+    if evidence is not None:
+        typer.echo(f"\nmarginal likelihood (SMC):\n{_table(evidence)}")
 
 
 PLOT_KINDS = ("isoflop", "frontier", "extrapolation", "pairs")

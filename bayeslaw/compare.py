@@ -1,8 +1,16 @@
-"""Comparing law families by evidence: PSIS-LOO with stacking, and SMC marginal likelihoods.
+"""Comparing law families: leave-future-out for extrapolation first, PSIS-LOO beside it, SMC evidence.
 
-- ``compare({name: fit})``: expected log predictive density by Pareto-smoothed importance-sampling
-  LOO (Vehtari, Gelman & Gabry 2017) with standard errors, stacking weights (Yao et al. 2018), and
-  the runs whose Pareto k exceeds 0.7 (LOO is unreliable for them), all through ArviZ.
+- ``compare({name: fit})`` ranks the fits two ways on the same runs:
+  * for extrapolation, by leave-future-out (``bayeslaw.holdout``): each fit is refitted with its own
+    settings on the runs below a split and scored on the runs above it: held-out log predictive density
+    sum_i log (1/S) sum_s p(log y_i | theta_s), 50/90% interval coverage, median relative error. By
+    default the largest-compute fifth is held out (C at or above its 80th percentile, C = 6 N D);
+  * for interpolation, by PSIS-LOO (Vehtari, Gelman & Gabry 2017) elpd with standard errors, stacking
+    weights (Yao et al. 2018) and the runs whose Pareto k exceeds 0.7 (LOO is unreliable for them).
+  PSIS-LOO scores a run from the runs around it; a plan bets on runs beyond all of them, so where the
+  two rankings disagree the comparison says so and, for extrapolation, trusts leave-future-out. Ranks
+  follow the scores; a fit (or its refit) that failed a convergence check keeps its place with
+  ``converged`` False and a warning naming the fit and the check.
 - ``marginal_likelihood(law, data)``: log p(y) from sequential Monte Carlo (``pm.sample_smc``),
   repeated with different seeds because single SMC estimates are noisy; Bayes factors follow.
 Fits compared must be of the same runs: the same observed targets in the same order.
@@ -10,27 +18,94 @@ Fits compared must be of the same runs: the same observed targets in the same or
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import arviz as az
 import numpy as np
 import pandas as pd
 
-from bayeslaw.errors import BayeslawError
+from bayeslaw.errors import BayeslawError, ConvergenceWarning
+from bayeslaw.holdout import (
+    DEFAULT,
+    Holdout,
+    check_sizes,
+    is_default,
+    is_off,
+    model_parameters,
+    plain_key,
+    resolve_split,
+    score_heldout,
+    split_runs,
+)
 
 PARETO_K_LIMIT = 0.7
+LEVELS = (0.5, 0.9)
+_LEGACY = {"elpd_se": "elpd se", "elpd_diff": "elpd diff", "diff_se": "diff se",
+           "p_loo": "p_loo (effective parameters)", "n_pareto_k_high": "runs with k > 0.7"}
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """The ranked table and, per law, the runs whose Pareto k makes LOO unreliable."""
+    """Both rankings as plain tables (index ``law``, snake_case columns), and what to make of them.
 
-    table: pd.DataFrame
-    influential: dict[str, list[int]]
+    ``extrapolation``: leave-future-out, best first: rank, n_fit, n_heldout, lpd (sum over held-out
+    runs), lpd_per_run, coverage_50, coverage_90, width_50, width_90 (median interval width on log
+    target), median_relative_error, fit_converged, refit_converged, converged (both). None when off.
+    ``loo``: PSIS-LOO, best first: rank, elpd, elpd_se, elpd_diff, diff_se (from the best), p_loo,
+    weight (stacking), n_pareto_k_high, converged.
+    ``split``: the leave-future-out rule and its sizes; ``disagreement``: one sentence when the two
+    rankings order the laws differently, else None; ``problems``: each law's failed convergence checks
+    (its fit's, then its refit's); ``warnings``: every warning line, also issued as Python warnings.
+    """
+
+    loo: pd.DataFrame
+    extrapolation: pd.DataFrame | None = None
+    split: dict[str, Any] | None = None
+    disagreement: str | None = None
+    problems: dict[str, list[str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    influential: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def converged(self) -> bool:
+        """True when every fit and every refit passed its convergence checks."""
+        return not any(self.problems.values())
+
+    @property
+    def best_for_extrapolation(self) -> str:
+        """The first law of the leave-future-out ranking (of PSIS-LOO's when leave-future-out is off)."""
+        return str((self.extrapolation if self.extrapolation is not None else self.loo).index[0])
+
+    @property
+    def ranking(self) -> pd.DataFrame:
+        """One row per law, the two rankings side by side, in the order for extrapolation."""
+        loo = self.loo[["rank", "elpd", "elpd_se", "weight", "n_pareto_k_high"]].rename(columns={"rank": "loo_rank"})
+        if self.extrapolation is None:
+            return loo.join(self.loo[["converged"]])
+        cols = ["rank", "lpd_per_run", *[c for c in self.extrapolation.columns if c.startswith("coverage_")],
+                "median_relative_error"]
+        lfo = self.extrapolation[cols].rename(columns={"rank": "extrapolation_rank"})
+        return lfo.join(loo).join(self.extrapolation[["converged"]])
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The PSIS-LOO table under its former display names and 0-based rank, for older callers
+        (``plots.comparison``); new code reads ``loo``."""
+        return self.loo.drop(columns="converged").assign(rank=self.loo["rank"] - 1).rename(columns=_LEGACY)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data: tables as lists of records with a ``law`` key."""
+        def records(frame: pd.DataFrame | None) -> list[dict[str, Any]] | None:
+            return None if frame is None else json.loads(frame.reset_index().to_json(orient="records"))
+
+        return {"split": self.split, "extrapolation": records(self.extrapolation), "loo": records(self.loo),
+                "disagreement": self.disagreement, "converged": self.converged, "problems": self.problems,
+                "warnings": self.warnings, "influential": self.influential}
 
 
 def _same_runs(fits: Mapping[str, Any]) -> None:
@@ -44,11 +119,45 @@ def _same_runs(fits: Mapping[str, Any]) -> None:
                                 "targets differ); compare fits of the same data")
 
 
-def compare(fits: Mapping[str, Any], *, method: str = "stacking") -> Comparison:
-    """Rank fits by PSIS-LOO elpd, with standard errors, weights and Pareto-k warnings."""
+def compare(fits: Mapping[str, Any], *, holdout: str | Holdout | None = DEFAULT, method: str = "stacking",
+            levels: Sequence[float] = LEVELS, seed: int = 0,
+            progress: Callable[[str], None] | None = None) -> Comparison:
+    """Rank fits of the same runs for extrapolation (leave-future-out) and by PSIS-LOO, side by side.
+
+    ``holdout``: "default" (the largest-compute fifth: C at or above its 80th percentile, written as a
+    rule ``C>t``), a rule such as "C>1e21", or None for PSIS-LOO alone. The same runs are held out for
+    every law; each fit is refitted on the rest with its own law, priors, likelihood, discrepancy,
+    sampler, chains, draws, tune, target_accept and seed (``Fit.info``). A split that keeps fewer than
+    the model's parameters + 2 runs, or holds out fewer than 2, is refused before any refit.
+    ``seed`` seeds the held-out predictive draws; ``progress`` is called with a line before each refit.
+    """
     if len(fits) < 2:
         raise BayeslawError("compare needs at least two fits")
     _same_runs(fits)
+    lines: list[str] = []
+    loo, influential = _loo_table(fits, method, lines)
+    problems = {name: [f"fit: {p}" for p in result.diagnostics.problems] for name, result in fits.items()}
+    extrapolation, split = None, None
+    if not is_off(holdout):
+        extrapolation, split = _lfo_table(fits, holdout, levels, seed, progress)
+        for name in extrapolation.index:
+            problems[name] += [f"refit: {p}" for p in extrapolation.attrs["refit_problems"][name]]
+        extrapolation.attrs = {}
+    for name, found in problems.items():
+        if found:
+            lines.append(f"{name} did not converge ({'; '.join(found)}); its ranks are provisional: rerun it with "
+                         "more draws and tuning")
+    differ = disagreement(loo, extrapolation)
+    if differ:
+        lines.append(differ)
+    for line in lines:
+        category = ConvergenceWarning if "did not converge" in line else UserWarning
+        warnings.warn(line, category, stacklevel=2)
+    return Comparison(loo, extrapolation, split, differ, problems, lines, influential)
+
+
+def _loo_table(fits: Mapping[str, Any], method: str, lines: list[str]) -> tuple[pd.DataFrame, dict[str, list[int]]]:
+    """PSIS-LOO per fit through ArviZ, with snake_case columns and a 1-based rank."""
     influential: dict[str, list[int]] = {}
     for name, result in fits.items():
         with warnings.catch_warnings():
@@ -57,16 +166,84 @@ def compare(fits: Mapping[str, Any], *, method: str = "stacking") -> Comparison:
         bad = np.flatnonzero(np.asarray(loo.pareto_k) > PARETO_K_LIMIT)
         influential[name] = bad.tolist()
         if len(bad):
-            warnings.warn(f"{name}: PSIS-LOO is unreliable for runs {', '.join(map(str, bad[:10]))}"
-                          f"{' ...' if len(bad) > 10 else ''} (Pareto k > {PARETO_K_LIMIT}); these runs are "
-                          "influential: check them, or compare by leave-future-out", UserWarning, stacklevel=2)
+            lines.append(f"{name}: PSIS-LOO is unreliable for runs {', '.join(map(str, bad[:10]))}"
+                         f"{' ...' if len(bad) > 10 else ''} (Pareto k > {PARETO_K_LIMIT}); these runs are "
+                         "influential: check them, or compare by leave-future-out")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = az.compare({name: fit.idata for name, fit in fits.items()}, ic="loo", method=method)
-    table = table.rename(columns={"elpd_loo": "elpd", "se": "elpd se", "dse": "diff se", "elpd_diff": "elpd diff",
-                                  "p_loo": "p_loo (effective parameters)"})
-    table["runs with k > 0.7"] = [len(influential[name]) for name in table.index]
-    return Comparison(table.drop(columns=["warning", "scale"], errors="ignore"), influential)
+    table = table.rename(columns={"elpd_loo": "elpd", "se": "elpd_se", "dse": "diff_se"})
+    table = table[["rank", "elpd", "elpd_se", "elpd_diff", "diff_se", "p_loo", "weight"]].astype(float)
+    table["rank"] = table["rank"].astype(int) + 1
+    table["n_pareto_k_high"] = [len(influential[name]) for name in table.index]
+    table["converged"] = [bool(fits[name].converged) for name in table.index]
+    return table.rename_axis("law"), influential
+
+
+def refit_settings(result: Any) -> dict[str, Any]:
+    """The settings a fit was made with, as keyword arguments of ``bayeslaw.fit`` (for refits)."""
+    info = result.info or {}
+    settings = {"priors": result.priors, "likelihood": result.likelihood,
+                "discrepancy": result.discrepancy.kind if result.discrepancy is not None else None,
+                "chains": int(result.diagnostics.chains), "draws": int(result.diagnostics.draws)}
+    for key in ("sampler", "tune", "seed", "target_accept"):
+        if info.get(key) is not None:
+            settings[key] = info[key]
+    return settings
+
+
+def _lfo_table(fits: Mapping[str, Any], holdout: str | Holdout, levels: Sequence[float], seed: int,
+               progress: Callable[[str], None] | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Refit each fit below the split (its own settings) and score the held-out runs."""
+    from bayeslaw.fit import fit
+
+    rule, held = resolve_split(holdout, [result.runs for result in fits.values()])
+    kept_n, held_n = int((~held).sum()), int(held.sum())
+    for name, result in fits.items():  # every split is checked before the first refit
+        check_sizes(str(rule), name, kept_n, held_n, len(model_parameters(result.priors)))
+    rows, refit_problems = [], {}
+    for name, result in fits.items():
+        kept, heldout = split_runs(result.runs, held)
+        if progress is not None:
+            progress(f"leave-future-out: refitting {name} on the {kept_n} runs not matching {rule}...")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # reported with the comparison
+            refit = fit(result.law, kept, **refit_settings(result))
+        scores = {plain_key(k): v for k, v in score_heldout(refit, heldout, tuple(levels), seed).items()}
+        refit_problems[name] = list(refit.diagnostics.problems)
+        rows.append({"law": name, "n_fit": kept_n, **scores, "fit_converged": bool(result.converged),
+                     "refit_converged": bool(refit.converged),
+                     "converged": bool(result.converged and refit.converged)})
+    table = pd.DataFrame(rows).set_index("law").sort_values("lpd", ascending=False, kind="stable")
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    table.attrs["refit_problems"] = refit_problems
+    split = {"rule": str(rule), "column": rule.column, "threshold": rule.value,
+             "default": is_default(holdout),
+             "n_fit": kept_n, "n_heldout": held_n}
+    return table, split
+
+
+def disagreement(loo: pd.DataFrame, extrapolation: pd.DataFrame | None) -> str | None:
+    """One sentence naming how the PSIS-LOO and leave-future-out rankings differ (with the sizes), or None."""
+    if extrapolation is None:
+        return None
+    by_loo, by_lfo = list(loo.index), list(extrapolation.index)
+    if by_loo == by_lfo:
+        return None
+    if by_loo[0] != by_lfo[0]:
+        a, b = by_loo[0], by_lfo[0]
+        row, lfo = loo.loc[b], extrapolation
+        gap = (lfo.loc[b, "lpd"] - lfo.loc[a, "lpd"]) / lfo.loc[b, "n_heldout"]
+        cover = sorted(c for c in lfo.columns if c.startswith("coverage_"))[-1:]
+        shown = [f"{c.replace('_', ' ')}% {lfo.loc[b, c]:.2f} vs {lfo.loc[a, c]:.2f}" for c in cover]
+        shown.append(f"median relative error {lfo.loc[b, 'median_relative_error']:.2%} vs "
+                     f"{lfo.loc[a, 'median_relative_error']:.2%}")
+        return (f"PSIS-LOO prefers {a}, leave-future-out prefers {b}: for extrapolation trust leave-future-out "
+                f"(PSIS-LOO: {a} ahead of {b} by {row['elpd_diff']:.3g} +- {row['diff_se']:.2g} elpd; "
+                f"leave-future-out: {b} ahead of {a} by {gap:.3g} nats per held-out run, {', '.join(shown)})")
+    return (f"PSIS-LOO and leave-future-out both rank {by_loo[0]} first but order the others differently "
+            f"(PSIS-LOO: {' > '.join(by_loo[1:])}; leave-future-out: {' > '.join(by_lfo[1:])}): for extrapolation "
+            "trust leave-future-out")
 
 
 def marginal_likelihood(law: Any, data: Any, *, repeats: int = 3, draws: int = 1000, chains: int = 2,
@@ -115,7 +292,7 @@ def bayes_factors(results: list[dict[str, float]]) -> pd.DataFrame:
     """log Bayes factor of each law against the best, with the spread of the SMC estimates."""
     table = pd.DataFrame(results).set_index("law").sort_values("log_marginal_likelihood", ascending=False)
     best = table.iloc[0]
-    table["log BF vs best"] = table["log_marginal_likelihood"] - best["log_marginal_likelihood"]
-    table["log BF sd"] = np.sqrt(table["sd"] ** 2 + best["sd"] ** 2)
-    table.loc[table.index[0], "log BF sd"] = 0.0
+    table["log_bf_vs_best"] = table["log_marginal_likelihood"] - best["log_marginal_likelihood"]
+    table["log_bf_sd"] = np.sqrt(table["sd"] ** 2 + best["sd"] ** 2)
+    table.loc[table.index[0], "log_bf_sd"] = 0.0
     return table.drop(columns=["estimates"])

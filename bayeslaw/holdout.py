@@ -6,8 +6,14 @@ For each held-out run i with draws s = 1..S of the posterior fitted on the kept 
   relative error: |median predictive y_i - y_i| / y_i
 With a model discrepancy (``bayeslaw.discrepancy``) each draw's mean includes delta at the held-out
 runs, drawn from the GP conditioned on that draw's residuals (conditional mean plus its spread).
-This is leave-future-out for scaling laws: extrapolation is what planners bet on, and PSIS-LOO
-(which scores interpolation) does not measure it.
+This is leave-future-out for scaling laws (Buerkner, Gabry & Vehtari 2020 for time series): extrapolation
+is what planners bet on, and PSIS-LOO (which scores interpolation) does not measure it.
+
+The default split (``DEFAULT``) holds out the largest-compute fifth of the runs: those with C at or
+above the 80th percentile of the runs' C (numpy's linear interpolation: the ceil(n/5) largest when
+there are no ties), C as the table gives it or derived by the law's convention (C = 6 N D); for runs
+without compute, the law's first input. It is written as the rule ``C>t`` with t the shortest round
+number between the largest kept and the smallest held-out value, so the printed rule reproduces it.
 """
 
 from __future__ import annotations
@@ -30,6 +36,49 @@ from bayeslaw.posterior import as_posterior
 
 _OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 _PATTERN = re.compile(r"^\s*([A-Za-z_]\w*)\s*(>=|<=|>|<)\s*([0-9.eE+-]+)\s*$")
+DEFAULT = "default"
+DEFAULT_QUANTILE = 0.8
+MIN_HELDOUT = 2
+
+
+def is_default(spec: Any) -> bool:
+    """True for the default split ("default"); None or "none" switch leave-future-out off."""
+    return isinstance(spec, str) and spec.strip().lower() == DEFAULT
+
+
+def is_off(spec: Any) -> bool:
+    return spec is None or (isinstance(spec, str) and spec.strip().lower() in ("none", "off", ""))
+
+
+def columns_of(runs: Runs) -> dict[str, np.ndarray]:
+    """The runs' columns, completed by the law's compute convention (C = 6 N D where it has one)."""
+    values = {name: runs.frame[name].to_numpy(dtype=float) for name in runs.frame.columns}
+    return derive_inputs(runs.law, values)[0]
+
+
+def split_column(runs: Runs) -> str:
+    """The column the default split orders runs by: C when the runs give or imply it, else the first input."""
+    return "C" if "C" in columns_of(runs) else runs.law.inputs[0]
+
+
+def _round_between(lo: float, hi: float) -> float:
+    """The number with the fewest significant digits strictly between lo < hi (near their geometric mean)."""
+    middle = np.sqrt(lo * hi) if lo > 0 else (lo + hi) / 2
+    for digits in range(1, 18):
+        value = float(f"{middle:.{digits - 1}e}")
+        if lo < value < hi:
+            return value
+    return float(middle)
+
+
+def default_holdout(runs: Runs, quantile: float = DEFAULT_QUANTILE) -> Holdout:
+    """Hold out the runs at or above the ``quantile`` of compute (C), as a rule ``C>t``."""
+    column = split_column(runs)
+    values = columns_of(runs)[column]
+    held = values >= np.quantile(values, quantile)
+    if held.all():
+        raise BayeslawError(f"cannot split the runs by {column}: all {len(values)} runs have the same {column}")
+    return Holdout(column, ">", _round_between(float(values[~held].max()), float(values[held].min())))
 
 
 @dataclass(frozen=True)
@@ -55,26 +104,63 @@ class Holdout:
 
     def mask(self, runs: Runs) -> np.ndarray:
         """True for held-out runs; the column may be derived by the law's convention (C = 6 N D)."""
-        values = {name: runs.frame[name].to_numpy() for name in runs.frame.columns}
-        values, _ = derive_inputs(runs.law, values)
+        values = columns_of(runs)
         if self.column not in values:
             raise BayeslawError(f"holdout column '{self.column}' is not among the runs' columns "
                                 f"({', '.join(values)})")
         return _OPS[self.op](values[self.column], self.value)
 
-    def split(self, runs: Runs, min_runs: int) -> tuple[Runs, Runs]:
-        """Kept and held-out runs; each side must have at least ``min_runs``."""
+    def split(self, runs: Runs, min_runs: int, min_heldout: int = 1) -> tuple[Runs, Runs]:
+        """Kept and held-out runs; at least ``min_runs`` kept and ``min_heldout`` held out."""
         held = self.mask(runs)
         kept_n, held_n = int((~held).sum()), int(held.sum())
-        if kept_n < min_runs or held_n < 1:
+        if kept_n < min_runs or held_n < min_heldout:
             raise BayeslawError(f"holdout '{self}' keeps {kept_n} runs and holds out {held_n}; the fit needs at "
-                                f"least {min_runs} kept runs and at least 1 held out")
-        frame = runs.frame.reset_index(drop=True)
-        return (Runs(frame[~held].reset_index(drop=True).rename_axis("run"), runs.law, runs.mapped, runs.derived),
-                Runs(frame[held].reset_index(drop=True).rename_axis("run"), runs.law, runs.mapped, runs.derived))
+                                f"least {min_runs} kept runs and at least {min_heldout} held out")
+        return split_runs(runs, held)
 
     def __str__(self) -> str:
-        return f"{self.column}{self.op}{self.value:g}"
+        short = f"{self.value:g}"
+        return f"{self.column}{self.op}{short if float(short) == self.value else repr(self.value)}"
+
+
+def split_runs(runs: Runs, held: np.ndarray) -> tuple[Runs, Runs]:
+    """The runs where ``held`` is False (kept) and where it is True (held out), each renumbered from 0."""
+    frame = runs.frame.reset_index(drop=True)
+    return (Runs(frame[~held].reset_index(drop=True).rename_axis("run"), runs.law, runs.mapped, runs.derived),
+            Runs(frame[held].reset_index(drop=True).rename_axis("run"), runs.law, runs.mapped, runs.derived))
+
+
+def resolve_split(spec: str | Holdout, runs: Sequence[Runs]) -> tuple[Holdout, np.ndarray]:
+    """The rule and its held-out mask for runs shared by several laws (the same runs, in the same order).
+
+    "default": the default split, on the first runs that give C (else on the first runs). A rule is read on
+    the first runs that have its column. Every law whose runs have the column must hold out the same runs.
+    """
+    if is_default(spec):
+        source = next((r for r in runs if "C" in columns_of(r)), runs[0])
+        rule = default_holdout(source)
+    else:
+        rule = Holdout.parse(spec)
+    having = [r for r in runs if rule.column in columns_of(r)]
+    if not having:
+        rule.mask(runs[0])  # raises, naming the columns there are
+    mask = rule.mask(having[0])
+    for other in having[1:]:
+        if not np.array_equal(rule.mask(other), mask):
+            raise BayeslawError(f"holdout '{rule}' holds out different runs for {having[0].law.name} and "
+                                f"{other.law.name} (their {rule.column} differ); give a rule on a column both share")
+    return rule, mask
+
+
+def plain_key(name: str) -> str:
+    """A score's name as a snake_case column: 'coverage 90%' -> 'coverage_90'."""
+    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
+
+
+def model_parameters(priors: Mapping[str, Any]) -> list[str]:
+    """The sampled parameters of a model (law and noise): its priors that are not Fixed."""
+    return [name for name, prior in priors.items() if getattr(prior, "dist", None) != "Fixed"]
 
 
 def score_heldout(source: Any, heldout: Runs, levels: Sequence[float] = (0.5, 0.8, 0.9),
@@ -107,20 +193,40 @@ def score_heldout(source: Any, heldout: Runs, levels: Sequence[float] = (0.5, 0.
     return out
 
 
-def leave_future_out(laws: Sequence[str], data: Any, holdout: str | Holdout, *, levels=(0.5, 0.8, 0.9),
-                     columns: Mapping[str, str] | None = None, seed: int = 0, **fit_kwargs: Any) -> pd.DataFrame:
-    """Fit each law on the runs not held out and score the held-out runs; best held-out lpd first."""
+def leave_future_out(laws: Sequence[str], data: Any, holdout: str | Holdout = DEFAULT, *,
+                     levels: Sequence[float] = (0.5, 0.8, 0.9), columns: Mapping[str, str] | None = None,
+                     seed: int = 0, **fit_kwargs: Any) -> pd.DataFrame:
+    """Fit each law on the runs not held out and score the held-out runs; best held-out lpd first.
+
+    ``holdout``: a rule such as "C>1e21", or "default" (the largest-compute fifth, see the module notes),
+    decided on the first law's runs and applied to every law. Columns are snake_case (``coverage_90``).
+    """
     from bayeslaw.data import load_runs
     from bayeslaw.fit import fit
+    from bayeslaw.model import model_priors
 
-    rule = Holdout.parse(holdout)
+    loaded = [load_runs(data, name, columns) for name in laws]
+    if not loaded:
+        raise BayeslawError("leave_future_out needs at least one law")
+    rule, held_mask = resolve_split(holdout, loaded)
+    for runs in loaded:  # every split is checked before the first fit
+        params = model_parameters(model_priors(runs.law, fit_kwargs.get("likelihood", "student_t"),
+                                               fit_kwargs.get("priors")))
+        check_sizes(str(rule), runs.law.name, int((~held_mask).sum()), int(held_mask.sum()), len(params))
     rows = []
-    for name in laws:
-        runs = load_runs(data, name, columns)
-        kept, held = rule.split(runs, min_runs=len(runs.law.params) + 2)
+    for runs in loaded:
+        kept, held = split_runs(runs, held_mask)
         result = fit(runs.law, kept, seed=seed, **fit_kwargs)
-        scores = score_heldout(result, held, levels, seed)
+        scores = {plain_key(k): v for k, v in score_heldout(result, held, levels, seed).items()}
         rows.append({"law": runs.law.name, "n_fit": len(kept), **scores, "converged": result.converged})
     table = pd.DataFrame(rows).set_index("law").sort_values("lpd", ascending=False)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     return table
+
+
+def check_sizes(rule: str, name: str, kept: int, held: int, n_params: int) -> None:
+    """Refuse a split that leaves fewer than n_params + 2 runs to refit or fewer than 2 held out."""
+    if kept < n_params + 2 or held < MIN_HELDOUT:
+        raise BayeslawError(f"leave-future-out split '{rule}' keeps {kept} runs to refit and holds out {held}; "
+                            f"{name} has {n_params} parameters and needs at least {n_params + 2} kept runs and "
+                            f"{MIN_HELDOUT} held out; give another holdout, or none for PSIS-LOO alone")
