@@ -201,23 +201,78 @@ def test_plan_refuses_bad_arguments_in_one_line(saved_fit, args, message):
     assert result.stderr.count("\n") == 1 and message in result.stderr
 
 
-def test_compare_prints_loo_and_leave_future_out(runs_csv):
-    result = runner.invoke(app, ["compare", str(runs_csv), "--laws", "chinchilla,kaplan-nd,power", "--holdout",
-                                 "C>1e21", "--chains", "2", "--draws", "300", "--json"])
-    assert result.exit_code == 0, result.output
-    import json
+def test_compare_prints_both_rankings_and_the_verdict(runs_csv):
+    """The default split on 60 runs drawn from the Chinchilla law: leave-future-out (the ranking for extrapolation)
+    and PSIS-LOO both printed, the verdict line, and exit 3 with the laws named when a fit or refit missed a check."""
+    result = runner.invoke(app, ["compare", str(runs_csv), "--laws", "chinchilla,kaplan-nd,power", "--chains", "2",
+                                 "--draws", "300", "--tune", "1000"])
+    assert result.exit_code in (0, 3), result.output
+    out = result.stdout
+    assert "leave-future-out split: C>" in out and "default: the largest-compute fifth" in out
+    assert "each law refitted on 48 runs and scored on the 12 held out" in out
+    lfo = out.split("ranking for extrapolation (leave-future-out):\n")[1].split("\n\n")[0].splitlines()
+    assert lfo[2].split()[0] == "chinchilla" and {row.split()[0] for row in lfo[2:]} == {"chinchilla", "kaplan-ND",
+                                                                                       "power-C"}
+    assert "ranking by PSIS-LOO (interpolation):" in out
+    assert "PSIS-LOO and leave-future-out agree: chinchilla >" in out or "leave-future-out prefers chinchilla" in out
+    if result.exit_code == 3:
+        assert "! did not converge" in out and "not converged: " in result.stderr
 
+
+def test_compare_json_is_plain_data_and_unconverged_fits_exit_3(runs_csv):
+    import json
+    import re
+
+    result = runner.invoke(app, ["compare", str(runs_csv), "--laws", "chinchilla,power", "--chains", "2",
+                                 "--draws", "20", "--tune", "20", "--json"])
+    assert result.exit_code == 3, result.output
     data = json.loads(result.stdout)
-    loo = {row["index"]: row for row in data["PSIS-LOO"]}
-    assert set(loo) == {"chinchilla", "kaplan-ND", "power-C"}
-    assert loo["chinchilla"]["rank"] == 0  # the runs were drawn from the Chinchilla law
-    lfo = data["leave-future-out (C>1e+21 held out)"]
-    assert {row["law"] for row in lfo} == set(loo) and all(row["n_heldout"] > 0 for row in lfo)
+    assert set(data) == {"split", "extrapolation", "loo", "disagreement", "converged", "problems", "warnings",
+                         "influential"}
+    keys = [*data["split"], *data["problems"]] + [k for table in ("extrapolation", "loo") for row in data[table]
+                                                  for k in row]
+    assert all(re.fullmatch(r"[a-z0-9_]+|[a-zA-Z0-9-]+", k) for k in keys), keys  # snake_case, and law names
+    assert data["split"]["n_heldout"] == 12 and data["split"]["default"] is True
+    assert {row["law"] for row in data["loo"]} == {row["law"] for row in data["extrapolation"]} == {"chinchilla",
+                                                                                                   "power-C"}
+    assert data["converged"] is False and all(row["converged"] is False for row in data["extrapolation"])
+    assert [row["rank"] for row in data["extrapolation"]] == [1, 2]
+    for law in ("chinchilla", "power-C"):
+        assert data["problems"][law] and f"not converged: {law}: fit: " in result.stderr
+
+
+def test_compare_names_a_disagreement_and_marks_unconverged_ranks(capsys):
+    """The printed verdict and rank marks for a comparison whose rankings disagree (tables built by hand)."""
+    import re
+
+    import pandas as pd
+
+    from bayeslaw.cli import _print_comparison
+    from bayeslaw.compare import Comparison, disagreement
+
+    law = pd.Index(["kaplan-ND", "chinchilla"], name="law")
+    loo = pd.DataFrame({"rank": [1, 2], "elpd": [60.0, 57.0], "elpd_se": [3.0, 3.0], "elpd_diff": [0.0, 3.0],
+                        "diff_se": [0.0, 1.0], "weight": [1.0, 0.0], "n_pareto_k_high": [0, 0],
+                        "converged": [True, True]}, index=law)
+    lfo = pd.DataFrame({"rank": [1, 2], "n_fit": 16, "n_heldout": 8, "lpd": [24.0, 2.0], "lpd_per_run": [3.0, 0.25],
+                        "coverage_50": [0.5, 0.0], "coverage_90": [0.875, 0.0], "median_relative_error": [0.004, 0.017],
+                        "fit_converged": True, "refit_converged": [False, True], "converged": [False, True]},
+                       index=law[::-1])
+    result = Comparison(loo, lfo, {"rule": "C>1e21", "column": "C", "threshold": 1e21, "default": False, "n_fit": 16,
+                                   "n_heldout": 8}, disagreement(loo, lfo),
+                        {"chinchilla": ["refit: R-hat 1.05 > 1.01"], "kaplan-ND": []})
+    _print_comparison(result, None, as_json=False, as_csv=False)
+    out = capsys.readouterr().out
+    assert "PSIS-LOO prefers kaplan-ND, leave-future-out prefers chinchilla: for extrapolation trust" in out
+    assert re.search(r"^chinchilla +1 ! ", out, re.MULTILINE) and re.search(r"^kaplan-ND +2 ", out, re.MULTILINE)
+    assert "! did not converge" in out and "leave-future-out split: C>1e21;" in out
 
 
 BAD_COMPARE = [(["--laws", "chinchilla"], "at least two law names"),
                (["--laws", "chinchilla,nope"], "unknown law 'nope'"),
-               (["--laws", "chinchilla,power", "--holdout", "C=1"], "cannot read holdout")]
+               (["--laws", "chinchilla,power", "--holdout", "C=1"], "cannot read holdout"),
+               (["--laws", "chinchilla,power", "--holdout", "C>1e30"], "holds out 0;"),
+               (["--laws", "chinchilla,power", "--holdout", "Q>1"], "holdout column 'Q'")]
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_COMPARE)
