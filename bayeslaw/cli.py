@@ -367,7 +367,7 @@ def compare_command(
 ) -> None:
     """Rank laws on the same runs for extrapolation (leave-future-out, refitted below the split) beside
     PSIS-LOO (interpolation), and name any disagreement. Exits 3 when a fit or refit did not converge."""
-    from bayeslaw.compare import bayes_factors, compare, marginal_likelihood
+    from bayeslaw.compare import bayes_factors, compare, failed_checks, marginal_likelihood
     from bayeslaw.data import load_runs
     from bayeslaw.fit import fit
     from bayeslaw.holdout import check_sizes, is_off, model_parameters, resolve_split
@@ -411,7 +411,7 @@ def compare_command(
     if not result.converged:
         for name, problems in result.problems.items():
             if problems:
-                typer.echo(f"not converged: {name}: {'; '.join(problems)}", err=True)
+                typer.echo(f"not converged: {name}: {failed_checks(problems)}", err=True)
         raise typer.Exit(EXIT_NOT_CONVERGED)
 
 

@@ -145,8 +145,8 @@ def compare(fits: Mapping[str, Any], *, holdout: str | Holdout | None = DEFAULT,
         extrapolation.attrs = {}
     for name, found in problems.items():
         if found:
-            lines.append(f"{name} did not converge ({'; '.join(found)}); its ranks are provisional: rerun it with "
-                         "more draws and tuning")
+            lines.append(f"{name} did not converge ({failed_checks(found)}); its ranks are provisional: rerun it "
+                         "with more draws and tuning (its diagnostics give the remedy)")
     differ = disagreement(loo, extrapolation)
     if differ:
         lines.append(differ)
@@ -178,6 +178,15 @@ def _loo_table(fits: Mapping[str, Any], method: str, lines: list[str]) -> tuple[
     table["n_pareto_k_high"] = [len(influential[name]) for name in table.index]
     table["converged"] = [bool(fits[name].converged) for name in table.index]
     return table.rename_axis("law"), influential
+
+
+def failed_checks(problems: Sequence[str]) -> str:
+    """'fit: R-hat 1.79 > 1.01, 65 divergent transitions; refit: ...' from the problems of compare()."""
+    groups: dict[str, list[str]] = {}
+    for problem in problems:
+        where, _, text = problem.partition(": ")
+        groups.setdefault(where, []).append(text.split(": ")[0])
+    return "; ".join(f"{where}: {', '.join(checks)}" for where, checks in groups.items())
 
 
 def refit_settings(result: Any) -> dict[str, Any]:
@@ -241,9 +250,12 @@ def disagreement(loo: pd.DataFrame, extrapolation: pd.DataFrame | None) -> str |
         return (f"PSIS-LOO prefers {a}, leave-future-out prefers {b}: for extrapolation trust leave-future-out "
                 f"(PSIS-LOO: {a} ahead of {b} by {row['elpd_diff']:.3g} +- {row['diff_se']:.2g} elpd; "
                 f"leave-future-out: {b} ahead of {a} by {gap:.3g} nats per held-out run, {', '.join(shown)})")
+    per_run = extrapolation["lpd"] / extrapolation["n_heldout"]
+    elpd = " > ".join(f"{loo.loc[n, 'elpd']:.4g}" for n in by_loo[1:])
+    lpd = " > ".join(f"{per_run[n]:.4g}" for n in by_lfo[1:])
     return (f"PSIS-LOO and leave-future-out both rank {by_loo[0]} first but order the others differently "
-            f"(PSIS-LOO: {' > '.join(by_loo[1:])}; leave-future-out: {' > '.join(by_lfo[1:])}): for extrapolation "
-            "trust leave-future-out")
+            f"(PSIS-LOO: {' > '.join(by_loo[1:])}, elpd {elpd}; leave-future-out: {' > '.join(by_lfo[1:])}, "
+            f"lpd per held-out run {lpd}): for extrapolation trust leave-future-out")
 
 
 def marginal_likelihood(law: Any, data: Any, *, repeats: int = 3, draws: int = 1000, chains: int = 2,

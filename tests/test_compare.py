@@ -183,9 +183,9 @@ def test_disagreements_are_named():
                                "trust leave-future-out")
     assert "by 3 +- 1.2 elpd" in sentence and "by 0.5 nats per held-out run" in sentence
     assert "coverage 90% 0.88 vs 0.00" in sentence and "0.36% vs 1.70%" in sentence
-    below = lfo.loc[["kaplan-ND", "power-C", "chinchilla"]]
-    assert "order the others differently (PSIS-LOO: chinchilla > power-C; leave-future-out: power-C > " \
-           "chinchilla)" in disagreement(loo, below)
+    below = lfo.loc[["kaplan-ND", "power-C", "chinchilla"]].assign(lpd=[24.0, 20.0, 8.0])
+    assert "both rank kaplan-ND first but order the others differently (PSIS-LOO: chinchilla > power-C, elpd 77 > " \
+           "60; leave-future-out: power-C > chinchilla, lpd per held-out run 2.5 > 1)" in disagreement(loo, below)
     assert disagreement(loo, lfo.loc[list(loo.index)]) is None and disagreement(loo, None) is None
 
 
