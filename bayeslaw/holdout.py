@@ -198,8 +198,8 @@ def leave_future_out(laws: Sequence[str], data: Any, holdout: str | Holdout = DE
                      seed: int = 0, **fit_kwargs: Any) -> pd.DataFrame:
     """Fit each law on the runs not held out and score the held-out runs; best held-out lpd first.
 
-    ``holdout``: a rule such as "C>1e21", or "default" (the largest-compute fifth, see the module notes),
-    decided on the first law's runs and applied to every law. Columns are snake_case (``coverage_90``).
+    ``holdout``: a rule such as "C>1e21", or "default" (the largest-compute fifth, see the module notes);
+    the same runs are held out for every law (``resolve_split``). Columns are snake_case (``coverage_90``).
     """
     from bayeslaw.data import load_runs
     from bayeslaw.fit import fit
