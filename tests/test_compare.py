@@ -143,6 +143,16 @@ def test_refits_reuse_each_fits_own_settings(ladder_comparison, ladder_fits):
     assert refit_settings(ladder_fits["power-C"])["priors"]["alpha"].kwargs == {"mu": -2.0, "sigma": 1.0}
 
 
+def test_saved_fits_compare_as_they_were(ladder_comparison, ladder_fits, tmp_path):
+    """compare() needs only the fits: loaded from NetCDF, their refits and scores are the same numbers."""
+    loaded = {name: bl.load(result.save(tmp_path / f"{name}.nc")) for name, result in ladder_fits.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = compare(loaded)
+    pd.testing.assert_frame_equal(again.extrapolation, ladder_comparison[0].extrapolation)
+    pd.testing.assert_frame_equal(again.loo, ladder_comparison[0].loo)
+
+
 def test_an_unconverged_fit_is_flagged_and_named(ladder, ladder_fits):
     """A fit that failed its checks keeps its place by score but is never unmarked: converged False, its problems
     (its own and its refit's) listed, a warning naming it and the check, and the comparison not converged."""
