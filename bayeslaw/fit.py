@@ -21,7 +21,7 @@ from bayeslaw.discrepancy import Discrepancy, check_kind, estimate
 from bayeslaw.errors import BayeslawError, ConvergenceWarning, FitFileError
 from bayeslaw.files import atomic_write
 from bayeslaw.laws import Law, get_law
-from bayeslaw.model import build_model, data_pivots, log_likelihood, model_priors
+from bayeslaw.model import build_model, data_pivots, log_likelihood, model_priors, parameters_from_draws
 from bayeslaw.priors import Prior
 from bayeslaw.sampling import SAMPLERS, sample_nutpie, sample_pymc
 
@@ -122,6 +122,7 @@ def fit(
         posterior, stats, timings = sample_nutpie(model, key=key, **settings)
     else:
         posterior, stats, timings = sample_pymc(model, **settings)
+    posterior = parameters_from_draws(law, resolved, posterior, data_pivots(runs))
     diagnostics = diagnose(posterior, stats, list(posterior.data_vars))
     fixed = {name: prior.kwargs["value"] for name, prior in resolved.items() if prior.dist == "Fixed"}
     template = next(iter(posterior.data_vars.values()))

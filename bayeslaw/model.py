@@ -18,7 +18,8 @@ import pytensor.tensor as pt
 
 from bayeslaw.data import Runs
 from bayeslaw.laws import Law, pivots_of
-from bayeslaw.priors import Prior, Support, resolve_priors
+from bayeslaw.laws.base import Coordinates
+from bayeslaw.priors import Prior, Support, log_abs_jacobian, resolve_priors
 
 LIKELIHOODS = ("student_t", "normal", "laplace")
 NOISE_DOC = {
@@ -52,15 +53,62 @@ def data_pivots(runs: Runs) -> dict[str, float]:
     return pivots_of(runs.frame, (*law.inputs, law.target))
 
 
-def build_model(runs: Runs, priors: Mapping[str, Prior], likelihood: str = "student_t") -> pm.Model:
-    """The PyMC model of ``runs.law`` on ``runs``, with published parameters as Deterministics."""
+def sampling_coordinates(law: Law, priors: Mapping[str, Prior]) -> Coordinates | None:
+    """The law's sampling coordinates, when it has them and every prior has a density on its whole support.
+
+    A Fixed or bounded prior (Uniform, TruncatedNormal) could be left by the coordinates' map, so the law's
+    parameters are then sampled directly.
+    """
+    if law.coordinates is None:
+        return None
+    if not all(priors[name].covers(param.support) for name, param in law.params.items()):
+        return None
+    return law.coordinates
+
+
+def _parameters(law: Law, priors: Mapping[str, Prior], pivots: Mapping[str, Any],
+                coordinates: Coordinates | None) -> dict[str, Any]:
+    """The law's parameters inside the model: random variables, or functions of the sampling coordinates.
+
+    With coordinates u, the density is p(theta(u)) prod_k |d theta_k / d v_k| (|det dv/du| = 1 by the
+    coordinates' contract; v_k: theta_k's log, logit or itself), added as a Potential.
+    """
+    if coordinates is None:
+        return {name: priors[name].build(name) for name in law.params}
+    start = coordinates.initial({k: float(v.get_value()) for k, v in pivots.items()})
+    u = {name: pm.Flat(name, initval=start[name]) for name in coordinates.names}
+    theta = coordinates.to_params(u, pivots, pt)
+    density = sum(priors[name].logp(theta[name]) + log_abs_jacobian(theta[name], param.support, pt)
+                  for name, param in law.params.items())
+    pm.Potential("prior_density", density)
+    return theta
+
+
+def parameters_from_draws(law: Law, priors: Mapping[str, Prior], posterior, pivots: Mapping[str, float]):
+    """The sampler's draws (an xarray Dataset) with the law's parameters in place of its sampling coordinates."""
+    coordinates = sampling_coordinates(law, priors)
+    if coordinates is None or coordinates.names[0] not in posterior:
+        return posterior
+    theta = coordinates.to_params({name: posterior[name] for name in coordinates.names}, pivots, np)
+    rest = posterior.drop_vars(list(coordinates.names))
+    return rest.assign({name: theta[name] for name in law.params})[[*law.params, *rest.data_vars]]
+
+
+def build_model(runs: Runs, priors: Mapping[str, Prior], likelihood: str = "student_t",
+                reparameterise: bool = True) -> pm.Model:
+    """The PyMC model of ``runs.law`` on ``runs``, with published parameters as Deterministics.
+
+    With ``reparameterise`` (default) NUTS samples the law's :class:`Coordinates` where it has them;
+    ``False`` samples the parameters themselves (a model that can draw from its prior, e.g. for SMC).
+    """
     law = runs.law
     check_likelihood(likelihood)
     coords = {"run": np.arange(len(runs))}
+    coordinates = sampling_coordinates(law, priors) if reparameterise else None
     with pm.Model(coords=coords) as model:
         inputs = {name: pm.Data(name, values, dims="run") for name, values in runs.inputs.items()}
         pivots = {name: pm.Data(f"pivot_{name}", value) for name, value in data_pivots(runs).items()}
-        sampled = {name: priors[name].build(name) for name in law.params}
+        sampled = _parameters(law, priors, pivots, coordinates)
         published = law.to_published(sampled, pivots, pt)
         for name, value in law.published_with_derived(published, pt).items():
             if name not in sampled:

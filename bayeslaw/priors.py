@@ -34,6 +34,8 @@ DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...], Support]] = {
     "Fixed": (("value",), (), "real"),
 }
 _POSITIVE_ARGS = {"sigma", "nu", "alpha", "beta", "lam"}
+SUPPORT_BOUNDS: dict[str, tuple[float, float]] = {"real": (-math.inf, math.inf), "positive": (0.0, math.inf),
+                                                  "unit": (0.0, 1.0)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,16 +92,13 @@ class Prior:
             return v, math.nextafter(v, math.inf)
         if self.dist in ("Uniform", "TruncatedNormal"):
             return self.kwargs.get("lower", -math.inf), self.kwargs.get("upper", math.inf)
-        return {"real": (-math.inf, math.inf), "positive": (0.0, math.inf), "unit": (0.0, 1.0)}[
-            support
-        ]
+        return SUPPORT_BOUNDS[support]
 
     def check_support(self, param: str, support: Support) -> None:
         """Raise PriorError if this prior puts mass outside what ``param`` allows."""
         self._check_arguments(param)
         lo, hi = self.bounds
-        need_lo, need_hi = {"real": (-math.inf, math.inf), "positive": (0.0, math.inf),
-                            "unit": (0.0, 1.0)}[support]
+        need_lo, need_hi = SUPPORT_BOUNDS[support]
         outside = lo < need_lo or hi > need_hi
         if self.dist == "Fixed":  # all mass on one point: it must lie inside the open support
             outside = not need_lo < self.kwargs["value"] < need_hi
@@ -159,9 +158,30 @@ class Prior:
             return pm.Deterministic(name, pm.math.constant(self.kwargs["value"]))
         return getattr(pm, self.dist)(name, **self.kwargs)
 
+    def logp(self, value):
+        """log density at ``value`` (a PyTensor variable), for models that sample other coordinates."""
+        import pymc as pm
+
+        if self.dist == "Fixed":
+            raise PriorError("a Fixed prior has no density; the parameter is not sampled")
+        return pm.logp(getattr(pm, self.dist).dist(**self.kwargs), value)
+
+    def covers(self, support: Support) -> bool:
+        """True when the prior has a density on the whole of ``support`` (no bounds inside it, not Fixed)."""
+        return self.dist != "Fixed" and self.bounds == SUPPORT_BOUNDS[support]
+
     def __str__(self) -> str:
         args = ", ".join(f"{k}={v:g}" if float(f"{v:g}") == v else f"{k}={v!r}" for k, v in self.kwargs.items())
         return f"{self.dist}({args})"
+
+
+def log_abs_jacobian(value, support: Support, xp):
+    """log |d theta / d v| for theta on ``support`` and v its unconstrained value (log, logit or itself)."""
+    if support == "positive":
+        return xp.log(value)
+    if support == "unit":
+        return xp.log(value) + xp.log1p(-value)
+    return 0.0 * value
 
 
 def resolve_priors(

@@ -43,6 +43,30 @@ class Preset:
 
 
 @dataclass(frozen=True)
+class Coordinates:
+    """Where NUTS moves: coordinates the runs pin almost independently, mapped one-to-one onto the law's
+    parameters (the coordinates its priors are written on).
+
+    A law's parameters can trade off along curved ridges (E against A and alpha on a short ladder of model
+    sizes: the runs pin the loss at the pivot and its log-log slopes, not how the loss splits between E and
+    the power terms). The sampler then works in ``names`` instead: typically the log loss at the pivots,
+    log slopes -dlog L / dlog X there, and logits of shares. ``to_params`` maps them to the parameters
+    (symbolically, any ``xp``), ``from_params`` back (numpy).
+
+    The map from ``names`` to each parameter's own unconstrained value v (log of a positive parameter, logit
+    of a share, a real parameter itself) must have |det dv/du| = 1 (a contract test checks it numerically).
+    The density of u is then the prior density of the parameters times prod_k |d theta_k / d v_k|, which
+    the model adds (``bayeslaw.model``): the posterior is exactly the one of the parameters, only easier
+    to sample.
+    """
+
+    names: tuple[str, ...]
+    to_params: Callable[[Params, Mapping[str, Any], ModuleType], dict[str, Any]]
+    from_params: Callable[[Params, Mapping[str, float]], dict[str, float]]
+    initial: Callable[[Mapping[str, float]], dict[str, float]]  # a starting point from the data pivots
+
+
+@dataclass(frozen=True)
 class Law:
     """A scaling law: what it predicts from which inputs, with which parameters and priors."""
 
@@ -65,6 +89,7 @@ class Law:
     compute_factor: float | None = 6.0
     optimum: Callable[[Params, Any, float, ModuleType], tuple[Any, Any]] | None = None
     target_accept: float = 0.9  # NUTS step-size target; raised for laws with funnel-like posteriors
+    coordinates: Coordinates | None = None  # where NUTS samples, when not the parameters themselves
 
     @property
     def default_priors(self) -> dict[str, Prior]:
@@ -136,6 +161,20 @@ def loss_at_pivot(what: str) -> Param:
 def share(doc: str) -> Param:
     """A share of the loss (or of one of its parts) in (0, 1), away from both ends: Beta(1.5, 1.5)."""
     return Param(Prior("Beta", alpha=1.5, beta=1.5), "unit", f"{doc}; Beta(1.5, 1.5)")
+
+
+def log_share(x, xp):
+    """log s and log(1 - s) of the share s = sigmoid(x): -softplus(-x) and -softplus(x), stable for any x."""
+    return -softplus(-x, xp), -softplus(x, xp)
+
+
+def softplus(x, xp):
+    """log(1 + e^x) without overflow."""
+    return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def logit(p: float) -> float:
+    return float(np.log(p) - np.log1p(-p))
 
 
 def log_term(input_name: str) -> Param:

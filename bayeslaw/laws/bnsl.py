@@ -18,16 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayeslaw.laws.base import Law, Param, Preset, loss_at_pivot, share
+from bayeslaw.laws.base import Law, Param, Preset, loss_at_pivot, share, softplus
 from bayeslaw.priors import Prior
 
 CABALLERO = "Caballero et al. 2022, arXiv:2210.14891 (ICLR 2023), eq 1"
 X = "C"
-
-
-def _softplus(t, xp):
-    """log(1 + e^t) without overflow: max(t, 0) + log1p(e^-|t|)."""
-    return xp.maximum(t, 0.0) + xp.log1p(xp.exp(-xp.abs(t)))
 
 
 def _log_breaks(p, log_x, n_breaks: int, xp):
@@ -35,7 +30,7 @@ def _log_breaks(p, log_x, n_breaks: int, xp):
     total = 0.0
     for i in range(1, n_breaks + 1):
         c, d, f = p[f"c{i}"], p[f"d{i}"], p[f"f{i}"]
-        total = total + c * f * _softplus((log_x - xp.log(d)) / f, xp)
+        total = total + c * f * softplus((log_x - xp.log(d)) / f, xp)
     return total
 
 

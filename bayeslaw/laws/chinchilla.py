@@ -14,11 +14,14 @@ import numpy as np
 from bayeslaw.laws.base import (
     EXPONENT,
     IRREDUCIBLE,
+    Coordinates,
     Law,
     Param,
     Preset,
     coefficient_from_pivot,
+    log_share,
     log_term,
+    logit,
     pivot_from_coefficient,
 )
 from bayeslaw.laws.power import RANGES
@@ -49,6 +52,46 @@ def _from_published(p, pivots):
         "alpha": p["alpha"],
         "beta": p["beta"],
     }
+
+
+def _params_from_slopes(u, pivots, xp):
+    """E, the log terms at the pivots and the exponents from the loss at the pivots, its shares and slopes.
+
+    L0 = e^l0 = E + a0 + b0 with E = (1 - r) L0, a0 = q r L0, b0 = (1 - q) r L0 (r, q: sigmoids of the
+    logits), and the exponents from the log-log slopes at the pivots, g_N = alpha a0 / L0 and
+    g_D = beta b0 / L0, which the runs pin even on a short ladder of sizes.
+    """
+    log_r, log_not_r = log_share(u["logit_reducible_share"], xp)
+    log_q, log_not_q = log_share(u["logit_N_share"], xp)
+    return {
+        "E": xp.exp(u["log_loss_at_pivot"] + log_not_r),
+        "log_A_at_pivot": u["log_loss_at_pivot"] + log_r + log_q,
+        "log_B_at_pivot": u["log_loss_at_pivot"] + log_r + log_not_q,
+        "alpha": xp.exp(u["log_slope_N"] - log_r - log_q),
+        "beta": xp.exp(u["log_slope_D"] - log_r - log_not_q),
+    }
+
+
+def _slopes_from_params(p, pivots):
+    a0, b0 = np.exp(p["log_A_at_pivot"]), np.exp(p["log_B_at_pivot"])
+    loss = p["E"] + a0 + b0
+    return {
+        "log_loss_at_pivot": float(np.log(loss)),
+        "logit_reducible_share": logit((a0 + b0) / loss),
+        "logit_N_share": logit(a0 / (a0 + b0)),
+        "log_slope_N": float(np.log(p["alpha"] * a0 / loss)),
+        "log_slope_D": float(np.log(p["beta"] * b0 / loss)),
+    }
+
+
+# |det| = 1 from these coordinates to (log E, log a0, log b0, log alpha, log beta): checked in test_laws
+SLOPE_COORDINATES = Coordinates(
+    names=("log_loss_at_pivot", "log_slope_N", "log_slope_D", "logit_reducible_share", "logit_N_share"),
+    to_params=_params_from_slopes,
+    from_params=_slopes_from_params,
+    initial=lambda pivots: {"log_loss_at_pivot": float(np.log(pivots["loss"])), "log_slope_N": float(np.log(0.05)),
+                            "log_slope_D": float(np.log(0.05)), "logit_reducible_share": 0.0, "logit_N_share": 0.0},
+)
 
 
 def chinchilla_derived(p, xp):
@@ -92,6 +135,7 @@ def _chinchilla_like(name: str, title: str, source: str, irreducible: Param,
         presets=presets,
         input_ranges={"N": RANGES["N"], "D": RANGES["D"]},
         optimum=chinchilla_optimum,
+        coordinates=SLOPE_COORDINATES,
     )
 
 
