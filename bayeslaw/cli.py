@@ -42,6 +42,10 @@ def _table(frame) -> str:
 
 def _report(result) -> None:
     typer.echo(_table(result.summary()))
+    if result.fixed:
+        typer.echo("fixed: " + ", ".join(f"{k} = {v:g}" for k, v in result.fixed.items()))
+    for line in _attempt_lines(result):
+        typer.echo(f"sampler: {line}")
     typer.echo(f"\ndiagnostics: {result.diagnostics}")
 
 
@@ -88,15 +92,20 @@ def fit_command(
     law: Annotated[str, typer.Option(help="law name (see `bayeslaw laws`)")] = "chinchilla",
     out: Annotated[Path | None, typer.Option(help="write the fit to this NetCDF file")] = None,
     prior: Annotated[list[str] | None, typer.Option(help="PARAM=Dist(arg=value, ...), repeatable")] = None,
+    prior_from: Annotated[str | None, typer.Option(help="'literature': priors built from the catalogue's "
+                                                        "published fits of the law")] = None,
+    fix: Annotated[list[str] | None, typer.Option(help="hold a published parameter at a value, NAME=VALUE, "
+                                                       "repeatable: --fix E=1.69 --fix A=406.4")] = None,
     column: Annotated[list[str] | None, typer.Option(help="CANONICAL=COLUMN, e.g. loss=val-loss")] = None,
     likelihood: Annotated[str, typer.Option(help="student_t, normal or laplace")] = "student_t",
     sampler: Annotated[str, typer.Option(help="nutpie or pymc")] = "nutpie",
     chains: int = 4,
     draws: int = 1000,
     tune: int = 500,
-    seed: int | None = None,
+    seed: Annotated[int | None, typer.Option(help="sampler seed (default: a fresh one, printed)")] = None,
     target_accept: Annotated[float | None, typer.Option(help="NUTS target acceptance (default: the law's, 0.9 "
                                                              "for most)")] = None,
+    retry: Annotated[bool, typer.Option(help="sample once more, longer, when the convergence checks fail")] = True,
     progress: Annotated[bool, typer.Option(help="show the sampler's progress bar")] = True,
     discrepancy: Annotated[str, typer.Option(help="model discrepancy: gp (default; intervals widen beyond the "
                                                   "runs) or none (the law with independent noise)")] = "gp",
@@ -104,17 +113,21 @@ def fit_command(
     """Fit LAW to the runs in RUNS and print the posterior summary and diagnostics."""
     def go():
         from bayeslaw.data import load_runs
-        from bayeslaw.fit import fit
+        from bayeslaw.fit import check_seed, fit
         from bayeslaw.model import model_priors
 
         table = load_runs(runs, law, _pairs(column, "--column"))
-        priors = model_priors(table.law, likelihood, _pairs(prior, "--prior"))  # checked before any output
+        overrides = _pairs(prior, "--prior")
+        model_priors(table.law, likelihood, overrides)  # checked before any output
+        chosen = check_seed(seed)
         for note in table.notes():
             typer.echo(f"note: {note}")
-        typer.echo(f"fitting {table.law.name} to {len(table)} runs ({chains} chains x {draws} draws)...", err=True)
-        result = fit(table.law, table, priors=priors, likelihood=likelihood, sampler=sampler,
-                     chains=chains, draws=draws, tune=tune, seed=seed, target_accept=target_accept,
-                     progress=progress and sys.stderr.isatty(), discrepancy=discrepancy)
+        typer.echo(f"fitting {table.law.name} to {len(table)} runs ({chains} chains x {draws} draws, seed {chosen})"
+                   "...", err=True)
+        result = fit(table.law, table, priors=overrides, prior_from=prior_from, fixed=_pairs(fix, "--fix"),
+                     likelihood=likelihood, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=chosen,
+                     target_accept=target_accept, progress=progress and sys.stderr.isatty(),
+                     discrepancy=discrepancy, retry=retry)
         if result.discrepancy is not None:
             typer.echo(f"note: {result.discrepancy.describe()}")
         if out is not None:
@@ -124,7 +137,31 @@ def fit_command(
 
     result = _run(go)
     _report(result)
-    if not result.converged:
+    _exit_if_unconverged([result])
+
+
+def _attempt_lines(result) -> list[str]:
+    """What the sampler did: the seed, and each attempt with its settings and verdict."""
+    info = result.info
+    lines = [f"seed {info.get('seed')} (--seed {info.get('seed')} reproduces these draws)"]
+    attempts = info.get("attempts") or []
+    if len(attempts) > 1:
+        first, second = attempts[0], attempts[1]
+        lines.append(f"the first attempt did not converge ({first['diagnostics']['max_rhat']:.3f} R-hat, "
+                     f"{first['diagnostics']['min_ess_bulk']:.0f} bulk ESS, {first['diagnostics']['divergences']} "
+                     f"divergences); a second attempt with {second['thin']}x longer chains (tune {second['tune']}, "
+                     f"every {second['thin']}th of {second['draws'] * second['thin']} draws kept) at target_accept "
+                     f"{second['target_accept']:g} {'converged' if second['converged'] else 'did not converge either'}")
+    return lines
+
+
+def _exit_if_unconverged(results) -> None:
+    """Exit 3 when any fit stayed unconverged, naming the law, the parameters and the remedy on stderr."""
+    bad = [r for r in results if not r.converged]
+    for result in bad:
+        where = f" in {', '.join(result.diagnostics.slowest[:4])}" if result.diagnostics.slowest else ""
+        typer.echo(f"not converged: {result.law.name}{where}; " + "; ".join(result.diagnostics.problems), err=True)
+    if bad:
         raise typer.Exit(EXIT_NOT_CONVERGED)
 
 
@@ -138,8 +175,7 @@ def summary_command(path: Annotated[Path, typer.Argument(help="a fit saved by `b
     if result.discrepancy is not None:
         typer.echo(f"model discrepancy: {result.discrepancy.describe()}")
     _report(result)
-    if not result.converged:
-        raise typer.Exit(EXIT_NOT_CONVERGED)
+    _exit_if_unconverged([result])
 
 
 @app.command("demo")
@@ -180,8 +216,7 @@ def demo_command(
     ratio = draws["tokens_per_param"].values
     typer.echo(f"  tokens per parameter = {np.median(ratio):.1f} "
                f"[{np.quantile(ratio, 0.03):.1f}, {np.quantile(ratio, 0.97):.1f}]")
-    if not result.converged:
-        raise typer.Exit(EXIT_NOT_CONVERGED)
+    _exit_if_unconverged([result])
 
 
 def _numbers(text: str | None, what: str) -> list[float]:
@@ -477,13 +512,6 @@ def _figure_path(out: Path) -> None:
         _fail(f"cannot write a figure to '{out}': use a .png or .svg file name")
 
 
-def _warn_unconverged(result) -> None:
-    if not result.converged:
-        typer.echo(f"warning: the {result.law.name} fit did not converge ({result.diagnostics.problems[0]})",
-                   err=True)
-        raise typer.Exit(EXIT_NOT_CONVERGED)
-
-
 @app.command("plot", context_settings={"allow_extra_args": True})
 def plot_command(
     ctx: typer.Context,
@@ -514,7 +542,7 @@ def plot_command(
 
     result = _run(go)
     typer.echo(f"wrote {out}")
-    _warn_unconverged(result)
+    _exit_if_unconverged([result])
 
 
 @app.command("report", context_settings={"allow_extra_args": True})
@@ -538,7 +566,7 @@ def report_command(
 
     result = _run(go)
     typer.echo(f"wrote {out}")
-    _warn_unconverged(result)
+    _exit_if_unconverged([result])
 
 
 @app.command("calibrate")

@@ -192,10 +192,13 @@ def failed_checks(problems: Sequence[str]) -> str:
 def refit_settings(result: Any) -> dict[str, Any]:
     """The settings a fit was made with, as keyword arguments of ``bayeslaw.fit`` (for refits)."""
     info = result.info or {}
-    settings = {"priors": result.priors, "likelihood": result.likelihood,
+    # the priors as given (literature priors and fixed values depend on the data's pivots: made anew)
+    given = info.get("priors_given", result.priors)
+    settings = {"priors": given, "prior_from": info.get("prior_from"), "fixed": info.get("fixed") or None,
+                "likelihood": result.likelihood,
                 "discrepancy": result.discrepancy.kind if result.discrepancy is not None else None,
                 "chains": int(result.diagnostics.chains), "draws": int(result.diagnostics.draws)}
-    for key in ("sampler", "tune", "seed", "target_accept"):
+    for key in ("sampler", "tune", "seed", "target_accept", "retry"):
         if info.get(key) is not None:
             settings[key] = info[key]
     return settings

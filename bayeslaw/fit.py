@@ -20,6 +20,7 @@ from bayeslaw.diagnostics import Diagnostics, diagnose
 from bayeslaw.discrepancy import Discrepancy, check_kind, estimate
 from bayeslaw.errors import BayeslawError, ConvergenceWarning, FitFileError
 from bayeslaw.files import atomic_write
+from bayeslaw.fixed import Fixing, resolve_fixed
 from bayeslaw.laws import Law, get_law
 from bayeslaw.model import build_model, data_pivots, log_likelihood, model_priors, parameters_from_draws
 from bayeslaw.priors import Prior
@@ -60,10 +61,24 @@ class Fit:
                   and n not in ("sigma", "nu")]
         return names + [n for n in ("sigma", "nu") if n in self.posterior]
 
+    @property
+    def fixed(self) -> dict[str, float]:
+        """Published parameters held at given values (``fit(..., fixed=...)``)."""
+        return dict(self.info.get("fixed") or {})
+
     def summary(self, var_names: list[str] | None = None, hdi_prob: float = 0.94) -> pd.DataFrame:
-        """Median, mean, sd, HDI, ESS and R-hat of each parameter."""
-        table = az.summary(self.idata, var_names=var_names or self.parameter_names, hdi_prob=hdi_prob,
-                           stat_funcs={"median": np.median}, extend=True, round_to="none")
+        """Median, mean, sd, HDI, ESS and R-hat of each parameter; a fixed one (constant over the draws)
+        shows its value, with no ESS or R-hat."""
+        names = var_names or self.parameter_names
+        constant = [n for n in names if float(np.ptp(self.posterior[n].values)) == 0.0]
+        varying = [n for n in names if n not in constant]
+        table = az.summary(self.idata, var_names=varying, hdi_prob=hdi_prob, stat_funcs={"median": np.median},
+                           extend=True, round_to="none") if varying else pd.DataFrame()
+        for name in constant:
+            value = float(self.posterior[name].values.flat[0])
+            table.loc[name] = {c: (0.0 if c in ("sd", "mcse_mean", "mcse_sd") else np.nan) for c in table.columns}
+            table.loc[name, [c for c in table.columns if c in ("mean", "median") or c.startswith("hdi_")]] = value
+        table = table.loc[names]
         first = ["median", "mean", "sd"]
         return table[first + [c for c in table.columns if c not in first]]
 
@@ -80,6 +95,8 @@ def fit(
     data: pd.DataFrame | str | os.PathLike | Runs,
     *,
     priors: Mapping[str, Prior | Mapping[str, Any] | str] | None = None,
+    prior_from: str | None = None,
+    fixed: Mapping[str, float] | None = None,
     likelihood: str = "student_t",
     sampler: str = "nutpie",
     chains: int = 4,
@@ -90,22 +107,31 @@ def fit(
     columns: Mapping[str, str] | None = None,
     progress: bool = False,
     discrepancy: str | None = "gp",
+    retry: bool = True,
 ) -> Fit:
     """Sample the posterior of ``law`` given the runs in ``data`` with NUTS.
 
-    ``priors`` overrides default priors per parameter (see ``bayeslaw.laws.get_law(law).params``).
+    ``priors`` overrides default priors per parameter (see ``bayeslaw.laws.get_law(law).params``);
+    ``prior_from="literature"`` starts from priors built from the catalogue's published fits of the law
+    (``bayeslaw.literature``), which ``priors`` may still override.
+    ``fixed`` holds published parameters at given values, e.g. ``{"E": 1.69, "A": 406.4}`` (``bayeslaw.fixed``).
     ``likelihood`` on log(target): "student_t" (default), "normal" or "laplace".
     ``sampler``: "nutpie" (default; low-rank mass matrix adaptation) or "pymc" (``pm.sample``).
     ``target_accept`` defaults to the law's own (0.9 for most laws).
+    ``seed``: None draws one; the seed used is recorded (``fit.info["seed"]``) and reproduces the draws.
     ``discrepancy="gp"`` (default) adds a Gaussian process for what the law misses, estimated from the
     residuals after sampling (``bayeslaw.discrepancy``; about a second): predictions, plans and held-out
     scores from the fit widen where the runs do not reach. None: the law alone, independent noise only.
-    A fit that fails a convergence check warns with a ConvergenceWarning naming the remedy.
+    ``retry`` (default): when the convergence checks fail, sample once more with chains ``RETRY_LENGTH``
+    times longer (kept draws thinned back to ``draws``) and a higher target_accept; ``fit.info["attempts"]``
+    records both. A fit that still fails warns with a ConvergenceWarning naming the parameters and remedies.
     """
     law = get_law(law)
     runs = data if isinstance(data, Runs) and data.law is law else load_runs(data, law, columns)
     discrepancy = check_kind(discrepancy)
-    resolved = model_priors(law, likelihood, priors)
+    fixing = resolve_fixed(law, fixed, data_pivots(runs))
+    resolved = model_priors(law, likelihood, _prior_overrides(law, runs, prior_from, priors, fixing))
+    resolved = {name: prior for name, prior in resolved.items() if name not in fixing.ties}  # not free: no prior
     if sampler not in SAMPLERS:
         raise BayeslawError(f"unknown sampler '{sampler}'; allowed: {', '.join(SAMPLERS)}")
     for name, value in {"chains": chains, "draws": draws, "tune": tune}.items():
@@ -114,20 +140,35 @@ def fit(
     target_accept = law.target_accept if target_accept is None else float(target_accept)
     if not 0 < target_accept < 1:
         raise BayeslawError(f"target_accept must lie in (0, 1), got {target_accept}")
-    seed = int(np.random.SeedSequence().generate_state(1)[0]) if seed is None else int(seed)
-    model = build_model(runs, resolved, likelihood)
-    settings = dict(chains=chains, draws=draws, tune=tune, seed=seed, target_accept=target_accept, progress=progress)
-    if sampler == "nutpie":
-        key = (law.name, tuple((k, str(v)) for k, v in sorted(resolved.items())), likelihood)
-        posterior, stats, timings = sample_nutpie(model, key=key, **settings)
-    else:
-        posterior, stats, timings = sample_pymc(model, **settings)
-    posterior = parameters_from_draws(law, resolved, posterior, data_pivots(runs))
-    diagnostics = diagnose(posterior, stats, list(posterior.data_vars))
-    fixed = {name: prior.kwargs["value"] for name, prior in resolved.items() if prior.dist == "Fixed"}
-    template = next(iter(posterior.data_vars.values()))
-    posterior = posterior.assign({name: xr.full_like(template, value, dtype=float) for name, value in fixed.items()})
-    info = {"seed": seed, "sampler": sampler, "tune": tune, "target_accept": target_accept, **timings}
+    seed = check_seed(seed)
+    model = build_model(runs, resolved, likelihood, fixing=fixing)
+    key = (law.name, tuple((k, str(v)) for k, v in sorted(resolved.items())), likelihood, tuple(fixing.ties))
+    plan = [{"tune": int(tune), "draws": int(draws), "thin": 1, "target_accept": target_accept}]
+    if retry:
+        plan.append({"tune": RETRY_LENGTH * int(tune), "draws": int(draws), "thin": RETRY_LENGTH,
+                     "target_accept": max(target_accept, 1.0 - (1.0 - target_accept) / 2)})
+    attempts = []
+    for number, attempt in enumerate(plan):
+        settings = dict(chains=int(chains), draws=attempt["draws"] * attempt["thin"], tune=attempt["tune"],
+                        seed=seed + number, target_accept=attempt["target_accept"], progress=progress)
+        if sampler == "nutpie":
+            posterior, stats, timings = sample_nutpie(model, key=key, **settings)
+        else:
+            posterior, stats, timings = sample_pymc(model, **settings)
+        posterior = parameters_from_draws(law, resolved, posterior, data_pivots(runs), fixing)
+        sampled = [n for n in posterior.data_vars if n not in fixing.ties and resolved[n].dist != "Fixed"]
+        kept = slice(attempt["thin"] - 1, None, attempt["thin"])
+        diagnostics = diagnose(posterior.isel(draw=kept), stats, sampled, law.supports)
+        posterior, stats = posterior.isel(draw=kept), stats.isel(draw=kept)
+        attempts.append({**attempt, "seed": seed + number, "converged": diagnostics.converged,
+                         "diagnostics": diagnostics.to_dict(), **timings})
+        if diagnostics.converged:
+            break
+    info = {"seed": seed, "sampler": sampler, "tune": int(tune), "target_accept": target_accept, "retry": retry,
+            "compile_seconds": attempts[0]["compile_seconds"],
+            "sample_seconds": sum(a["sample_seconds"] for a in attempts), "attempts": attempts,
+            "fixed": dict(fixing.values), "prior_from": prior_from,
+            "priors_given": {k: Prior.parse(v, k).to_dict() for k, v in (priors or {}).items()}}
     idata = assemble(runs, resolved, likelihood, posterior, stats, diagnostics, info)
     spec = None
     if discrepancy is not None:  # modular: from the residuals of the sampled law (bayeslaw.discrepancy)
@@ -137,9 +178,39 @@ def fit(
         idata.posterior.attrs["discrepancy"] = spec.to_json()
     result = Fit(law, runs, idata, resolved, likelihood, diagnostics, info, spec)
     if not diagnostics.converged:
-        warnings.warn(f"the {law.name} fit did not converge:\n" + "\n".join(diagnostics.problems),
-                      ConvergenceWarning, stacklevel=2)
+        warnings.warn(f"the {law.name} fit did not converge{' after a second, longer attempt' if retry else ''}:\n"
+                      + "\n".join(diagnostics.problems), ConvergenceWarning, stacklevel=2)
     return result
+
+
+RETRY_LENGTH = 4  # the second attempt's chains are this many times longer, thinned back to ``draws``
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: Any) -> int:
+    """The seed to sample with: a whole number in [0, 2^32 - 1], or a fresh one for None."""
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1)[0] % (MAX_SEED - 8))
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= int(seed) <= MAX_SEED - 8:
+        raise BayeslawError(f"seed must be a whole number from 0 to {MAX_SEED - 8}, got {seed!r}")
+    return int(seed)
+
+
+def _prior_overrides(law: Law, runs: Runs, prior_from: str | None, priors, fixing: Fixing) -> dict[str, Any]:
+    """Priors for ``model_priors``: literature priors (when asked), the user's, and the fixed values'."""
+    overrides: dict[str, Any] = {}
+    if prior_from is not None:
+        if prior_from != "literature":
+            raise BayeslawError(f"unknown prior source '{prior_from}'; allowed: literature")
+        from bayeslaw.literature import literature_priors
+
+        overrides |= literature_priors(law, data_pivots(runs))
+    overrides |= dict(priors or {})
+    clash = sorted(name for name in priors or {} if name in fixing.ties
+                   or (name in fixing.priors and Prior.parse(priors[name], name) != fixing.priors[name]))
+    if clash:
+        raise BayeslawError(f"{', '.join(clash)} fixed and given a prior: drop one of the two")
+    return overrides | dict(fixing.priors)
 
 
 def complete_posterior(law: Law, posterior: xr.Dataset, pivots: Mapping[str, float]) -> xr.Dataset:
@@ -215,6 +286,6 @@ def load(path: str | os.PathLike, law: Law | str | None = None) -> Fit:
     if runs.digest() != attrs["data_sha256"]:
         raise FitFileError(f"{path}: the runs stored in the file do not match their recorded hash")
     priors = {k: Prior.parse(v, k) for k, v in json.loads(attrs["priors"]).items()}
-    diagnostics = Diagnostics(**json.loads(attrs["diagnostics"]))
+    diagnostics = Diagnostics.from_dict(json.loads(attrs["diagnostics"]))
     return Fit(current, runs, idata, priors, attrs["likelihood"], diagnostics, json.loads(attrs["info"]),
                Discrepancy.from_json(attrs.get("discrepancy", "")))

@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+import xarray as xr
 
 from bayeslaw.data import Runs
+from bayeslaw.fixed import Fixing
 from bayeslaw.laws import Law, pivots_of
 from bayeslaw.laws.base import Coordinates
 from bayeslaw.priors import Prior, Support, log_abs_jacobian, resolve_priors
@@ -53,13 +55,13 @@ def data_pivots(runs: Runs) -> dict[str, float]:
     return pivots_of(runs.frame, (*law.inputs, law.target))
 
 
-def sampling_coordinates(law: Law, priors: Mapping[str, Prior]) -> Coordinates | None:
+def sampling_coordinates(law: Law, priors: Mapping[str, Prior], fixing: Fixing | None = None) -> Coordinates | None:
     """The law's sampling coordinates, when it has them and every prior has a density on its whole support.
 
-    A Fixed or bounded prior (Uniform, TruncatedNormal) could be left by the coordinates' map, so the law's
-    parameters are then sampled directly.
+    A Fixed or bounded prior (Uniform, TruncatedNormal) could be left by the coordinates' map, and a tied
+    parameter (``bayeslaw.fixed``) is not free, so the law's parameters are then sampled directly.
     """
-    if law.coordinates is None:
+    if law.coordinates is None or (fixing is not None and fixing.ties):
         return None
     if not all(priors[name].covers(param.support) for name, param in law.params.items()):
         return None
@@ -67,14 +69,15 @@ def sampling_coordinates(law: Law, priors: Mapping[str, Prior]) -> Coordinates |
 
 
 def _parameters(law: Law, priors: Mapping[str, Prior], pivots: Mapping[str, Any],
-                coordinates: Coordinates | None) -> dict[str, Any]:
+                coordinates: Coordinates | None, fixing: Fixing) -> dict[str, Any]:
     """The law's parameters inside the model: random variables, or functions of the sampling coordinates.
 
     With coordinates u, the density is p(theta(u)) prod_k |d theta_k / d v_k| (|det dv/du| = 1 by the
     coordinates' contract; v_k: theta_k's log, logit or itself), added as a Potential.
     """
     if coordinates is None:
-        return {name: priors[name].build(name) for name in law.params}
+        built = {name: priors[name].build(name) for name in law.params if name not in fixing.ties}
+        return fixing.apply(built, pivots, pt)
     start = coordinates.initial({k: float(v.get_value()) for k, v in pivots.items()})
     u = {name: pm.Flat(name, initval=start[name]) for name in coordinates.names}
     theta = coordinates.to_params(u, pivots, pt)
@@ -84,31 +87,40 @@ def _parameters(law: Law, priors: Mapping[str, Prior], pivots: Mapping[str, Any]
     return theta
 
 
-def parameters_from_draws(law: Law, priors: Mapping[str, Prior], posterior, pivots: Mapping[str, float]):
-    """The sampler's draws (an xarray Dataset) with the law's parameters in place of its sampling coordinates."""
-    coordinates = sampling_coordinates(law, priors)
-    if coordinates is None or coordinates.names[0] not in posterior:
-        return posterior
-    theta = coordinates.to_params({name: posterior[name] for name in coordinates.names}, pivots, np)
-    rest = posterior.drop_vars(list(coordinates.names))
-    return rest.assign({name: theta[name] for name in law.params})[[*law.params, *rest.data_vars]]
+def parameters_from_draws(law: Law, priors: Mapping[str, Prior], posterior, pivots: Mapping[str, float],
+                          fixing: Fixing | None = None):
+    """The sampler's draws (an xarray Dataset) with the law's parameters in place of its sampling coordinates,
+    fixed parameters as constants and tied ones computed (``bayeslaw.fixed``); the law's parameters first."""
+    coordinates = sampling_coordinates(law, priors, fixing)
+    if coordinates is not None and coordinates.names[0] in posterior:
+        theta = coordinates.to_params({name: posterior[name] for name in coordinates.names}, pivots, np)
+        posterior = posterior.drop_vars(list(coordinates.names)).assign({name: theta[name] for name in law.params})
+    template = next(iter(posterior.data_vars.values()))
+    posterior = posterior.assign({name: xr.full_like(template, prior.kwargs["value"], dtype=float)
+                                  for name, prior in priors.items() if prior.dist == "Fixed" and name not in posterior})
+    if fixing is not None and fixing.ties:
+        tied = fixing.apply(posterior, pivots, np)
+        posterior = posterior.assign({name: tied[name] for name in fixing.ties})
+    return posterior[[*law.params, *(name for name in posterior.data_vars if name not in law.params)]]
 
 
 def build_model(runs: Runs, priors: Mapping[str, Prior], likelihood: str = "student_t",
-                reparameterise: bool = True) -> pm.Model:
+                reparameterise: bool = True, fixing: Fixing | None = None) -> pm.Model:
     """The PyMC model of ``runs.law`` on ``runs``, with published parameters as Deterministics.
 
     With ``reparameterise`` (default) NUTS samples the law's :class:`Coordinates` where it has them;
     ``False`` samples the parameters themselves (a model that can draw from its prior, e.g. for SMC).
+    ``fixing`` ties parameters to fixed published values (``bayeslaw.fixed``).
     """
     law = runs.law
     check_likelihood(likelihood)
+    fixing = fixing or Fixing()
     coords = {"run": np.arange(len(runs))}
-    coordinates = sampling_coordinates(law, priors) if reparameterise else None
+    coordinates = sampling_coordinates(law, priors, fixing) if reparameterise else None
     with pm.Model(coords=coords) as model:
         inputs = {name: pm.Data(name, values, dims="run") for name, values in runs.inputs.items()}
         pivots = {name: pm.Data(f"pivot_{name}", value) for name, value in data_pivots(runs).items()}
-        sampled = _parameters(law, priors, pivots, coordinates)
+        sampled = _parameters(law, priors, pivots, coordinates, fixing)
         published = law.to_published(sampled, pivots, pt)
         for name, value in law.published_with_derived(published, pt).items():
             if name not in sampled:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-SMALL = {"chains": 2, "draws": 300, "tune": 300}  # small but real sampling for tests
+SMALL = {"chains": 2, "draws": 300, "tune": 300, "retry": False}  # small but real sampling for tests
 
 warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
 

@@ -90,6 +90,9 @@ class Law:
     optimum: Callable[[Params, Any, float, ModuleType], tuple[Any, Any]] | None = None
     target_accept: float = 0.9  # NUTS step-size target; raised for laws with funnel-like posteriors
     coordinates: Coordinates | None = None  # where NUTS samples, when not the parameters themselves
+    # published name -> (law parameter, f(value, params, pivots, xp)): that parameter when the published
+    # one is fixed and the others are not (bayeslaw.fixed)
+    ties: Mapping[str, tuple[str, Callable[..., Any]]] = field(default_factory=dict)
 
     @property
     def default_priors(self) -> dict[str, Prior]:

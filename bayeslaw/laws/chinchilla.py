@@ -136,6 +136,8 @@ def _chinchilla_like(name: str, title: str, source: str, irreducible: Param,
         input_ranges={"N": RANGES["N"], "D": RANGES["D"]},
         optimum=chinchilla_optimum,
         coordinates=SLOPE_COORDINATES,
+        ties={"A": ("log_A_at_pivot", lambda value, s, pivots, xp: xp.log(value) - s["alpha"] * xp.log(pivots["N"])),
+              "B": ("log_B_at_pivot", lambda value, s, pivots, xp: xp.log(value) - s["beta"] * xp.log(pivots["D"]))},
     )
 
 
