@@ -171,6 +171,44 @@ def log_share(x, xp):
     return -softplus(-x, xp), -softplus(x, xp)
 
 
+def split_in_three(log_total, logit_reducible, logit_first, xp):
+    """Logs of three positive parts of a total L = e^log_total: rest = (1 - r) L, first = q r L and
+    second = (1 - q) r L, with r, q the sigmoids of the logits. The map from (log L, logit r, logit q) to
+    the three logs has |det J| = 1: a volume-preserving change of sampling coordinates."""
+    log_r, log_not_r = log_share(logit_reducible, xp)
+    log_q, log_not_q = log_share(logit_first, xp)
+    return log_total + log_not_r, log_total + log_r + log_q, log_total + log_r + log_not_q
+
+
+def join_three(rest: float, first: float, second: float) -> tuple[float, float, float]:
+    """Inverse of :func:`split_in_three`: (log L, logit r, logit q) from the three parts."""
+    total = rest + first + second
+    return float(np.log(total)), logit((first + second) / total), logit(first / (first + second))
+
+
+def free_name(name: str, support: Support) -> str:
+    """The sampling coordinate of a parameter taken over unchanged: its log, logit or itself."""
+    return {"positive": f"log_{name}", "unit": f"logit_{name}", "real": name}[support]
+
+
+def from_free(value, support: Support, xp):
+    """A parameter from its unconstrained value (exp, sigmoid or itself)."""
+    if support == "positive":
+        return xp.exp(value)
+    if support == "unit":
+        return xp.exp(log_share(value, xp)[0])
+    return value
+
+
+def to_free(value: float, support: Support) -> float:
+    """Inverse of :func:`from_free`."""
+    if support == "positive":
+        return float(np.log(value))
+    if support == "unit":
+        return logit(value)
+    return float(value)
+
+
 def softplus(x, xp):
     """log(1 + e^x) without overflow."""
     return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))

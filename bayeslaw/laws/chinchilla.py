@@ -19,10 +19,10 @@ from bayeslaw.laws.base import (
     Param,
     Preset,
     coefficient_from_pivot,
-    log_share,
+    join_three,
     log_term,
-    logit,
     pivot_from_coefficient,
+    split_in_three,
 )
 from bayeslaw.laws.power import RANGES
 from bayeslaw.priors import Prior
@@ -61,26 +61,25 @@ def _params_from_slopes(u, pivots, xp):
     logits), and the exponents from the log-log slopes at the pivots, g_N = alpha a0 / L0 and
     g_D = beta b0 / L0, which the runs pin even on a short ladder of sizes.
     """
-    log_r, log_not_r = log_share(u["logit_reducible_share"], xp)
-    log_q, log_not_q = log_share(u["logit_N_share"], xp)
+    log_e, log_a, log_b = split_in_three(u["log_loss_at_pivot"], u["logit_reducible_share"], u["logit_N_share"], xp)
     return {
-        "E": xp.exp(u["log_loss_at_pivot"] + log_not_r),
-        "log_A_at_pivot": u["log_loss_at_pivot"] + log_r + log_q,
-        "log_B_at_pivot": u["log_loss_at_pivot"] + log_r + log_not_q,
-        "alpha": xp.exp(u["log_slope_N"] - log_r - log_q),
-        "beta": xp.exp(u["log_slope_D"] - log_r - log_not_q),
+        "E": xp.exp(log_e),
+        "log_A_at_pivot": log_a,
+        "log_B_at_pivot": log_b,
+        "alpha": xp.exp(u["log_slope_N"] + u["log_loss_at_pivot"] - log_a),
+        "beta": xp.exp(u["log_slope_D"] + u["log_loss_at_pivot"] - log_b),
     }
 
 
 def _slopes_from_params(p, pivots):
     a0, b0 = np.exp(p["log_A_at_pivot"]), np.exp(p["log_B_at_pivot"])
-    loss = p["E"] + a0 + b0
+    log_loss, logit_r, logit_q = join_three(p["E"], a0, b0)
     return {
-        "log_loss_at_pivot": float(np.log(loss)),
-        "logit_reducible_share": logit((a0 + b0) / loss),
-        "logit_N_share": logit(a0 / (a0 + b0)),
-        "log_slope_N": float(np.log(p["alpha"] * a0 / loss)),
-        "log_slope_D": float(np.log(p["beta"] * b0 / loss)),
+        "log_loss_at_pivot": log_loss,
+        "logit_reducible_share": logit_r,
+        "logit_N_share": logit_q,
+        "log_slope_N": float(np.log(p["alpha"] * a0) - log_loss),
+        "log_slope_D": float(np.log(p["beta"] * b0) - log_loss),
     }
 
 

@@ -25,16 +25,22 @@ import numpy as np
 
 from bayeslaw.laws.base import (
     EXPONENT,
+    Coordinates,
     Inputs,
     Law,
     Param,
     Params,
     Preset,
     coefficient_from_pivot,
+    free_name,
+    from_free,
+    join_three,
     log_term,
     loss_at_pivot,
     pivot_from_coefficient,
     share,
+    split_in_three,
+    to_free,
 )
 from bayeslaw.priors import Prior
 
@@ -272,6 +278,41 @@ def _abnar_from_published(p: Params, pivots: Mapping[str, float]) -> dict[str, f
     }
 
 
+_ABNAR_KEPT = {"alpha_excess": "positive", "joint_share": "unit", "gamma": "positive", "delta": "real",
+               "S_term_share": "unit", "S_slope": "real"}
+
+
+def _abnar_from_coordinates(u: Params, pivots: Mapping[str, Any], xp: ModuleType) -> dict[str, Any]:
+    """The dense loss at the pivots L0 = a N0^-alpha + b D0^-beta + slow, split in three (``split_in_three``:
+    slow = (1 - r) L0, the N term q r L0, the D term (1 - q) r L0), and beta from the D term's log-log slope
+    g_D = beta b D0^-beta / L0; the runs pin L0 and g_D on any ladder, so the E-like ridge between the
+    slow part and the two power terms becomes nearly straight."""
+    log_slow, log_n, log_d = split_in_three(u["log_dense_loss_at_pivot"], u["logit_power_share"],
+                                            u["logit_N_share"], xp)
+    kept = {k: from_free(u[free_name(k, support)], support, xp) for k, support in _ABNAR_KEPT.items()}
+    return {"log_N_term_at_pivot": log_n, "log_D_term_at_pivot": log_d, "log_slow_at_pivot": log_slow,
+            "beta": xp.exp(u["log_slope_D"] + u["log_dense_loss_at_pivot"] - log_d), **kept}
+
+
+def _abnar_to_coordinates(p: Params, pivots: Mapping[str, float]) -> dict[str, float]:
+    log_total, logit_r, logit_q = join_three(*np.exp([p["log_slow_at_pivot"], p["log_N_term_at_pivot"],
+                                                      p["log_D_term_at_pivot"]]))
+    kept = {free_name(k, support): to_free(p[k], support) for k, support in _ABNAR_KEPT.items()}
+    return {"log_dense_loss_at_pivot": log_total, "logit_power_share": logit_r, "logit_N_share": logit_q,
+            "log_slope_D": float(np.log(p["beta"]) + p["log_D_term_at_pivot"] - log_total), **kept}
+
+
+ABNAR_COORDINATES = Coordinates(
+    names=("log_dense_loss_at_pivot", "logit_power_share", "logit_N_share", "log_slope_D",
+           *(free_name(k, support) for k, support in _ABNAR_KEPT.items())),
+    to_params=_abnar_from_coordinates,
+    from_params=_abnar_to_coordinates,
+    initial=lambda pivots: {"log_dense_loss_at_pivot": float(np.log(pivots["loss"])), "logit_power_share": 0.0,
+                            "logit_N_share": 0.0, "log_slope_D": float(np.log(0.05)),
+                            "log_alpha_excess": float(np.log(0.3)), "logit_joint_share": 0.0,
+                            "log_gamma": float(np.log(0.3)), "delta": 0.0, "logit_S_term_share": 0.0, "S_slope": 0.0},
+)
+
 ABNAR_LAW = Law(
     name="abnar",
     title="Abnar et al. 2025 MoE-sparsity law L(S, N, D) in Hossain et al.'s closed form",
@@ -309,6 +350,7 @@ ABNAR_LAW = Law(
     },
     # two N terms and two sparsity exponents: a wide N range and MoE-like sparsity up to 0.98 separate them
     input_ranges={"S": (0.0, 0.98), "N": (1e6, 1e12), "D": (1e8, 1e13)},
+    coordinates=ABNAR_COORDINATES,
 )
 
 SPARSE_LAWS: list[Law] = [FRANTAR_LAW, HOSSAIN_LAW, ABNAR_LAW]
