@@ -31,19 +31,6 @@ def quiet_fit(*args, **kwargs):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(LAWS))
-def test_every_law_converges_by_default_on_a_four_size_ladder(name):
-    """Must-show: 4 sizes x 6 token multiples (0.5x to 16x of 20 tokens per parameter) from the law's
-    published constants with 1% noise, sampler seeds 0 to 3, default settings (second attempt included):
-    R-hat <= 1.01, bulk and tail ESS >= 400, no divergences."""
-    for seed in range(4):
-        result = quiet_fit(name, ladder(name, seed=seed), seed=seed, discrepancy=None)
-        diag = result.diagnostics
-        assert diag.max_rhat <= 1.01 and diag.min_ess_bulk >= 400 and diag.min_ess_tail >= 400, (seed, str(diag))
-        assert diag.divergences == 0, (seed, str(diag))
-
-
-@pytest.mark.slow
 def test_chinchilla_converges_on_the_real_runs_below_1e19(chinchilla_runs):
     """Must-show: the kept Chinchilla runs with C <= 1e19 (48 runs, nearly one isoFLOP profile, so E, A and
     alpha trade off along a curved ridge) converge with default settings; the first attempt's trouble is
