@@ -42,6 +42,7 @@ from bayeslaw.holdout import (
     score_heldout,
     split_runs,
 )
+from bayeslaw.priors import Prior
 
 PARETO_K_LIMIT = 0.7
 LEVELS = (0.5, 0.9)
@@ -136,7 +137,8 @@ def compare(fits: Mapping[str, Any], *, holdout: str | Holdout | None = DEFAULT,
     _same_runs(fits)
     lines: list[str] = []
     loo, influential = _loo_table(fits, method, lines)
-    problems = {name: [f"fit: {p}" for p in result.diagnostics.problems] for name, result in fits.items()}
+    problems = {name: [f"fit: {result.diagnostics.brief()}"] if not result.converged else []
+                for name, result in fits.items()}
     extrapolation, split = None, None
     if not is_off(holdout):
         extrapolation, split = _lfo_table(fits, holdout, levels, seed, progress)
@@ -181,19 +183,15 @@ def _loo_table(fits: Mapping[str, Any], method: str, lines: list[str]) -> tuple[
 
 
 def failed_checks(problems: Sequence[str]) -> str:
-    """'fit: R-hat 1.79 > 1.01, 65 divergent transitions; refit: ...' from the problems of compare()."""
-    groups: dict[str, list[str]] = {}
-    for problem in problems:
-        where, _, text = problem.partition(": ")
-        groups.setdefault(where, []).append(text.split(": ")[0])
-    return "; ".join(f"{where}: {', '.join(checks)}" for where, checks in groups.items())
+    """'fit: R-hat 1.79 > 1.01, 65 divergent transitions (worst: E, alpha); refit: ...' from compare()'s problems."""
+    return "; ".join(problems)
 
 
 def refit_settings(result: Any) -> dict[str, Any]:
     """The settings a fit was made with, as keyword arguments of ``bayeslaw.fit`` (for refits)."""
     info = result.info or {}
     # the priors as given (literature priors and fixed values depend on the data's pivots: made anew)
-    given = info.get("priors_given", result.priors)
+    given = {k: Prior.parse(v, k) for k, v in info.get("priors_given", result.priors).items()}
     settings = {"priors": given, "prior_from": info.get("prior_from"), "fixed": info.get("fixed") or None,
                 "likelihood": result.likelihood,
                 "discrepancy": result.discrepancy.kind if result.discrepancy is not None else None,
@@ -222,7 +220,7 @@ def _lfo_table(fits: Mapping[str, Any], holdout: str | Holdout, levels: Sequence
             warnings.simplefilter("ignore", ConvergenceWarning)  # reported with the comparison
             refit = fit(result.law, kept, **refit_settings(result))
         scores = {plain_key(k): v for k, v in score_heldout(refit, heldout, tuple(levels), seed).items()}
-        refit_problems[name] = list(refit.diagnostics.problems)
+        refit_problems[name] = [refit.diagnostics.brief()] if not refit.converged else []
         rows.append({"law": name, "n_fit": kept_n, **scores, "fit_converged": bool(result.converged),
                      "refit_converged": bool(refit.converged),
                      "converged": bool(result.converged and refit.converged)})

@@ -40,24 +40,41 @@ class Diagnostics:
     ridge: tuple[tuple[str, str, float], ...] = ()  # strongly correlated pairs involving them
 
     @property
+    def failed_checks(self) -> list[str]:
+        """Each failed check as a short statement, e.g. 'R-hat 1.024 > 1.01'."""
+        need = MIN_ESS_PER_CHAIN * self.chains
+        out = []
+        if not self.max_rhat <= MAX_RHAT:
+            out.append(f"R-hat {self.max_rhat:.3f} > {MAX_RHAT}")
+        if not self.min_ess_bulk >= need:
+            out.append(f"bulk ESS {self.min_ess_bulk:.0f} < {need}")
+        if not self.min_ess_tail >= need:
+            out.append(f"tail ESS {self.min_ess_tail:.0f} < {need}")
+        if self.divergences:
+            out.append(f"{self.divergences} divergent transitions")
+        if self.treedepth_fraction > MAX_TREEDEPTH_FRACTION:
+            out.append(f"{self.treedepth_fraction:.1%} of draws at the maximum tree depth")
+        return out
+
+    def brief(self) -> str:
+        """The failed checks and the parameters behind them, on one line ('' when converged)."""
+        checks = ", ".join(self.failed_checks)
+        return checks + (f" (worst: {', '.join(self.slowest[:4])})" if checks and self.slowest else "")
+
+    @property
     def problems(self) -> list[str]:
         """One plain sentence per failed check, each with its remedy, then the ridge if there is one."""
-        out = []
-        need = MIN_ESS_PER_CHAIN * self.chains
+        remedies = {"R-hat": "chains disagree; run longer (more tune and draws) or use tighter priors",
+                    "bulk ESS": "too few effective draws; increase draws",
+                    "tail ESS": "intervals are unreliable; increase draws",
+                    "divergent": "the posterior is hard to explore; raise target_accept (e.g. 0.95), use more "
+                                 "tuning, or use tighter priors",
+                    "maximum tree depth": "a ridge in the posterior; use more tuning or tighter priors"}
         where = f" (worst: {', '.join(self.slowest[:4])})" if self.slowest else ""
-        if not self.max_rhat <= MAX_RHAT:
-            out.append(f"R-hat {self.max_rhat:.3f} > {MAX_RHAT}{where}: chains disagree; run longer "
-                       "(more tune and draws) or use tighter priors")
-        if not self.min_ess_bulk >= need:
-            out.append(f"bulk ESS {self.min_ess_bulk:.0f} < {need}{where}: too few effective draws; increase draws")
-        if not self.min_ess_tail >= need:
-            out.append(f"tail ESS {self.min_ess_tail:.0f} < {need}{where}: intervals are unreliable; increase draws")
-        if self.divergences:
-            out.append(f"{self.divergences} divergent transitions: the posterior is hard to explore; raise "
-                       "target_accept (e.g. 0.95), use more tuning, or use tighter priors")
-        if self.treedepth_fraction > MAX_TREEDEPTH_FRACTION:
-            out.append(f"{self.treedepth_fraction:.1%} of draws hit the maximum tree depth: a ridge in the "
-                       "posterior; use more tuning or tighter priors")
+        out = []
+        for check in self.failed_checks:
+            key = next(k for k in remedies if k in check)
+            out.append(f"{check}{where if key in ('R-hat', 'bulk ESS', 'tail ESS') else ''}: {remedies[key]}")
         if out and self.ridge:
             out.append(self.ridge_remedy())
         return out

@@ -193,3 +193,26 @@ def test_literature_priors_narrow_a_three_size_ladder():
         assert lo <= 1.69 <= hi, (label, lo, hi)
         width[label] = hi - lo
     assert width["literature"] < 0.7 * width["default"], width
+
+
+def test_commands_that_fit_exit_3_naming_the_parameters(one_isoflop, tmp_path):
+    """A fit that stays unconverged after its second attempt: fit, compare and report exit 3 after printing
+    everything, and say on stderr which law and parameters failed (calibrate: tests/test_calibrate.py)."""
+    path = tmp_path / "runs.csv"
+    one_isoflop.to_csv(path, index=False)
+    tiny = ["--chains", "2", "--draws", "20", "--tune", "10", "--seed", "1"]
+    saved = tmp_path / "fit.nc"
+    out = runner.invoke(app, ["fit", str(path), "--discrepancy", "none", "--out", str(saved), *tiny])
+    assert out.exit_code == 3, out.output
+    assert "diagnostics:" in out.stdout and saved.is_file()
+    assert "a second attempt with" in out.stdout and "did not converge either" in out.stdout
+    line = next(x for x in out.stderr.splitlines() if x.startswith("not converged: chinchilla in "))
+    named = line.split(" in ", 1)[1].split(";")[0].split(", ")
+    assert set(named) <= {*LAWS["chinchilla"].params, "sigma", "nu"} and named
+    report = runner.invoke(app, ["report", str(saved), "-o", str(tmp_path / "report.html")])
+    assert report.exit_code == 3 and (tmp_path / "report.html").is_file()
+    assert "not converged: chinchilla in " in report.stderr
+    compared = runner.invoke(app, ["compare", str(path), "--laws", "chinchilla,power-C", "--holdout", "none",
+                                   "--chains", "2", "--draws", "20", "--tune", "10"])
+    assert compared.exit_code == 3, compared.output
+    assert "not converged: chinchilla" in compared.stderr and "(worst: " in compared.stderr
