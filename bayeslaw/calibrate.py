@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayeslaw.data import load_runs
+from bayeslaw.data import Runs, load_runs
 from bayeslaw.discrepancy import check_kind
 from bayeslaw.errors import BayeslawError
 from bayeslaw.holdout import Holdout, score_heldout
@@ -33,25 +33,57 @@ from bayeslaw.posterior import as_posterior
 LEVELS = (0.5, 0.8, 0.9)
 
 
-def check_splits(runs, rules: Sequence[Holdout], n_params: int, names: Sequence[str]) -> None:
+Split = tuple[str, np.ndarray]  # (label, held-out mask over the runs): a split no COLUMN>VALUE rule expresses
+
+
+def check_splits(runs, rules: Sequence[Holdout | Split], n_params: int, names: Sequence[str]) -> None:
     """Refuse any rule that leaves fewer runs than the model has parameters on either side."""
     for rule in rules:
-        held = rule.mask(runs)
+        held, label = _mask(runs, rule)
         kept_n, held_n = int((~held).sum()), int(held.sum())
         if kept_n < n_params or held_n < n_params:
             raise BayeslawError(
-                f"holdout '{rule}' keeps {kept_n} runs to fit and holds out {held_n}; calibration needs at least "
+                f"holdout '{label}' keeps {kept_n} runs to fit and holds out {held_n}; calibration needs at least "
                 f"{n_params} on each side (the model's parameters: {', '.join(names)}); move the threshold")
 
 
-def calibrate(data: Any, law: str, holdouts: Sequence[str | Holdout], *, levels: Sequence[float] = LEVELS,
+def _mask(runs, rule: Holdout | Split) -> tuple[np.ndarray, str]:
+    if isinstance(rule, Holdout):
+        return rule.mask(runs), str(rule)
+    label, mask = rule
+    mask = np.asarray(mask)
+    if mask.dtype != bool or mask.shape != (len(runs),):
+        raise BayeslawError(f"holdout '{label}': a mask must be {len(runs)} booleans, one per run; got "
+                            f"{mask.dtype} of shape {mask.shape}")
+    return mask, str(label)
+
+
+def _parse(rule: str | Holdout | Split) -> Holdout | Split:
+    if isinstance(rule, tuple):
+        if len(rule) != 2 or not isinstance(rule[0], str):
+            raise BayeslawError("a holdout is a rule like 'C>1e21' or a (label, mask) pair")
+        return rule
+    return Holdout.parse(rule)
+
+
+def _split(runs, rule: Holdout | Split) -> tuple[Runs, Runs]:
+    held, _ = _mask(runs, rule)
+    frame = runs.frame.reset_index(drop=True)
+    side = [Runs(frame[m].reset_index(drop=True).rename_axis("run"), runs.law, runs.mapped, runs.derived)
+            for m in (~held, held)]
+    return side[0], side[1]
+
+
+def calibrate(data: Any, law: str, holdouts: Sequence[str | Holdout | Split], *, levels: Sequence[float] = LEVELS,
               discrepancy: str = "gp", columns: Mapping[str, str] | None = None, likelihood: str = "student_t",
               seed: int = 0, progress: Callable[[str], None] | None = None, **fit_kwargs: Any) -> pd.DataFrame:
     """Fit ``law`` below each holdout rule and score the held-out runs with and without model discrepancy.
 
+    A holdout is a rule (``'C>1e21'``) or a ``(label, mask)`` pair, mask a boolean per run (True: held out).
     Returns one row per (holdout, model), model "plain" or the discrepancy's kind, with the number of
     runs fitted and held out, coverage of each level's central interval, its median width on log target,
     the log predictive density per held-out run, the median relative error and whether the fit converged.
+    ``table.attrs["uncertainty"]`` names, per (holdout, model), what its predictive accounts for.
     ``fit_kwargs`` go to :func:`bayeslaw.fit` (chains, draws, tune, priors, ...); ``progress`` is called
     with a line before each fit. Every rule is checked before the first fit.
     """
@@ -63,24 +95,28 @@ def calibrate(data: Any, law: str, holdouts: Sequence[str | Holdout], *, levels:
     if not holdouts:
         raise BayeslawError("give at least one holdout rule, e.g. 'C>1e21'")
     runs = load_runs(data, law, columns)
-    rules = [Holdout.parse(h) for h in holdouts]
+    rules = [_parse(h) for h in holdouts]
     names = list(model_priors(runs.law, likelihood, fit_kwargs.get("priors")))
     check_splits(runs, rules, len(names), names)
-    rows = []
+    rows, sources = [], {}
     for rule in rules:
-        kept, held = rule.split(runs, min_runs=len(names))
+        kept, held = _split(runs, rule)
+        label = _mask(runs, rule)[1]
         if progress is not None:
-            progress(f"fitting {runs.law.name} to the {len(kept)} runs not matching {rule} ({len(held)} held out)...")
+            progress(f"fitting {runs.law.name} to the {len(kept)} runs not matching {label} ({len(held)} held out)...")
         result = fit(runs.law, kept, likelihood=likelihood, seed=seed, discrepancy=kind, **fit_kwargs)
         post = as_posterior(result)
-        for label, source in (("plain", dataclasses.replace(post, discrepancy=None)), (kind, post)):
+        for model, source in (("plain", dataclasses.replace(post, discrepancy=None)), (kind, post)):
             scores = score_heldout(source, held, levels, seed)
-            row = {"holdout": str(rule), "model": label, "n_fit": len(kept), "n_heldout": len(held)}
+            row = {"holdout": label, "model": model, "n_fit": len(kept), "n_heldout": len(held)}
             row |= {k: v for k, v in scores.items() if k.startswith(("coverage", "width"))}
             row |= {"lpd per run": scores["lpd_per_run"], "median relative error": scores["median relative error"],
                     "converged": result.converged}
             rows.append(row)
-    return pd.DataFrame(rows).set_index(["holdout", "model"])
+            sources[(label, model)] = source.uncertainty()
+    table = pd.DataFrame(rows).set_index(["holdout", "model"])
+    table.attrs["uncertainty"] = sources
+    return table
 
 
 def nominal_gap(table: pd.DataFrame) -> pd.Series:

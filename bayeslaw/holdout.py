@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import stats
 from scipy.special import logsumexp
 
 from bayeslaw.data import Runs, derive_inputs
 from bayeslaw.errors import BayeslawError
-from bayeslaw.model import log_likelihood
 from bayeslaw.posterior import as_posterior
 
 _OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
@@ -165,28 +165,39 @@ def model_parameters(priors: Mapping[str, Any]) -> list[str]:
 
 def score_heldout(source: Any, heldout: Runs, levels: Sequence[float] = (0.5, 0.8, 0.9),
                   seed: int | None = 0) -> dict[str, Any]:
-    """Log predictive density, interval coverage and median relative error on held-out runs."""
+    """Log predictive density, interval coverage and median relative error on held-out runs.
+
+    Each draw's predictive for a run is log f(theta_s; x) [+ delta_s(x)] + eps, eps the posterior's run noise
+    (``LawPosterior.run_noise``: the law's likelihood, or with a discrepancy its nugget); the density is
+    averaged over draws with one draw of delta per posterior draw and run.
+    """
     post = as_posterior(source)
     law = post.law
-    if post.likelihood is None:
+    family, params = post.run_noise()
+    if family is None:
         raise BayeslawError("scoring held-out runs needs a fitted posterior with its noise model")
     run = np.arange(len(heldout))
     inputs = {k: xr.DataArray(v, dims="run", coords={"run": run}) for k, v in heldout.inputs.items()}
-    log_y = xr.DataArray(np.log(heldout.target), dims="run", coords={"run": run})
-    # with a discrepancy: one draw of delta per posterior draw and run (a Monte Carlo draw of the mixture)
-    delta = post.log_discrepancy(inputs, seed=None if seed is None else seed + 1) if post.discrepancy else None
-    loglik = log_likelihood(law, post.likelihood, post.draws, inputs, log_y, delta)
-    samples = loglik.stack(sample=("chain", "draw")).transpose("run", "sample").values
+    log_y = np.log(heldout.target)
+    mean = np.log(law.function(post.params(), inputs, np)).transpose("chain", "draw", "run")
+    if post.conditional is not None:  # one draw of delta per posterior draw and run (a Monte Carlo draw of the mixture)
+        mean = mean + post.log_discrepancy(inputs, seed=None if seed is None else seed + 1)
+    mu = mean.transpose("chain", "draw", "run").values
+    scale = params["sigma"][..., None]
+    if family == "student_t":
+        loglik = stats.t.logpdf(log_y, df=params["nu"][..., None], loc=mu, scale=scale)
+    elif family == "normal":
+        loglik = stats.norm.logpdf(log_y, loc=mu, scale=scale)
+    else:
+        loglik = stats.laplace.logpdf(log_y, loc=mu, scale=scale)
+    samples = loglik.reshape(-1, len(heldout)).T  # (run, sample)
     lpd = logsumexp(samples, axis=1) - np.log(samples.shape[1])
-    mean = np.log(law.function(post.params(), inputs, np))
-    if delta is not None:
-        mean = mean + delta
-    noise = post.log_noise(seed, runs=len(heldout)).assign_coords(run=run)
-    predictive = (mean + noise).stack(sample=("chain", "draw")).transpose("run", "sample").values
+    noise = post.log_noise(seed, runs=len(heldout)).transpose("chain", "draw", "run").values
+    predictive = (mu + noise).reshape(-1, len(heldout)).T
     out: dict[str, Any] = {"n_heldout": len(heldout), "lpd": float(lpd.sum()), "lpd_per_run": float(lpd.mean())}
     for level in levels:
         lo, hi = np.quantile(predictive, [(1 - level) / 2, (1 + level) / 2], axis=1)
-        out[f"coverage {level:.0%}"] = float(((log_y.values >= lo) & (log_y.values <= hi)).mean())
+        out[f"coverage {level:.0%}"] = float(((log_y >= lo) & (log_y <= hi)).mean())
         out[f"width {level:.0%}"] = float(np.median(hi - lo))  # on log target: about a relative width
     median = np.exp(np.median(predictive, axis=1))
     out["median relative error"] = float(np.median(np.abs(median - heldout.target) / heldout.target))

@@ -121,6 +121,7 @@ class Plan:
     draws: xr.Dataset
     method: str
     notes: list[str] = field(default_factory=list)
+    uncertainty: dict[str, str] = field(default_factory=dict)  # what the planned loss accounts for
 
     def summary(self, levels: Sequence[float] = (0.9,)) -> pd.DataFrame:
         """Per budget: median and central intervals of each planned quantity."""
@@ -185,7 +186,10 @@ def plan(source: Any, budget: float | Sequence[float] | np.ndarray, *, flops_per
         notes.append("some budgets cannot meet the constraints (NaN)")
     if post.conditional is not None:
         notes.append(f"{law.target} includes the fit's model discrepancy ({post.discrepancy.describe()})")
-    return Plan(draws, used, notes)
+    sources = post.uncertainty(noise=False)  # the planned loss is the expected loss: no run noise
+    notes.append("uncertainty: " + "; ".join(f"{k}: {v}" for k, v in sources.items()) + "; run noise: not in "
+                 f"the planned {law.target} (the expected loss)")
+    return Plan(draws, used, notes, sources)
 
 
 def _deepseek_plan(post: LawPosterior, budgets: xr.DataArray) -> Plan:
@@ -193,4 +197,5 @@ def _deepseek_plan(post: LawPosterior, budgets: xr.DataArray) -> Plan:
     value = law.function(post.params(), {"C": budgets}, np)
     m, d = (value, budgets / value) if law.target == "M_opt" else (budgets / value, value)
     draws = xr.Dataset({"M_opt": m, "D_opt": d}).transpose("chain", "draw", "budget")
-    return Plan(draws, f"{law.name} power law", ["C = M D, M in non-embedding FLOPs per token (DeepSeek)"])
+    sources = post.uncertainty(noise=False)
+    return Plan(draws, f"{law.name} power law", ["C = M D, M in non-embedding FLOPs per token (DeepSeek)"], sources)

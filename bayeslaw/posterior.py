@@ -44,25 +44,59 @@ class LawPosterior:
         """Posterior mean of each published parameter: what a point fit would plan with."""
         return {name: float(self.draws[name].mean()) for name in self.law.published}
 
+    def run_noise(self) -> tuple[str | None, dict[str, np.ndarray]]:
+        """A new run's noise on log(target): its family and parameters per draw (arrays shaped (chain, draw)).
+
+        The law's own likelihood (sigma, nu), or with a discrepancy whose noise is "nugget" a normal with each
+        draw's nugget s (the run-to-run scatter left once the discrepancy takes the structure); (None, {})
+        when the noise is unknown (published constants)."""
+        shape = (self.draws.sizes["chain"], self.draws.sizes["draw"])
+        if self.conditional is not None and self.discrepancy.noise == "nugget":
+            return "normal", {"sigma": self.conditional.nuggets.reshape(shape)}
+        if self.likelihood is None:
+            return None, {}
+        return self.likelihood, {k: self.draws[k].values for k in ("sigma", "nu") if k in self.draws}
+
     def log_noise(self, seed: int | None = 0, runs: int | None = None) -> xr.DataArray:
-        """Observation-noise draws on log(target): one per posterior draw, or one per draw and run when
-        ``runs`` is given (dims chain, draw[, run]); zero when the noise model is unknown."""
+        """Observation-noise draws on log(target) (``run_noise``): one per posterior draw, or one per draw and
+        run when ``runs`` is given (dims chain, draw[, run]); zero when the noise model is unknown."""
         template = self.draws[self.law.published[0]]
         if runs is not None:
             template = template.expand_dims(run=np.arange(runs), axis=-1)
-        if self.likelihood is None:
+        family, params = self.run_noise()
+        if family is None:
             return xr.zeros_like(template, dtype=float)
         rng = np.random.default_rng(seed)
         shape = template.shape
         extra = (1,) if runs is not None else ()
-        sigma = self.draws["sigma"].values.reshape(self.draws["sigma"].shape + extra)
-        if self.likelihood == "student_t":
-            noise = sigma * rng.standard_t(self.draws["nu"].values.reshape(sigma.shape), size=shape)
-        elif self.likelihood == "normal":
+        sigma = params["sigma"].reshape(params["sigma"].shape + extra)
+        if family == "student_t":
+            noise = sigma * rng.standard_t(params["nu"].reshape(sigma.shape), size=shape)
+        elif family == "normal":
             noise = sigma * rng.standard_normal(shape)
         else:
             noise = rng.laplace(0.0, sigma, size=shape)
         return template.copy(data=noise)
+
+    def uncertainty(self, noise: bool = True) -> dict[str, str]:
+        """What a prediction or decision from this posterior accounts for: the law's parameters, a new run's
+        noise (when ``noise``) and the model discrepancy, each named with its summary or 'none'."""
+        n = self.n_draws
+        law = f"{n} draws ({self.source})" if n > 1 else f"none: one draw ({self.source})"
+        out = {"law posterior": law}
+        if noise:
+            family, params = self.run_noise()
+            if family is None:
+                out["run noise"] = "none (no noise model)"
+            else:
+                scale = float(np.median(params["sigma"]))
+                if self.conditional is not None and self.discrepancy.noise == "nugget":
+                    out["run noise"] = f"normal, the discrepancy's nugget (median {scale:.2g} on log target)"
+                else:
+                    nu = f", nu {float(np.median(params['nu'])):.2g}" if "nu" in params else ""
+                    out["run noise"] = f"{family} likelihood of the fit (sigma {scale:.2g}{nu}; medians)"
+        out["model discrepancy"] = self.discrepancy.describe() if self.conditional is not None else "none"
+        return out
 
     @cached_property
     def conditional(self) -> Conditional | None:
@@ -98,7 +132,11 @@ class LawPosterior:
         template = arrays[0].transpose(..., "chain", "draw")
         if self.conditional is None:
             return xr.zeros_like(template, dtype=float).transpose("chain", "draw", ...)
-        flat = {x: a.transpose(*template.dims).values.reshape(*template.shape[:-2], -1)
+        shared = not any(isinstance(inputs[x], xr.DataArray) and {"chain", "draw"} & set(inputs[x].dims)
+                         for x in self.law.inputs)
+        # inputs that do not vary by draw are evaluated once per point (the variance once per hyperparameter set)
+        flat = {x: a.transpose(*template.dims).values.reshape(*template.shape[:-2], -1)[..., :1] if shared else
+                a.transpose(*template.dims).values.reshape(*template.shape[:-2], -1)
                 for x, a in zip(self.law.inputs, arrays[1:], strict=True)}
         mean, var = self.conditional.evaluate(flat)
         rng = np.random.default_rng(seed)

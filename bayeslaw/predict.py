@@ -13,7 +13,7 @@ point says how far it lies outside the fitted runs, in decades of each input (N,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,7 @@ class Prediction:
     extrapolation: pd.DataFrame
     target: str
     discrepancy: str = ""  # what the predictive adds for model discrepancy ("" for none)
+    uncertainty: dict[str, str] = field(default_factory=dict)  # what the predictive accounts for, by source
 
     def summary(self, levels: Sequence[float] = (0.5, 0.9)) -> pd.DataFrame:
         """Per point: inputs, posterior-predictive median and intervals, the law's median, decades outside."""
@@ -109,4 +110,4 @@ def predict(source: Any, *, seed: int | None = 0, flops_per_param_token: float |
                for name in points.columns if name in post.fitted_ranges}
     note = "" if post.conditional is None else f"predictive includes the fit's {post.discrepancy.describe()}"
     return Prediction(points, mean.rename(law.target), predictive.rename(law.target),
-                      pd.DataFrame(outside, index=points.index), law.target, note)
+                      pd.DataFrame(outside, index=points.index), law.target, note, post.uncertainty())

@@ -18,7 +18,7 @@ regret is measured on f exp(delta_s) against that curve's own minimum (a fine gr
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -160,11 +160,19 @@ def _problem(post: LawPosterior, k: float, max_params, max_tokens, seed) -> _Pro
 
 @dataclass(frozen=True)
 class Decision:
-    """Chosen allocations per budget, the posterior-mean (point-estimate) allocations, and their losses."""
+    """Chosen allocations per budget, the posterior-mean (point-estimate) allocations, and their losses.
+
+    ``uncertainty`` names what the losses account for (``LawPosterior.uncertainty``): the law posterior,
+    the run noise and the model discrepancy, each with its summary or 'none'."""
 
     table: pd.DataFrame
     risk: Risk
     losses: dict[str, np.ndarray]
+    uncertainty: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        sources = "\n".join(f"  {k}: {v}" for k, v in self.uncertainty.items())
+        return f"{self.table.to_string()}\nuncertainty ({self.risk}):\n{sources}"
 
 
 def decide(source: Any, budget: float | Sequence[float], risk: str | Risk = "mean", *,
@@ -174,7 +182,8 @@ def decide(source: Any, budget: float | Sequence[float], risk: str | Risk = "mea
 
     The table has, per budget: the chosen N, D and tokens per parameter; the risk, mean, median and
     90% interval of its predictive loss; P(loss <= target_loss) when a target is given; the expected
-    regret against the per-draw optimum; and the same for the point-estimate allocation.
+    regret against the per-draw optimum; and the same for the point-estimate allocation. ``uncertainty``
+    names the sources the predictive loss carries (law posterior, run noise, model discrepancy).
     """
     post = as_posterior(source)
     risk = Risk.parse(risk, target_loss)
@@ -203,15 +212,18 @@ def decide(source: Any, budget: float | Sequence[float], risk: str | Risk = "mea
             if target_loss is not None:
                 row[f"{label} P(loss<={target_loss:g})"] = float((sample <= target_loss).mean())
         rows.append(row)
-    return Decision(pd.DataFrame(rows).set_index("budget"), risk, losses)
+    return Decision(pd.DataFrame(rows).set_index("budget"), risk, losses, post.uncertainty())
 
 
 def min_budget(source: Any, target_loss: float, probability: float = 0.9, *, flops_per_param_token: float = 6.0,
                max_params: float | None = None, max_tokens: float | None = None, seed: int | None = 0,
-               bounds: tuple[float, float] = (1e15, 1e32)) -> dict[str, float]:
+               bounds: tuple[float, float] = (1e15, 1e32)) -> dict[str, Any]:
     """The smallest budget C whose best allocation reaches ``target_loss`` with probability >= ``probability``.
 
-    Bisection in log C on p(C) = max over N of P(L(N, C / (k N)) <= target): budgets only widen the choice.
+    p(C) = max over N of P(L(N, C / (k N)) <= target) on one budget per decade from ``bounds[0]`` up, then
+    bisection in log C inside the first decade that reaches ``probability``. Under the law alone p grows with C;
+    with a model discrepancy it may fall again far beyond the runs (the discrepancy's spread returns to its
+    prior there), so the first crossing is searched from below rather than assumed at the upper bound.
     """
     if not 0 < probability < 1:
         raise BayeslawError(f"probability must lie in (0, 1), got {probability}")
@@ -223,16 +235,27 @@ def min_budget(source: Any, target_loss: float, probability: float = 0.9, *, flo
         n = problem.choose(c, risk, problem.optimum(c))
         return (float(-risk(problem.loss_at(n, c))) if np.isfinite(n) else 0.0), n
 
-    lo, hi = np.log(bounds[0]), np.log(bounds[1])
-    p_hi, _ = reach(float(np.exp(hi)))
-    if p_hi < probability:
-        raise BayeslawError(f"loss {target_loss:g} is reached with probability {p_hi:.2f} < {probability:g} even at "
-                            f"{bounds[1]:.0e} FLOPs: the posterior's irreducible loss sits too close to or above it")
-    if reach(float(np.exp(lo)))[0] >= probability:
+    grid = np.linspace(np.log(bounds[0]), np.log(bounds[1]), int(np.ceil(np.log10(bounds[1] / bounds[0]))) + 1)
+    reached = [reach(float(np.exp(u)))[0] for u in grid[:1]]
+    if reached[0] >= probability:
         raise BayeslawError(f"loss {target_loss:g} is already reached at {bounds[0]:.0e} FLOPs")
-    for _ in range(45):  # about 1e-5 relative in C
+    for u in grid[1:]:  # one budget per decade: with a discrepancy p(C) need not grow with C beyond the runs
+        reached.append(reach(float(np.exp(u)))[0])
+        if reached[-1] >= probability:
+            break
+    else:
+        best = int(np.argmax(reached))
+        why = "irreducible loss and its discrepancy sit" if problem.delta else "irreducible loss sits"
+        raise BayeslawError(f"loss {target_loss:g} is reached with probability at most {reached[best]:.2f} < "
+                            f"{probability:g} even at {bounds[1]:.0e} FLOPs (one budget per decade from "
+                            f"{bounds[0]:.0e}; highest at {np.exp(grid[best]):.0e}): the posterior's {why} too close "
+                            "to or above it")
+    lo, hi = grid[len(reached) - 2], grid[len(reached) - 1]
+    for _ in range(20):  # about 1e-6 relative in C within the decade of the first crossing
         mid = (lo + hi) / 2
         lo, hi = (lo, mid) if reach(float(np.exp(mid)))[0] >= probability else (mid, hi)
     c = float(np.exp(hi))
     p, n = reach(c)
-    return {"budget": c, "N": n, "D": c / (problem.k * n), "probability": p, "target_loss": target_loss}
+    sources = "; ".join(f"{k}: {v}" for k, v in post.uncertainty().items())
+    return {"budget": c, "N": n, "D": c / (problem.k * n), "probability": p, "target_loss": target_loss,
+            "uncertainty": sources}
