@@ -36,12 +36,16 @@ LEVELS = (0.5, 0.8, 0.9)
 Split = tuple[str, np.ndarray]  # (label, held-out mask over the runs): a split no COLUMN>VALUE rule expresses
 
 
-def check_splits(runs, rules: Sequence[Holdout | Split], n_params: int, names: Sequence[str]) -> None:
-    """Refuse any rule that leaves fewer runs than the model has parameters on either side."""
+def check_splits(runs, rules: Sequence[Holdout | Split], n_params: int, names: Sequence[str],
+                 min_heldout: int | None = None) -> None:
+    """Refuse any rule that leaves fewer runs than the model has parameters on either side (held out: fewer
+    than ``min_heldout``, when given)."""
     for rule in rules:
         held, label = _mask(runs, rule)
         kept_n, held_n = int((~held).sum()), int(held.sum())
-        if kept_n < n_params or held_n < n_params:
+        if min_heldout is not None and kept_n >= n_params and held_n < min_heldout:
+            raise BayeslawError(f"holdout '{label}' holds out {held_n} runs; at least {min_heldout} asked")
+        if kept_n < n_params or (min_heldout is None and held_n < n_params):
             raise BayeslawError(
                 f"holdout '{label}' keeps {kept_n} runs to fit and holds out {held_n}; calibration needs at least "
                 f"{n_params} on each side (the model's parameters: {', '.join(names)}); move the threshold")
@@ -76,7 +80,8 @@ def _split(runs, rule: Holdout | Split) -> tuple[Runs, Runs]:
 
 def calibrate(data: Any, law: str, holdouts: Sequence[str | Holdout | Split], *, levels: Sequence[float] = LEVELS,
               discrepancy: str = "gp", columns: Mapping[str, str] | None = None, likelihood: str = "student_t",
-              seed: int = 0, progress: Callable[[str], None] | None = None, **fit_kwargs: Any) -> pd.DataFrame:
+              seed: int = 0, progress: Callable[[str], None] | None = None, min_heldout: int | None = None,
+              **fit_kwargs: Any) -> pd.DataFrame:
     """Fit ``law`` below each holdout rule and score the held-out runs with and without model discrepancy.
 
     A holdout is a rule (``'C>1e21'``) or a ``(label, mask)`` pair, mask a boolean per run (True: held out).
@@ -85,7 +90,8 @@ def calibrate(data: Any, law: str, holdouts: Sequence[str | Holdout | Split], *,
     the log predictive density per held-out run, the median relative error and whether the fit converged.
     ``table.attrs["uncertainty"]`` names, per (holdout, model), what its predictive accounts for.
     ``fit_kwargs`` go to :func:`bayeslaw.fit` (chains, draws, tune, priors, ...); ``progress`` is called
-    with a line before each fit. Every rule is checked before the first fit.
+    with a line before each fit. Every rule is checked before the first fit: each side needs as many runs as
+    the model has parameters, the held-out side ``min_heldout`` instead when given (a table of few runs).
     """
     from bayeslaw.fit import fit
 
@@ -97,7 +103,7 @@ def calibrate(data: Any, law: str, holdouts: Sequence[str | Holdout | Split], *,
     runs = load_runs(data, law, columns)
     rules = [_parse(h) for h in holdouts]
     names = list(model_priors(runs.law, likelihood, fit_kwargs.get("priors")))
-    check_splits(runs, rules, len(names), names)
+    check_splits(runs, rules, len(names), names, min_heldout)
     rows, sources = [], {}
     for rule in rules:
         kept, held = _split(runs, rule)

@@ -399,6 +399,9 @@ def estimate(kind: str, inputs: Mapping[str, np.ndarray], residuals: np.ndarray,
     capped = int(np.sum(np.abs(r) > cap)) if cap else 0
     if cap:
         r = np.clip(r, -cap, cap)
+    if ROBUST == "weights" and likelihood is None:
+        raise BayeslawError("ROBUST = 'weights' needs the law's likelihood and noise (estimate(..., likelihood=, "
+                            "sigma=, nu=)); bayeslaw.fit passes none")
     weights = robust_weights(r, likelihood, sigma, nu) if ROBUST == "weights" else np.ones_like(r)
     stored_weights = tuple(float(w) for w in weights) if np.any(weights < 1) else ()
     spec = Discrepancy(kind, names, logs, centres, widths, 0.0, (1.0,) * len(logs), 1.0, transform=transform)
