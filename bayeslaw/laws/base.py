@@ -231,3 +231,28 @@ def coefficient_from_pivot(log_term_value, exponent, pivot, xp):
 def pivot_from_coefficient(coefficient: float, exponent: float, pivot: float) -> float:
     """Inverse of :func:`coefficient_from_pivot`: l = log A - alpha log X0."""
     return float(np.log(coefficient) - exponent * np.log(pivot))
+
+
+# Volume-preserving building blocks of sampling coordinates (appended) ---------------------------------
+
+def split_in_two(log_total, logit_first, xp):
+    """Logs of two positive parts of a total L = e^log_total: first = s L and second = (1 - s) L, with s the
+    sigmoid of the logit. The map from (log L, logit s) to the two logs has |det J| = 1."""
+    log_s, log_not_s = log_share(logit_first, xp)
+    return log_total + log_s, log_total + log_not_s
+
+
+def join_two(first: float, second: float) -> tuple[float, float]:
+    """Inverse of :func:`split_in_two`: (log L, logit s) from the two parts."""
+    return float(np.log(first + second)), float(np.log(first) - np.log(second))
+
+
+def exponent_from_slope(log_slope, log_total, log_term, xp):
+    """The exponent k of a term T = c X^-k from the log-log slope g = k T / L that it gives the total L at the
+    pivot: k = exp(log g + log L - log T). At fixed L and T it is a shift of log k (a shear: |det J| = 1)."""
+    return xp.exp(log_slope + log_total - log_term)
+
+
+def slope_from_exponent(exponent: float, log_total: float, log_term: float) -> float:
+    """Inverse of :func:`exponent_from_slope`: log g = log k + log T - log L."""
+    return float(np.log(exponent) + log_term - log_total)
