@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
 from scipy.special import logsumexp
 
 from bayeslaw.data import Runs, derive_inputs
@@ -168,12 +167,12 @@ def score_heldout(source: Any, heldout: Runs, levels: Sequence[float] = (0.5, 0.
     """Log predictive density, interval coverage and median relative error on held-out runs.
 
     Each draw's predictive for a run is log f(theta_s; x) [+ delta_s(x)] + eps, eps the posterior's run noise
-    (``LawPosterior.run_noise``: the law's likelihood, or with a discrepancy its nugget); the density is
-    averaged over draws with one draw of delta per posterior draw and run.
+    (``LawPosterior.run_noise``: the law's likelihood, or with a discrepancy its nugget with a share of outliers);
+    the density is averaged over draws with one draw of delta per posterior draw and run.
     """
     post = as_posterior(source)
     law = post.law
-    family, params = post.run_noise()
+    family, _ = post.run_noise()
     if family is None:
         raise BayeslawError("scoring held-out runs needs a fitted posterior with its noise model")
     run = np.arange(len(heldout))
@@ -183,13 +182,7 @@ def score_heldout(source: Any, heldout: Runs, levels: Sequence[float] = (0.5, 0.
     if post.conditional is not None:  # one draw of delta per posterior draw and run (a Monte Carlo draw of the mixture)
         mean = mean + post.log_discrepancy(inputs, seed=None if seed is None else seed + 1)
     mu = mean.transpose("chain", "draw", "run").values
-    scale = params["sigma"][..., None]
-    if family == "student_t":
-        loglik = stats.t.logpdf(log_y, df=params["nu"][..., None], loc=mu, scale=scale)
-    elif family == "normal":
-        loglik = stats.norm.logpdf(log_y, loc=mu, scale=scale)
-    else:
-        loglik = stats.laplace.logpdf(log_y, loc=mu, scale=scale)
+    loglik = post.log_noise_density(log_y - mu)
     samples = loglik.reshape(-1, len(heldout)).T  # (run, sample)
     lpd = logsumexp(samples, axis=1) - np.log(samples.shape[1])
     noise = post.log_noise(seed, runs=len(heldout)).transpose("chain", "draw", "run").values

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from scipy import stats
 
 from bayeslaw.data import derive_inputs
 from bayeslaw.discrepancy import Conditional, Discrepancy
@@ -47,15 +48,18 @@ class LawPosterior:
     def run_noise(self) -> tuple[str | None, dict[str, np.ndarray]]:
         """A new run's noise on log(target): its family and parameters per draw (arrays shaped (chain, draw)).
 
-        The law's own likelihood (sigma, nu), or with a discrepancy whose noise is "nugget" a normal with each
-        draw's nugget s (the run-to-run scatter left once the discrepancy takes the structure); (None, {})
-        when the noise is unknown (published constants)."""
+        The law's own likelihood (sigma, nu); with a discrepancy whose noise is "nugget", "contaminated": a
+        normal with each draw's nugget s ("sigma") or, with probability "rate", an outlier from the law's
+        likelihood ("outlier", "outlier_sigma", "outlier_nu"); (None, {}) when the noise is unknown."""
         shape = (self.draws.sizes["chain"], self.draws.sizes["draw"])
-        if self.conditional is not None and self.discrepancy.noise == "nugget":
-            return "normal", {"sigma": self.conditional.nuggets.reshape(shape)}
+        law = {k: self.draws[k].values for k in ("sigma", "nu") if k in self.draws}
+        if self.conditional is not None and self.discrepancy.noise == "nugget" and self.likelihood is not None:
+            return "contaminated", {"sigma": self.conditional.nuggets.reshape(shape),
+                                    "rate": np.full(shape, self.discrepancy.outlier_rate),
+                                    "outlier": self.likelihood, **{f"outlier_{k}": v for k, v in law.items()}}
         if self.likelihood is None:
             return None, {}
-        return self.likelihood, {k: self.draws[k].values for k in ("sigma", "nu") if k in self.draws}
+        return self.likelihood, law
 
     def log_noise(self, seed: int | None = 0, runs: int | None = None) -> xr.DataArray:
         """Observation-noise draws on log(target) (``run_noise``): one per posterior draw, or one per draw and
@@ -67,16 +71,30 @@ class LawPosterior:
         if family is None:
             return xr.zeros_like(template, dtype=float)
         rng = np.random.default_rng(seed)
-        shape = template.shape
         extra = (1,) if runs is not None else ()
-        sigma = params["sigma"].reshape(params["sigma"].shape + extra)
-        if family == "student_t":
-            noise = sigma * rng.standard_t(params["nu"].reshape(sigma.shape), size=shape)
-        elif family == "normal":
-            noise = sigma * rng.standard_normal(shape)
+        shaped = {k: v.reshape(v.shape + extra) for k, v in params.items() if isinstance(v, np.ndarray)}
+        if family == "contaminated":
+            regular = shaped["sigma"] * rng.standard_normal(template.shape)
+            outlier = _draw(params["outlier"], shaped["outlier_sigma"], shaped.get("outlier_nu"), template.shape, rng)
+            noise = np.where(rng.uniform(size=template.shape) < shaped["rate"], outlier, regular)
         else:
-            noise = rng.laplace(0.0, sigma, size=shape)
+            noise = _draw(family, shaped["sigma"], shaped.get("nu"), template.shape, rng)
         return template.copy(data=noise)
+
+    def log_noise_density(self, residual: np.ndarray) -> np.ndarray:
+        """log density of a new run's noise at ``residual`` (log target minus the mean), per draw: ``residual``
+        broadcasts against (chain, draw, ...) with trailing dims."""
+        family, params = self.run_noise()
+        if family is None:
+            raise BayeslawError("this posterior has no noise model (published constants)")
+        extra = residual.ndim - 2
+        shaped = {k: v.reshape(v.shape + (1,) * extra) for k, v in params.items() if isinstance(v, np.ndarray)}
+        if family == "contaminated":
+            regular = stats.norm.logpdf(residual, scale=shaped["sigma"])
+            outlier = _logpdf(params["outlier"], residual, shaped["outlier_sigma"], shaped.get("outlier_nu"))
+            with np.errstate(divide="ignore"):  # rate 0: fits saved before outliers were counted
+                return np.logaddexp(np.log1p(-shaped["rate"]) + regular, np.log(shaped["rate"]) + outlier)
+        return _logpdf(family, residual, shaped["sigma"], shaped.get("nu"))
 
     def uncertainty(self, noise: bool = True) -> dict[str, str]:
         """What a prediction or decision from this posterior accounts for: the law's parameters, a new run's
@@ -90,8 +108,11 @@ class LawPosterior:
                 out["run noise"] = "none (no noise model)"
             else:
                 scale = float(np.median(params["sigma"]))
-                if self.conditional is not None and self.discrepancy.noise == "nugget":
-                    out["run noise"] = f"normal, the discrepancy's nugget (median {scale:.2g} on log target)"
+                if family == "contaminated":
+                    spec = self.discrepancy
+                    out["run noise"] = (f"normal, the discrepancy's nugget (median {scale:.2g} on log target); an "
+                                        f"outlier from the fit's {params['outlier']} likelihood with probability "
+                                        f"{spec.outlier_rate:.2g} ({spec.capped} of {spec.n_runs} runs capped)")
                 else:
                     nu = f", nu {float(np.median(params['nu'])):.2g}" if "nu" in params else ""
                     out["run noise"] = f"{family} likelihood of the fit (sigma {scale:.2g}{nu}; medians)"
@@ -143,6 +164,22 @@ class LawPosterior:
         noise = rng.standard_normal(mean.shape[-1]) if smooth else rng.standard_normal(mean.shape)
         values = (mean + np.sqrt(var) * noise).reshape(template.shape)
         return template.copy(data=values).transpose("chain", "draw", ...)
+
+
+def _draw(family: str, sigma: np.ndarray, nu: np.ndarray | None, shape, rng: np.random.Generator) -> np.ndarray:
+    if family == "student_t":
+        return sigma * rng.standard_t(np.broadcast_to(nu, shape), size=shape)
+    if family == "normal":
+        return sigma * rng.standard_normal(shape)
+    return rng.laplace(0.0, np.broadcast_to(sigma, shape), size=shape)
+
+
+def _logpdf(family: str, x: np.ndarray, sigma: np.ndarray, nu: np.ndarray | None) -> np.ndarray:
+    if family == "student_t":
+        return stats.t.logpdf(x, df=nu, scale=sigma)
+    if family == "normal":
+        return stats.norm.logpdf(x, scale=sigma)
+    return stats.laplace.logpdf(x, scale=sigma)
 
 
 def as_posterior(source: Any) -> LawPosterior:
