@@ -104,7 +104,7 @@ def calibrate(data: Any, law: str, holdouts: Sequence[str | Holdout | Split], *,
     rules = [_parse(h) for h in holdouts]
     names = list(model_priors(runs.law, likelihood, fit_kwargs.get("priors")))
     check_splits(runs, rules, len(names), names, min_heldout)
-    rows, sources = [], {}
+    rows, sources, problems = [], {}, {}
     for rule in rules:
         kept, held = _split(runs, rule)
         label = _mask(runs, rule)[1]
@@ -112,6 +112,8 @@ def calibrate(data: Any, law: str, holdouts: Sequence[str | Holdout | Split], *,
             progress(f"fitting {runs.law.name} to the {len(kept)} runs not matching {label} ({len(held)} held out)...")
         result = fit(runs.law, kept, likelihood=likelihood, seed=seed, discrepancy=kind, **fit_kwargs)
         post = as_posterior(result)
+        if not result.converged:
+            problems[label] = result.diagnostics.brief()
         for model, source in (("plain", dataclasses.replace(post, discrepancy=None)), (kind, post)):
             scores = score_heldout(source, held, levels, seed)
             row = {"holdout": label, "model": model, "n_fit": len(kept), "n_heldout": len(held)}
@@ -122,6 +124,7 @@ def calibrate(data: Any, law: str, holdouts: Sequence[str | Holdout | Split], *,
             sources[(label, model)] = source.uncertainty()
     table = pd.DataFrame(rows).set_index(["holdout", "model"])
     table.attrs["uncertainty"] = sources
+    table.attrs["problems"] = problems  # holdout -> failed checks of its fit (after the second attempt)
     return table
 
 

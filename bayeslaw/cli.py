@@ -298,12 +298,12 @@ def predict_command(
     def go():
         result, _ = _source(path, model, seed)
         prediction = predict(result, seed=seed, **inputs)
-        return prediction.summary(level or (0.5, 0.9)), prediction.discrepancy
+        return prediction.summary(level or (0.5, 0.9)), prediction.uncertainty
 
-    table, note = _run(go)
+    table, sources = _run(go)
     if not (as_json or as_csv) and (table["decades outside"] > 0).any():
         typer.echo("warning: some points lie outside the fitted runs (see 'decades outside')", err=True)
-    _emit({"prediction": table, **({"notes": note} if note else {})}, as_json, as_csv)
+    _emit({"prediction": table, **({"uncertainty": sources} if sources else {})}, as_json, as_csv)
 
 
 @app.command("plan", context_settings={"allow_extra_args": True})
@@ -578,6 +578,7 @@ def calibrate_command(
     column: Annotated[list[str] | None, typer.Option(help="CANONICAL=COLUMN, e.g. loss=val-loss")] = None,
     chains: int = 4,
     draws: int = 1000,
+    tune: int = 500,
     seed: int = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
@@ -588,7 +589,8 @@ def calibrate_command(
 
     def go():
         return calibrate(runs, law, holdout, discrepancy=discrepancy, columns=_pairs(column, "--column"),
-                         seed=seed, chains=chains, draws=draws, progress=lambda line: typer.echo(line, err=True))
+                         seed=seed, chains=chains, draws=draws, tune=tune,
+                         progress=lambda line: typer.echo(line, err=True))
 
     table = _run(go)
     tables = {"held-out calibration": table}
@@ -596,6 +598,10 @@ def calibrate_command(
         tables["reading"] = ("calibrated intervals cover about 50%, 80% and 90% of the held-out runs; "
                              "lpd per run: higher is better")
     _emit(tables, as_json, as_csv)
+    for split, problem in table.attrs.get("problems", {}).items():
+        typer.echo(f"not converged: {law} fitted below {split}: {problem}", err=True)
+    if table.attrs.get("problems"):
+        raise typer.Exit(EXIT_NOT_CONVERGED)
 
 
 def main() -> None:  # pragma: no cover - entry point

@@ -196,7 +196,7 @@ def test_literature_priors_narrow_a_three_size_ladder():
 
 def test_commands_that_fit_exit_3_naming_the_parameters(one_isoflop, tmp_path):
     """A fit that stays unconverged after its second attempt: fit, compare and report exit 3 after printing
-    everything, and say on stderr which law and parameters failed (calibrate: tests/test_calibrate.py)."""
+    everything, and say on stderr which law and parameters failed."""
     path = tmp_path / "runs.csv"
     one_isoflop.to_csv(path, index=False)
     tiny = ["--chains", "2", "--draws", "20", "--tune", "10", "--seed", "1"]
@@ -215,3 +215,10 @@ def test_commands_that_fit_exit_3_naming_the_parameters(one_isoflop, tmp_path):
                                    "--chains", "2", "--draws", "20", "--tune", "10"])
     assert compared.exit_code == 3, compared.output
     assert "not converged: chinchilla" in compared.stderr and "(worst: " in compared.stderr
+    ladder_csv = tmp_path / "ladder.csv"
+    ladder("chinchilla", seed=0).to_csv(ladder_csv, index=False)
+    calibrated = runner.invoke(app, ["calibrate", str(ladder_csv), "--holdout", "N>4e8", "--chains", "2",
+                                     "--draws", "20", "--tune", "10", "--json"])
+    assert calibrated.exit_code == 3, calibrated.output
+    assert json.loads(calibrated.stdout)["held-out calibration"]  # printed first
+    assert "not converged: chinchilla fitted below N>4e+08: " in calibrated.stderr and "(worst: " in calibrated.stderr
