@@ -28,19 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayeslaw.laws.base import (
-    EXPONENT,
-    Coordinates,
-    Law,
-    Param,
-    Preset,
-    free_name,
-    from_free,
-    log_share,
-    loss_at_pivot,
-    share,
-    to_free,
-)
+from bayeslaw.laws.base import EXPONENT, Law, Param, Preset, loss_at_pivot, share
 from bayeslaw.laws.chinchilla import chinchilla_derived
 from bayeslaw.priors import Prior
 
@@ -116,43 +104,6 @@ def _terms_from_published(p, pivots) -> dict[str, float]:
         "alpha": p["alpha"],
         "beta": p["beta"],
     }
-
-
-def terms_coordinates(kept: dict[str, str]) -> Coordinates:
-    """The law's parameters with log alpha and log beta replaced by the log-log slopes of the one-epoch loss
-    at the pivots, g_N = alpha A N0^-alpha / L0 and g_D = beta B D0^-beta / L0 (as chinchilla's
-    ``SLOPE_COORDINATES``): the runs pin them however L0 splits between E and the terms, so the E-like ridge
-    (E against the exponents) becomes near-straight. log g = log k + log r + log(term's share) is a shear
-    (|det J| = 1); ``kept`` (parameter -> support) are sampled as their log, logit or themselves."""
-
-    def to_params(u, pivots, xp):
-        log_r = log_share(u["logit_reducible_share"], xp)[0]
-        log_data, log_params = log_share(u["logit_data_share"], xp)
-        return {"log_loss_at_pivot": u["log_loss_at_pivot"], "reducible_share": xp.exp(log_r),
-                "data_share": xp.exp(log_data), "alpha": xp.exp(u["log_slope_N"] - log_r - log_params),
-                "beta": xp.exp(u["log_slope_D"] - log_r - log_data),
-                **{k: from_free(u[free_name(k, support)], support, xp) for k, support in kept.items()}}
-
-    def from_params(p, pivots):
-        log_r, log_data, log_params = (float(np.log(x)) for x in (p["reducible_share"], p["data_share"],
-                                                                   1.0 - p["data_share"]))
-        return {"log_loss_at_pivot": float(p["log_loss_at_pivot"]),
-                "logit_reducible_share": to_free(p["reducible_share"], "unit"),
-                "logit_data_share": to_free(p["data_share"], "unit"),
-                "log_slope_N": float(np.log(p["alpha"])) + log_r + log_params,
-                "log_slope_D": float(np.log(p["beta"])) + log_r + log_data,
-                **{free_name(k, support): to_free(p[k], support) for k, support in kept.items()}}
-
-    def initial(pivots):
-        start = {"alpha": 0.3, "beta": 0.3, "R_D_star": 10.0, "R_N_star": 10.0, "p_e": 1.0,
-                 "log_e_p_at_pivot": float(np.log(10.0)), "m_p": 0.5, "k_p": 0.5, "gamma": 0.5}
-        return {"log_loss_at_pivot": float(np.log(pivots["loss"])), "logit_reducible_share": 0.0,
-                "logit_data_share": 0.0, "log_slope_N": float(np.log(0.05)), "log_slope_D": float(np.log(0.05)),
-                **{free_name(k, support): to_free(start[k], support) for k, support in kept.items()}}
-
-    names = ("log_loss_at_pivot", "logit_reducible_share", "logit_data_share", "log_slope_N", "log_slope_D",
-             *(free_name(k, support) for k, support in kept.items()))
-    return Coordinates(names=names, to_params=to_params, from_params=from_params, initial=initial)
 
 
 def muennighoff_function(p, inputs, xp):
@@ -272,8 +223,6 @@ QUOKKA_DC = Law(
     presets={"ni2025": Preset(_NI_EQ15, f"{NI}, eq 15 (c4, GPT-2 tokenizer), plus E = 0.05 nats "
                                         "standing in for the irreducible loss it omits as negligible")},
     input_ranges=QUOKKA_RANGES,
-    coordinates=terms_coordinates({"p_e": "positive", "log_e_p_at_pivot": "real", "m_p": "real", "k_p": "real",
-                                   "gamma": "positive"}),
     target_accept=0.95,  # the overfitting penalty's (p_e, gamma, e_p) ridge: 0-2 divergences per 2,000 at 0.9
 )
 
