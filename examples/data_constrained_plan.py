@@ -5,7 +5,7 @@ checkpoints of the datablations C4 runs (2.8B to 8.7B parameters, 1 to 44 epochs
 unique tokens, gives per budget the posterior of the compute-optimal N, D and epochs, beside the
 allocation at the published constants (whose base constants were fitted to Chinchilla's C4 runs).
 
-    python examples/data_constrained_plan.py [--unique-tokens 25e9] [--budget 1e21 1e22 1e23] [--data PATH]
+    python examples/data_constrained_plan.py [--unique-tokens 25e9] [--budget 1e21 1e22 1e23] [--data PATH] [--no-retry]
 """
 
 from __future__ import annotations
@@ -35,13 +35,15 @@ def main() -> int:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-retry", dest="retry", action="store_false",
+                        help="no second, longer attempt when a fit fails its convergence checks")
     args = parser.parse_args()
     if not args.data.is_file():
         print(f"{args.data} not found: this example needs ../shared/data beside the repository")
         return 0
     runs = datablations_runs(args.data, "c4")
     result = bl.fit("muennighoff", runs[["N", "D", "U", "loss"]], priors=PRIORS, likelihood="laplace",
-                    chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed)
+                    chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed, retry=args.retry)
     print(f"fit on {len(runs)} C4 runs: {result.diagnostics}")
     summary = result.summary()
     for name in ("R_D_star", "R_N_star", "alpha", "beta", "E"):

@@ -5,6 +5,7 @@ Prints the posterior summary beside the replication's estimates, then for each b
 distribution of the compute-optimal N, D and tokens per parameter (Gopher's 5.76e23 FLOPs by default).
 
     python examples/fit_chinchilla_runs.py [--draws 1000] [--chains 4] [--budget 1e22 5.76e23] [--data PATH]
+                                           [--no-retry]
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ def main() -> int:
     parser.add_argument("--tune", type=int, default=500)
     parser.add_argument("--budget", type=float, nargs="+", default=[5.76e23])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-retry", dest="retry", action="store_false",
+                        help="no second, longer attempt when a fit fails its convergence checks")
     args = parser.parse_args()
     if not args.data.is_file():
         print(f"{args.data} not found: this example needs ../shared/data beside the repository")
         return 0
     result = bl.fit("chinchilla", chinchilla_runs(args.data), chains=args.chains, draws=args.draws,
-                    tune=args.tune, seed=args.seed)
+                    tune=args.tune, seed=args.seed, retry=args.retry)
     print(result.summary()[["median", "hdi_3%", "hdi_97%", "ess_bulk", "r_hat"]].to_string(float_format="%.4g"))
     print(f"\n{result.diagnostics}")
     published = result.law.published_with_derived(result.law.presets["besiroglu2024"].values)

@@ -5,7 +5,7 @@ of the posterior predictive loss (CVaR at 0.9 by default: the mean of the worst 
 and sets it beside the allocation a point estimate would choose: N, tokens per parameter, the risk,
 the 90% interval of the loss, and the expected regret against each posterior draw's own optimum.
 
-    python examples/risk_aware_plan.py [--risk cvar:0.9] [--budget 1e22 1e24] [--draws 1000] [--data PATH]
+    python examples/risk_aware_plan.py [--risk cvar:0.9] [--budget 1e22 1e24] [--draws 1000] [--data PATH] [--no-retry]
 """
 
 from __future__ import annotations
@@ -30,12 +30,14 @@ def main() -> int:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-retry", dest="retry", action="store_false",
+                        help="no second, longer attempt when a fit fails its convergence checks")
     args = parser.parse_args()
     if not args.data.is_file():
         print(f"{args.data} not found: this example needs ../shared/data beside the repository")
         return 0
     result = bl.fit("chinchilla", chinchilla_runs(args.data), chains=args.chains, draws=args.draws,
-                    tune=args.tune, seed=args.seed)
+                    tune=args.tune, seed=args.seed, retry=args.retry)
     print(f"fit: {result.diagnostics}")
     decision = decide(result, args.budget, args.risk, seed=args.seed)
     risk = str(decision.risk)

@@ -29,7 +29,7 @@ from bayeslaw.cli import EXIT_ERROR, app
 from bayeslaw.data import load_runs
 from bayeslaw.laws import LAWS
 from bayeslaw.laws.base import sample_inputs
-from bayeslaw.model import build_model
+from bayeslaw.model import build_model, sampling_coordinates
 from bayeslaw.plan import plan
 from bayeslaw.posterior import from_constants
 
@@ -68,8 +68,12 @@ def test_every_entry_is_valid_and_its_priors_build_a_model(name):
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(sample_inputs(entry.law, 24, rng))
     frame[entry.law.target] = entry.law.evaluate(truth, frame) * np.exp(0.01 * rng.standard_normal(24))
-    model = build_model(load_runs(frame, entry.law), entry.priors, entry.likelihood)
-    assert {*entry.law.params, "sigma"} <= set(model.named_vars)
+    runs = load_runs(frame, entry.law)
+    model = build_model(runs, entry.priors, entry.likelihood)
+    coordinates = sampling_coordinates(entry.law, entry.priors)  # NUTS samples these where the law has them
+    sampled = coordinates.names if coordinates is not None else entry.law.params
+    assert {*sampled, "sigma"} <= {v.name for v in model.free_RVs}
+    assert np.isfinite(model.compile_logp()(model.initial_point()))
 
 
 @pytest.mark.parametrize(("name", "index"), VECTORS)

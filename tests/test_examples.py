@@ -11,7 +11,7 @@ import pytest
 from conftest import shared_data_path
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-TINY_SAMPLING = ["--chains", "2", "--draws", "200", "--tune", "500"]
+TINY_SAMPLING = ["--chains", "2", "--draws", "200", "--tune", "500", "--no-retry"]
 # script: (data file it reads, tiny arguments)
 TINY = {
     "fit_chinchilla_runs.py": ("chinchilla_epoch_extracted.csv", [*TINY_SAMPLING, "--budget", "1e22", "5.76e23"]),
@@ -52,6 +52,7 @@ def test_example_runs(name):
         assert number_after("point estimate: N", out) == pytest.approx(9e9, rel=0.3)  # 20 tokens/param at 1e22
     elif name == "compare_sparse_t5.py":
         assert out.strip().splitlines()[-1] in ("best by LOO: frantar", "best by LOO: hossain")
+        assert "for extrapolation (leave-future-out, held out C>" in out and "best for extrapolation: " in out
         assert 0.15 <= number_after("b_N", out.split("frantar posterior medians:")[1]) <= 0.35
     else:
         assert 3 <= number_after("R_D_star: median", out) <= 30

@@ -27,7 +27,7 @@ def synthetic_runs(law, n_runs: int, noise: float, seed: int) -> pd.DataFrame:
 
 
 # ridges such as E vs alpha for small exponents need the full default tuning
-RECOVERY = {"chains": 2, "draws": 1000, "tune": 1000}
+RECOVERY = {"chains": 2, "draws": 1000, "tune": 1000, "retry": False}
 
 
 def assert_small_run_converged(result):

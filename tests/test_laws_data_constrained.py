@@ -181,10 +181,10 @@ def test_quokka_form_beats_muennighoff_on_the_c4_runs(c4_fit, c4_runs):
     0.004 and 0.018). The overfitting constants (p_e, gamma, e_p) mix slowly on 24 runs (R-hat up to about
     1.04 at 4 x 1000 draws); the ranking does not depend on them."""
     quokka = bl.fit("quokka-dc", c4_runs[["N", "D", "U", "loss"]], priors=QUOKKA_C4_PRIORS, likelihood="laplace",
-                    chains=2, draws=1000, tune=1000, seed=1)
+                    chains=2, draws=500, tune=1000, seed=1, retry=False)
     assert quokka.diagnostics.max_rhat <= 1.06 and quokka.diagnostics.divergences == 0, str(quokka.diagnostics)
     with pytest.warns(UserWarning, match="influential"):
-        result = compare({"muennighoff": c4_fit, "quokka-dc": quokka})
+        result = compare({"muennighoff": c4_fit, "quokka-dc": quokka}, holdout=None)  # PSIS-LOO alone
     last = len(c4_runs) - 1  # the 8.7B run at 44 epochs, 0.36 nats above its lowest loss
     assert c4_runs.loc[last, "epochs"] == 44 and last in result.influential["muennighoff"]
     table = result.table

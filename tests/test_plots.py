@@ -159,7 +159,7 @@ def test_laws_without_n_and_d_are_refused(power_c_fit_small):
 
 def test_comparison(fit, chinchilla_runs, tmp_path):
     other = bl.fit("kaplan-ND", chinchilla_runs, seed=1, chains=2, draws=300, tune=300)
-    result = compare({"chinchilla": fit, "kaplan-ND": other})
+    result = compare({"chinchilla": fit, "kaplan-ND": other}, holdout=None)
     fig = plots.comparison(result)
     ax_elpd, ax_w = fig.axes
     table = result.table.sort_values("elpd")
