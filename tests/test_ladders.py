@@ -1,5 +1,6 @@
 """Must-show: registered laws converge with default settings on the small ladders most users have
-(its own file, so that the test runner gives it a worker of its own)."""
+(its own file, so that the test runner gives it a worker of its own; the two longest laws are in
+test_ladders_long.py, so that they run beside these)."""
 
 from __future__ import annotations
 
@@ -24,9 +25,17 @@ NOT_YET = {
 }
 
 
+# converge only through the second attempt, at 60-90 s a fit: tested in test_ladders_long.py
+LONG = ("quokka-dc", "bnsl-2")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [name for name in LAWS if name not in NOT_YET])
+@pytest.mark.parametrize("name", [name for name in LAWS if name not in NOT_YET and name not in LONG])
 def test_every_law_converges_by_default_on_a_four_size_ladder(name):
+    check_ladder(name)
+
+
+def check_ladder(name: str) -> None:
     """Must-show: 4 sizes x 6 token multiples (0.5x to 16x of 20 tokens per parameter) from the law's
     published constants with 1% noise, sampler seeds 0 to 3, default settings (second attempt included):
     R-hat <= 1.01, bulk and tail ESS >= 400, no divergences."""
@@ -38,7 +47,7 @@ def test_every_law_converges_by_default_on_a_four_size_ladder(name):
 
 
 def test_the_laws_left_out_are_registered():
-    assert set(NOT_YET) <= set(LAWS)
+    assert set(NOT_YET) | set(LONG) <= set(LAWS) and not set(NOT_YET) & set(LONG)
 
 
 def _fit(*args, **kwargs):
