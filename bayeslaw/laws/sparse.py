@@ -255,7 +255,7 @@ def _abnar_to_published(s: Params, pivots: Mapping[str, Any], xp: ModuleType) ->
         "d": joint * xp.exp(s["gamma"] * xp.log(pivots["N"])),
         "alpha": alpha,
         "beta": s["beta"],
-        "lambda": s["S_slope"] / c,
+        "lambda": s["lambda"],
         "delta": s["delta"],
         "gamma": s["gamma"],
     }
@@ -274,12 +274,12 @@ def _abnar_from_published(p: Params, pivots: Mapping[str, float]) -> dict[str, f
         "gamma": p["gamma"],
         "delta": p["delta"],
         "S_term_share": p["c"] / irreducible,
-        "S_slope": p["lambda"] * p["c"],
+        "lambda": p["lambda"],
     }
 
 
 _ABNAR_KEPT = {"alpha_excess": "positive", "joint_share": "unit", "gamma": "positive", "delta": "real",
-               "S_term_share": "unit", "S_slope": "real"}
+               "S_term_share": "unit", "lambda": "real"}
 
 
 def _abnar_from_coordinates(u: Params, pivots: Mapping[str, Any], xp: ModuleType) -> dict[str, Any]:
@@ -310,7 +310,7 @@ ABNAR_COORDINATES = Coordinates(
     initial=lambda pivots: {"log_dense_loss_at_pivot": float(np.log(pivots["loss"])), "logit_power_share": 0.0,
                             "logit_N_share": 0.0, "log_slope_D": float(np.log(0.05)),
                             "log_alpha_excess": float(np.log(0.3)), "logit_joint_share": 0.0,
-                            "log_gamma": float(np.log(0.3)), "delta": 0.0, "logit_S_term_share": 0.0, "S_slope": 0.0},
+                            "log_gamma": float(np.log(0.3)), "delta": 0.0, "logit_S_term_share": 0.0, "lambda": 0.0},
 )
 
 ABNAR_LAW = Law(
@@ -334,7 +334,7 @@ ABNAR_LAW = Law(
         "gamma": EXPONENT,
         "delta": _signed("exponent of 1 / (1 - S) on the joint term", 0.5),
         "S_term_share": share("c / (e + c): the sparsity term's share of the dense irreducible loss"),
-        "S_slope": _signed("lambda c: the sparsity term's slope in -log(1 - S) at S = 0, nats", 0.25),
+        "lambda": _signed("exponent of 1 / (1 - S) on the sparsity term", 0.5),
     },
     published=("e", "a", "b", "c", "d", "alpha", "beta", "lambda", "delta", "gamma"),
     function=abnar_function,
