@@ -82,7 +82,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,6 +231,40 @@ class Discrepancy:
                    tuple(float(w) for w in raw.get("weights", [])), raw.get("transform", "inputs"),
                    float(raw.get("cap", 0.0)), raw.get("noise", "law"), int(raw.get("capped", 0)),
                    int(raw.get("n_runs", 0)), float(raw.get("ess", 0.0)))
+
+    def validate(self, inputs: Sequence[str]) -> None:
+        """Raise ValueError naming the field when a stored discrepancy does not fit a law with ``inputs``."""
+        def numbers(values: Any, what: str, n: int | None, positive: bool = False) -> None:
+            ok = isinstance(values, tuple) and (n is None or len(values) == n) and all(
+                isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
+                and (v > 0 if positive else True) for v in values)
+            if not ok:
+                size = f"{n} " if n is not None else ""
+                raise ValueError(f"{what} must be {size}finite{' positive' if positive else ''} numbers")
+
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.inputs != tuple(inputs):
+            raise ValueError(f"inputs must be the law's ({', '.join(inputs)}), got {self.inputs!r}")
+        d = len(self.coordinates)
+        if len(self.log) != d or not all(isinstance(v, bool) for v in self.log):
+            raise ValueError(f"log must be {d} true/false values")
+        numbers(self.centre, "centre", d)
+        numbers(self.halfwidth, "halfwidth", d, positive=True)
+        numbers(self.ells, "ells", d, positive=True)
+        numbers((self.eta, self.nugget), "eta and nugget", 2, positive=True)
+        for i, (w, eta, ells, nugget) in enumerate(self.draws):
+            numbers((w, eta, nugget), f"draws[{i}] weight, eta and nugget", 3)
+            numbers(ells, f"draws[{i}] length scales", d, positive=True)
+            if w < 0 or eta <= 0 or nugget <= 0:
+                raise ValueError(f"draws[{i}] needs a weight >= 0 and eta, nugget > 0")
+        if self.draws and not sum(w for w, *_ in self.draws) > 0:
+            raise ValueError("the hyperparameter draws' weights must not all be 0")
+        if self.weights:
+            numbers(self.weights, "weights", self.n_runs, positive=True)
+        numbers((self.cap, self.ess), "cap and ess", 2)
+        if self.cap < 0 or not 0 <= self.capped <= self.n_runs:
+            raise ValueError("cap must be >= 0 and capped between 0 and n_runs")
 
     def hyperparameters(self) -> tuple[HyperSet, ...]:
         """(weight, eta, ells, nugget) of each hyperparameter set; the mode alone when there are no draws."""
@@ -460,16 +494,21 @@ class Conditional:
     so the predictive averages over the hyperparameters' posterior.
     """
 
-    def __init__(self, spec: Discrepancy, inputs: Mapping[str, np.ndarray], residuals: np.ndarray, seed: int = 0):
-        """``residuals``: (n, S), log target minus the law's log mean on each of S flattened draws."""
+    def __init__(self, spec: Discrepancy, inputs: Mapping[str, np.ndarray],
+                 residuals: np.ndarray | Callable[[np.ndarray], np.ndarray], seed: int = 0):
+        """``residuals``: (n, S), log target minus the law's log mean on each of S flattened draws; or a function
+        of the indices of the runs conditioned on (at most ``MAX_CONDITION_RUNS``) that returns their rows, so
+        that a large table never needs all n x S residuals in memory."""
         z = spec.standardise(inputs)
         weights = np.asarray(spec.weights, dtype=float) if spec.weights else np.ones(len(z))
         if len(weights) != len(z):
             raise BayeslawError(f"the discrepancy holds weights for {len(weights)} runs, given {len(z)} runs")
         rng = np.random.default_rng(seed)
+        keep = np.arange(len(z))
         if len(z) > MAX_CONDITION_RUNS:
             keep = np.sort(rng.choice(len(z), MAX_CONDITION_RUNS, replace=False))
-            z, residuals, weights = z[keep], residuals[keep], weights[keep]
+            z, weights = z[keep], weights[keep]
+        residuals = residuals(keep) if callable(residuals) else np.asarray(residuals)[keep]
         if spec.cap > 0:
             residuals = np.clip(residuals, -spec.cap, spec.cap)
         self.spec, self.z, self.n_draws = spec, z, residuals.shape[1]
