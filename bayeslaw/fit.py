@@ -44,7 +44,8 @@ class Fit:
 
     ``idata`` has groups posterior (sampled coordinates, the published parameters and derived
     quantities), log_likelihood, observed_data, constant_data and sample_stats, with dims
-    ``chain``, ``draw`` and ``run``.
+    ``chain``, ``draw`` and ``run``. The pointwise log_likelihood is left out when chains x draws x runs
+    exceeds ``MAX_POINTWISE_VALUES``; ``info["notes"]`` then says so.
     """
 
     law: Law
@@ -368,8 +369,9 @@ def load(path: str | os.PathLike, law: Law | str | None = None) -> Fit:
     current = get_law(stored_name)
     spec = read("law_spec", lambda v: json.loads(v) if isinstance(v, str) else _bad("JSON text"))
     if json.dumps(current.spec(), sort_keys=True) != json.dumps(spec, sort_keys=True):
-        raise FitFileError(f"{path}: law '{stored_name}' has changed since this fit was saved with bayeslaw "
-                           f"{attrs.get('bayeslaw_version', '?')}; refit it")
+        raise FitFileError(f"{path}: attribute 'law_spec' differs from law '{stored_name}': the law has changed since "
+                           f"this fit was saved with bayeslaw {str(attrs.get('bayeslaw_version', '?'))[:20]} (or the "
+                           "file was edited); refit it")
     likelihood = read("likelihood", lambda v: v if v in LIKELIHOODS else _bad(f"one of {', '.join(LIKELIHOODS)}"))
     try:
         frame = pd.DataFrame({name: np.asarray(const[name].values, dtype=float)
@@ -380,7 +382,8 @@ def load(path: str | os.PathLike, law: Law | str | None = None) -> Fit:
     notes = read("data_notes", _data_notes)
     runs = Runs(frame, current, notes["mapped"], notes["derived"])
     if runs.digest() != attrs.get("data_sha256"):
-        raise FitFileError(f"{path}: the runs stored in the file do not match their recorded hash")
+        raise FitFileError(f"{path}: the runs stored in the file do not match their recorded hash (attribute "
+                           "'data_sha256'); the file was edited or damaged")
     known = (*current.params, "sigma", "nu")
     priors = read("priors", lambda v: _priors(v, known))
     diagnostics = read("diagnostics", lambda v: Diagnostics.from_dict(_json_object(v)))
