@@ -224,13 +224,21 @@ class Discrepancy:
         if not text:
             return None
         raw = json.loads(text)
+
+        def number(value: Any, what: str, whole: bool = False) -> Any:
+            if isinstance(value, bool) or not isinstance(value, int if whole else int | float):
+                raise ValueError(f"{what} must be a {'whole ' if whole else ''}number, got {str(value)[:40]}")
+            return value if whole else float(value)
+
         stored = raw.get("draws", raw.get("modes", []))  # "modes": fits saved before hyperparameter draws
-        sets = tuple((float(w), float(e), tuple(ls), float(n)) for w, e, ls, n in stored)
+        sets = tuple((number(w, "a draw's weight"), number(e, "a draw's eta"), tuple(ls), number(n, "a draw's nugget"))
+                     for w, e, ls, n in stored)
         return cls(raw["kind"], *(tuple(raw[k]) for k in ("inputs", "log", "centre", "halfwidth")),
-                   float(raw["eta"]), tuple(raw["ells"]), float(raw["nugget"]), sets,
-                   tuple(float(w) for w in raw.get("weights", [])), raw.get("transform", "inputs"),
-                   float(raw.get("cap", 0.0)), raw.get("noise", "law"), int(raw.get("capped", 0)),
-                   int(raw.get("n_runs", 0)), float(raw.get("ess", 0.0)))
+                   number(raw["eta"], "eta"), tuple(raw["ells"]), number(raw["nugget"], "nugget"), sets,
+                   tuple(number(w, "a weight") for w in raw.get("weights", [])), raw.get("transform", "inputs"),
+                   number(raw.get("cap", 0.0), "cap"), raw.get("noise", "law"),
+                   number(raw.get("capped", 0), "capped", whole=True),
+                   number(raw.get("n_runs", 0), "n_runs", whole=True), number(raw.get("ess", 0.0), "ess"))
 
     def validate(self, inputs: Sequence[str]) -> None:
         """Raise ValueError naming the field when a stored discrepancy does not fit a law with ``inputs``."""

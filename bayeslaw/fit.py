@@ -458,12 +458,19 @@ def _info(value: Any) -> dict[str, Any]:
     for key in ("seed", "tune"):
         if info.get(key) is not None:
             _number(info[key], key, whole=True)
+            if not 0 <= info[key] <= MAX_SEED:
+                _bad(f"{key}: a whole number from 0 to {MAX_SEED}, got {info[key]}")
     for key in ("target_accept", "compile_seconds", "sample_seconds"):
         if info.get(key) is not None:
             _number(info[key], key)
-    for key in ("sampler", "prior_from"):
-        if info.get(key) is not None and not isinstance(info[key], str):
-            _bad(f"{key}: text")
+    if info.get("target_accept") is not None and not 0 < info["target_accept"] < 1:
+        _bad(f"target_accept: a number in (0, 1), got {info['target_accept']}")
+    if info.get("sampler") is not None and info["sampler"] not in SAMPLERS:
+        _bad(f"sampler: one of {', '.join(SAMPLERS)}")
+    if info.get("prior_from") not in (None, "literature"):
+        _bad("prior_from: null or 'literature'")
+    if not isinstance(info.get("retry", False), bool):
+        _bad("retry: true or false")
     if not isinstance(info.get("fixed") or {}, dict):
         _bad("fixed: an object of parameter values")
     for name, v in (info.get("fixed") or {}).items():
