@@ -87,9 +87,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import linalg, optimize, stats
-from scipy.special import logsumexp
-from threadpoolctl import threadpool_limits
 
 from bayeslaw.errors import BayeslawError
 
@@ -347,6 +344,8 @@ class _HyperPosterior:
         self.r, self.inverse_w = r, 1.0 / weights
 
     def __call__(self, u: np.ndarray, gradient: bool = True):
+        from scipy import linalg
+
         eta, log_ells, s = np.exp(u[0]), u[1:-1], np.exp(u[-1])
         scaled = self.sq / np.exp(2 * log_ells)[:, None, None]
         base = np.exp(-0.5 * scaled.sum(axis=0))
@@ -392,6 +391,8 @@ def _bounds(d: int) -> list[tuple[float, float]]:
 
 def _modes(f: _HyperPosterior, d: int, spread: float) -> list[tuple[float, np.ndarray]]:
     """Local minima of -log p from a grid of starting length scales, best first, duplicates removed."""
+    from scipy import optimize
+
     grid = itertools.product(*[START_ELLS] * d) if d <= 2 else [(e,) * d for e in START_ELLS]
     found: list[tuple[float, np.ndarray]] = []
     for ells0 in grid:  # the posterior can be multimodal in the length scales: start from a grid
@@ -408,6 +409,9 @@ def _sample(f: _HyperPosterior, modes: list[tuple[float, np.ndarray]], rng: np.r
     """Importance sampling from a mixture of multivariate t around the modes (scale: inverse Hessian),
     each mode weighted by its Laplace evidence; systematic resampling to ``n_sets`` equally weighted
     draws, duplicates merged. Returns (weight, u) sets and the importance weights' effective sample size."""
+    from scipy import stats
+    from scipy.special import logsumexp
+
     centres = [u for _, u in modes]
     covs = [_proposal_covariance(_hessian(f, u)) for u in centres]
     log_mix = np.array([-v + 0.5 * np.linalg.slogdet(c)[1] for (v, _), c in zip(modes, covs, strict=True)])
@@ -441,6 +445,8 @@ def estimate(kind: str, inputs: Mapping[str, np.ndarray], residuals: np.ndarray,
     posterior (``HYPERPARAMETERS``) are stored in the result. ``likelihood``, ``sigma`` and ``nu`` (the law's
     noise, posterior medians) are needed only by the measured alternative ``ROBUST = "weights"``.
     """
+    from threadpoolctl import threadpool_limits
+
     kind = check_kind(kind)
     if kind is None:
         raise BayeslawError("estimate needs a discrepancy kind, e.g. 'gp'")
@@ -485,6 +491,8 @@ def estimate(kind: str, inputs: Mapping[str, np.ndarray], residuals: np.ndarray,
 
 def _cholesky(cov: np.ndarray, eta: float) -> np.ndarray:
     """Lower Cholesky factor, with jitter growing from 1e-12 until it succeeds (repeated runs, tiny nugget)."""
+    from scipy import linalg
+
     jitter = 1e-12
     while True:
         try:
@@ -507,6 +515,9 @@ class Conditional:
         """``residuals``: (n, S), log target minus the law's log mean on each of S flattened draws; or a function
         of the indices of the runs conditioned on (at most ``MAX_CONDITION_RUNS``) that returns their rows, so
         that a large table never needs all n x S residuals in memory."""
+        from scipy import linalg
+        from threadpoolctl import threadpool_limits
+
         z = spec.standardise(inputs)
         weights = np.asarray(spec.weights, dtype=float) if spec.weights else np.ones(len(z))
         if len(weights) != len(z):
@@ -539,6 +550,8 @@ class Conditional:
 
     def evaluate(self, values: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """Conditional mean and variance of delta, both (..., S), at points broadcast to (..., S or 1)."""
+        from threadpoolctl import threadpool_limits
+
         z = self.spec.standardise(values)
         shape = z.shape[:-1]
         per_draw = bool(shape) and shape[-1] != 1

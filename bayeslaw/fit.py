@@ -397,7 +397,9 @@ class _Damaged(ValueError):
 
 
 def _bad(rule: str):
-    raise _Damaged(f"must be {rule}")
+    """Raise: 'FIELD: what it must be' reads 'FIELD must be ...'; a bare rule 'must be ...'."""
+    field, sep, rest = rule.partition(": ")
+    raise _Damaged(f"{field} must be {rest}" if sep and " " not in field else f"must be {rule}")
 
 
 class _AttributeReader:

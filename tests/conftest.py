@@ -108,3 +108,26 @@ def fake_fit(law_name: str = "chinchilla", sizes: int = 4, chains: int = 2, draw
         spec = estimate("gp", runs.inputs, residuals, seed=seed)
         idata.posterior.attrs["discrepancy"] = spec.to_json()
     return Fit(law, runs, idata, priors, "student_t", diagnostics, info, spec)
+
+
+def bayeslaw_command(*args, cwd=None, timeout: float = 300):
+    """Run the installed ``bayeslaw`` command on this checkout's code; skip where it is not installed."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("bayeslaw") or pytest.skip("the bayeslaw command is not installed")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+
+
+def run_cli(*args) -> tuple[int, str, str]:
+    """``bayeslaw ARGS`` in this process (``bayeslaw.cli.main``): exit code, stdout, stderr."""
+    import contextlib
+    import io
+
+    from bayeslaw.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
