@@ -255,7 +255,7 @@ def fit_command(
     if both:
         _usage(f"{both[0]} is given both --prior and --fix: drop one of the two")
     if prior_from not in (None, "literature"):
-        _usage(f"--prior-from must be 'literature', got '{_one_line(prior_from, 40)}'")
+        _usage(f"unknown prior source '{_one_line(prior_from, 40)}' for --prior-from; allowed: literature")
     if sampler not in SAMPLERS:
         _usage(f"unknown sampler '{_one_line(sampler, 40)}'; allowed: {', '.join(SAMPLERS)}")
     _checked(lambda: check_kind(discrepancy))
