@@ -19,9 +19,6 @@ from bayeslaw.synthetic import ladder
 NOT_YET = {
     "abnar": "0 of 4 seeds: 1-5 divergences each after the second attempt (10 parameters on 4 sparsities; "
              "c against e is unidentified), about 150 s a fit",
-    "clark": "3 of 4 seeds: seed 2 keeps tail ESS 172 after the second attempt (expert_slope_at_pivot against c)",
-    "bnsl-1": "3 of 4 seeds: one keeps tail ESS 154 after the second attempt (the break's location and sharpness "
-              "against the slopes)",
 }
 
 

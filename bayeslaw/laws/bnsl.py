@@ -5,20 +5,23 @@
 A smoothly broken power law: slope -c0 on log-log axes before the first break, -(c0 + c1 + ... + c_i)
 after break i at x = d_i, with sharpness f_i (the width of the bend, in natural-log units of x;
 smaller is sharper). a is the limit the loss approaches. ``bnsl-1`` has one break, ``bnsl-2`` two
-(sampled at target_accept 0.95: at 0.9 its bends leave a few divergences per 2,000 draws).
+(both sampled at target_accept 0.95: a break at the edge of the runs with a steep slope after it is a
+narrow neck, where 0.9 leaves a few divergences per 2,000 draws).
 The input is x = C, training FLOPs (C = 6 N D when the table gives N and D); the form applies as
 well to parameters or tokens with a renamed column. Here slopes only steepen at a break (c_i > 0).
 
-Sampled as the log loss at the pivot x0 (the data's geometric mean of C), the share of that loss
-above a (as in the ``power-X`` laws), the slopes, log(d_1 / x0), log f_i and, for two breaks,
-log(d_2 / d_1) > 0 (ordered breaks, so no label switching); b follows from the loss at x0.
+The law's parameters are the log loss at the pivot x0 (the data's geometric mean of C), the share r
+of that loss above a (as in the ``power-X`` laws), the slopes, log(d_1 / x0), log f_i and, for two
+breaks, log(d_2 / d_1) > 0 (ordered breaks, so no label switching); b follows from the loss at x0.
+With one break NUTS samples r c_i in place of each slope c_i (``bnsl_coordinates``): the loss's own
+log-log slopes, which the runs pin whatever share of the loss lies above a.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from bayeslaw.laws.base import Law, Param, Preset, loss_at_pivot, share, softplus
+from bayeslaw.laws.base import Coordinates, Law, Param, Preset, log_share, loss_at_pivot, share, softplus
 from bayeslaw.priors import Prior
 
 CABALLERO = "Caballero et al. 2022, arXiv:2210.14891 (ICLR 2023), eq 1"
@@ -43,6 +46,39 @@ _EXAMPLES = {
     1: {"a": 1.7, "b": 6.0, "c0": 0.03, "c1": 0.2, "d1": 1e20, "f1": 0.3},
     2: {"a": 1.7, "b": 4.4, "c0": 0.02, "c1": 0.2, "d1": 1e18, "f1": 0.3, "c2": 0.3, "d2": 1e21, "f2": 0.3},
 }
+
+
+def bnsl_coordinates(n_breaks: int) -> Coordinates:
+    """The law's parameters with each slope c_i replaced by log(r c_i), r the reducible share at the pivot.
+
+    The runs pin the log-log slopes of the loss, -dlog L/dlog C = r(C) (c0 + sum_i c_i s_i(C)) with s_i the
+    smooth step of break i: r c0 before the first break and r (c0 + ... + c_i) after break i, at the pivot's
+    share r. The slopes then no longer trade off against r, the E-like ridge (a against the slopes) of a
+    short range of C: log(r c_i) = log r + log c_i is a shear, so |det J| = 1.
+    """
+    slopes = [f"c{i}" for i in range(n_breaks + 1)]
+    kept = ["log_loss_at_pivot", "log_d1_over_pivot", *[f"log_f{i}" for i in range(1, n_breaks + 1)]]
+    gaps = [f"log_d{i}_over_d{i - 1}" for i in range(2, n_breaks + 1)]
+
+    def to_params(u, pivots, xp):
+        log_r = log_share(u["logit_reducible_share"], xp)[0]
+        return {**{k: u[k] for k in kept}, **{k: xp.exp(u[f"log_{k}"]) for k in gaps},
+                "reducible_share": xp.exp(log_r), **{c: xp.exp(u[f"log_r_{c}"] - log_r) for c in slopes}}
+
+    def from_params(p, pivots):
+        log_r = float(np.log(p["reducible_share"]))
+        return {**{k: float(p[k]) for k in kept}, **{f"log_{k}": float(np.log(p[k])) for k in gaps},
+                "logit_reducible_share": log_r - float(np.log1p(-p["reducible_share"])),
+                **{f"log_r_{c}": log_r + float(np.log(p[c])) for c in slopes}}
+
+    def initial(pivots):
+        return {**{k: 0.0 for k in kept}, "log_loss_at_pivot": float(np.log(pivots["loss"])),
+                **{f"log_{k}": float(np.log(4.0)) for k in gaps}, "logit_reducible_share": 0.0,
+                **{f"log_r_{c}": float(np.log(0.05)) for c in slopes}}
+
+    names = ("log_loss_at_pivot", "logit_reducible_share", *[f"log_r_{c}" for c in slopes], *kept[1:],
+             *[f"log_{k}" for k in gaps])
+    return Coordinates(names=names, to_params=to_params, from_params=from_params, initial=initial)
 
 
 def make_bnsl(n_breaks: int) -> Law:
@@ -118,7 +154,10 @@ def make_bnsl(n_breaks: int) -> Law:
                                    "illustrative constants, NOT a published fit (no broken power law has been "
                                    "published for LM loss against FLOPs): slow start, steeper after each break")},
         input_ranges={X: (1e17, 1e23)},
-        target_accept=0.9 if n_breaks == 1 else 0.95,
+        target_accept=0.95,
+        # two breaks keep their slopes: with the coordinates one ladder seed of four kept a divergence after the
+        # second attempt (without them: four of four converge), ARCHITECTURE.md
+        coordinates=bnsl_coordinates(n_breaks) if n_breaks == 1 else None,
     )
 
 
