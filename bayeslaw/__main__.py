@@ -1,5 +1,7 @@
 """``python -m bayeslaw`` runs the command-line interface."""
 
-from bayeslaw.cli import app
+import sys
 
-app(prog_name="bayeslaw")
+from bayeslaw.cli import main
+
+sys.exit(main(prog_name="bayeslaw"))

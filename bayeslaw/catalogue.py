@@ -41,6 +41,11 @@ from bayeslaw.posterior import LawPosterior
 from bayeslaw.priors import Prior
 
 LAW_DEFAULTS = "law defaults"
+MAX_ENTRY_BYTES = 1 << 20
+# the largest published uncertainty a draw can take: on the log scale a factor of e^5 (about 150) per sd; on the
+# linear scale 10 times the estimate. Larger ones draw constants that overflow or vanish (N_opt = 1 parameter)
+MAX_LOG_SD = 5.0
+MAX_RELATIVE_SD = 10.0
 KINDS = ("none", "independent", "covariance")
 SCALES = ("linear", "log")
 TOP_LEVEL = {"name", "law", "title", "source", "conventions", "priors", "likelihood", "constants", "uncertainty",
@@ -164,13 +169,22 @@ def load_entry(name: str | Path) -> Entry:
         path = catalogue_dir() / f"{name}.toml"
         if not path.is_file():
             raise CatalogueError(f"unknown model '{name}'; catalogue entries: {', '.join(list_entries())}")
+    elif path.is_dir():
+        raise CatalogueError(f"{path}: is a directory, not a catalogue entry file")
     elif not path.is_file():
         raise CatalogueError(f"{path}: no such entry file")
+    elif path.stat().st_size > MAX_ENTRY_BYTES:
+        raise CatalogueError(f"{path.name}: {path.stat().st_size} bytes is too large for a catalogue entry "
+                             f"(at most {MAX_ENTRY_BYTES})")
     try:
         with path.open("rb") as handle:
             raw = tomllib.load(handle)
     except tomllib.TOMLDecodeError as err:
         raise CatalogueError(f"{path.name}: not valid TOML ({err})") from None
+    except (RecursionError, MemoryError):
+        raise CatalogueError(f"{path.name}: not a catalogue entry (its TOML nests too deeply to read)") from None
+    except OSError as err:
+        raise CatalogueError(f"{path}: cannot read the file ({err.strerror or err})") from None
     return _parse(raw, path)
 
 
@@ -324,6 +338,7 @@ def _param_uncertainty(spec: Any, name: str, estimate: float, check: _Checker) -
         if "level" in spec:
             raise check.fail(f"{where}.level", "goes with 'interval', not 'sd'")
         sd = check.number(spec["sd"], f"{where}.sd", positive=True)
+        _check_spread(sd, scale, estimate, f"{where}.sd", check)
         return ParamUncertainty(sd, scale, f"sd {sd:g}" + (" on log scale" if scale == "log" else ""))
     interval = spec["interval"]
     if not isinstance(interval, list) or len(interval) != 2:
@@ -336,7 +351,18 @@ def _param_uncertainty(spec: Any, name: str, estimate: float, check: _Checker) -
         raise check.fail(f"{where}.level", f"must lie in (0, 1), got {level}")
     z = NormalDist().inv_cdf((1 + level) / 2)
     width = math.log(hi / lo) if scale == "log" else hi - lo
+    _check_spread(width / (2 * z), scale, estimate, f"{where}.interval", check)
     return ParamUncertainty(width / (2 * z), scale, f"{level:.0%} interval [{lo:g}, {hi:g}]")
+
+
+def _check_spread(sd: float, scale: str, estimate: float, where: str, check: _Checker) -> None:
+    """An sd that draws constants far beyond any published uncertainty is refused (MAX_LOG_SD, MAX_RELATIVE_SD)."""
+    if scale == "log" and sd > MAX_LOG_SD:
+        raise check.fail(where, f"gives an sd of {sd:.3g} on the log scale; at most {MAX_LOG_SD:g} (a factor of "
+                                f"{math.exp(MAX_LOG_SD):.0f} per sd) is allowed")
+    if scale == "linear" and sd > MAX_RELATIVE_SD * abs(estimate):
+        raise check.fail(where, f"gives an sd of {sd:.3g}, more than {MAX_RELATIVE_SD:g} times the estimate "
+                                f"{estimate:g}; use scale = \"log\" or check the units")
 
 
 def _uncertainty(raw: Mapping[str, Any], constants: Mapping[str, float] | None, check: _Checker) -> Uncertainty | None:
@@ -389,6 +415,8 @@ def _uncertainty(raw: Mapping[str, Any], constants: Mapping[str, float] | None, 
         raise check.fail("uncertainty.matrix", "must be positive definite")
     out = {p: ParamUncertainty(math.sqrt(values[i, i]), scale, "covariance") for i, (p, scale) in
            enumerate(params.items())}
+    for p, spread in out.items():
+        _check_spread(spread.sd, spread.scale, constants[p], f"uncertainty.matrix (the variance of {p})", check)
     return Uncertainty(kind, label, note, out, values)
 
 

@@ -1,39 +1,151 @@
 """The ``bayeslaw`` command: laws, models, fit, summary, demo, predict, plan, compare, plot, report, calibrate.
 
-Errors print one line and exit 1; an unconverged fit exits 3.
+Every error is one line on stderr starting with ``error:``, never a traceback. Exit codes: 0 done;
+1 an input or the work failed (a bad run table, fit or catalogue file, an option naming what the inputs
+do not have, an output that cannot be written); 2 a usage error, found before any file is read (an
+unknown command, option or law, a missing argument, a value of the wrong form or out of its range,
+options that conflict); 3 a fit did not converge.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from bayeslaw.errors import BayeslawError, ConvergenceWarning
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Bayesian scaling laws: fit a law to training runs with NUTS, inspect the posterior.")
-
 EXIT_ERROR = 1
+EXIT_USAGE = 2
 EXIT_NOT_CONVERGED = 3
+LARGE_TABLE = 100_000  # runs from which the fit command says that sampling will be slow
+MAX_TOTAL_DRAWS = 1_000_000  # chains x draws kept (the second attempt holds 4 times as many while sampling)
 
 
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
+class _App(typer.Typer):
+    """The typer app, called as a program: errors as one line (``main``), the exit code returned to the shell."""
+
+    def __call__(self, args: Sequence[str] | None = None, prog_name: str | None = None, **_: Any) -> NoReturn:
+        sys.exit(main(args, prog_name=prog_name or "bayeslaw"))
+
+
+app = _App(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+           help="Bayesian scaling laws: fit a law to training runs with NUTS, inspect the posterior. "
+                "Exit codes: 0 done, 1 bad input or failed work, 2 usage error, 3 not converged.")
+
+
+def _one_line(text: Any, width: int = 2000) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= width else flat[:width - 3] + "..."
+
+
+def main(argv: Sequence[str] | None = None, prog_name: str = "bayeslaw") -> int:
+    """Run the command line ``argv`` (default: the process's arguments) and return its exit code.
+
+    Usage errors found by the parser print one line and return 2; any error not foreseen prints one line
+    naming it and returns 1 (set BAYESLAW_DEBUG=1 to see the traceback)."""
+    from typer import _click
+
+    command = typer.main.get_command(app)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
+            result = command.main(args=list(sys.argv[1:] if argv is None else argv), prog_name=prog_name,
+                                  standalone_mode=False)
+    except _click.exceptions.NoArgsIsHelpError as err:
+        typer.echo(err.ctx.get_help() if err.ctx else "usage: bayeslaw COMMAND [OPTIONS]")
+        return EXIT_USAGE
+    except _click.exceptions.UsageError as err:
+        where = f" (see {err.ctx.command_path} --help)" if err.ctx is not None else ""
+        typer.echo(f"error: {_one_line(err.format_message())}{where}", err=True)
+        return EXIT_USAGE
+    except _click.exceptions.ClickException as err:
+        typer.echo(f"error: {_one_line(err.format_message())}", err=True)
+        return err.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("error: interrupted", err=True)
+        return 130
+    except SystemExit as err:
+        return err.code if isinstance(err.code, int) else EXIT_ERROR
+    except MemoryError:
+        typer.echo("error: out of memory; use a smaller table or fewer draws", err=True)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        return EXIT_ERROR
+    except Exception as err:  # a bug: one line, never a traceback
+        if os.environ.get("BAYESLAW_DEBUG"):
+            raise
+        typer.echo(f"error: internal error ({type(err).__name__}: {_one_line(err, 300)}); please report it with "
+                   "the command (BAYESLAW_DEBUG=1 shows the traceback)", err=True)
+        return EXIT_ERROR
+    return result if isinstance(result, int) else 0
+
+
+def _fail(message: str) -> NoReturn:
+    """An input or the work failed: one line, exit 1."""
+    typer.echo(f"error: {_one_line(message)}", err=True)
     raise typer.Exit(EXIT_ERROR)
 
 
+def _usage(message: str) -> NoReturn:
+    """The command line is wrong (found before any file is read): one line, exit 2."""
+    typer.echo(f"error: {_one_line(message)}", err=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _checked(check: Callable[[], Any]) -> Any:
+    """Run a check of the command line: a BayeslawError it raises is a usage error."""
+    try:
+        return check()
+    except BayeslawError as err:
+        _usage(str(err))
+
+
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
-    out = {}
+    out: dict[str, str] = {}
     for item in values or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
-            _fail(f"{what} '{item}' must look like NAME=VALUE")
+            _usage(f"{what} '{_one_line(item, 80)}' must look like NAME=VALUE")
+        if key.strip() in out:
+            _usage(f"{what} {key.strip()} is given twice")
         out[key.strip()] = value.strip()
     return out
+
+
+def _finite(value: float | None, option: str, positive: bool = True) -> None:
+    """A number option must be finite (and > 0 unless ``positive`` is False): a usage error otherwise."""
+    if value is not None and not (math.isfinite(value) and (value > 0 or not positive)):
+        _usage(f"{option} must be a finite number{' > 0' if positive else ''}, got {value}")
+
+
+def _seed(seed: int | None) -> int:
+    from bayeslaw.fit import check_seed
+
+    return _checked(lambda: check_seed(seed))
+
+
+def _levels(level: list[float] | None, default: tuple[float, ...]) -> tuple[float, ...]:
+    from bayeslaw.predict import check_levels
+
+    return _checked(lambda: check_levels(level or default))
+
+
+def _law(name: str):
+    from bayeslaw.laws import get_law
+
+    return _checked(lambda: get_law(name))
+
+
+def _draws(chains: int, draws: int) -> None:
+    if chains * draws > MAX_TOTAL_DRAWS:
+        _usage(f"--chains x --draws must be at most {MAX_TOTAL_DRAWS:,} draws in all, got {chains} x {draws}")
 
 
 def _table(frame) -> str:
@@ -46,20 +158,31 @@ def _report(result) -> None:
         typer.echo("fixed: " + ", ".join(f"{k} = {v:g}" for k, v in result.fixed.items()))
     for line in _attempt_lines(result):
         typer.echo(f"sampler: {line}")
+    for note in result.info.get("notes") or []:
+        typer.echo(f"note: {note}")
     typer.echo(f"\ndiagnostics: {result.diagnostics}")
 
 
 def _run(fn):
-    """Call ``fn`` turning bayeslaw errors into one line on stderr and a non-zero exit."""
+    """Call ``fn`` turning bayeslaw errors and file-system errors into one line on stderr and exit 1."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # the CLI reports it itself
             warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
             return fn()
     except BayeslawError as err:
-        _fail(str(err).replace("\n", " "))
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as err:
-        _fail(f"{err.filename}: {err.strerror}")
+        _fail(str(err))
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        _fail(f"{where}{err.strerror or err}")
+
+
+def _output(path: Path | None) -> None:
+    """Refuse an output that cannot be written, before any work (exit 1)."""
+    if path is not None:
+        from bayeslaw.files import check_writable
+
+        _run(lambda: check_writable(path))
 
 
 @app.command("laws")
@@ -86,6 +209,11 @@ def models_command() -> None:
         typer.echo(f"{'':<{width}}  {entry.citation}")
 
 
+CHAINS = typer.Option(min=1, max=64, help="independent chains")
+DRAWS = typer.Option(min=1, max=MAX_TOTAL_DRAWS, help="kept draws per chain")
+TUNE = typer.Option(min=0, max=100_000, help="tuning steps per chain")
+
+
 @app.command("fit")
 def fit_command(
     runs: Annotated[Path, typer.Argument(help="CSV of runs, one row per training run")],
@@ -99,9 +227,9 @@ def fit_command(
     column: Annotated[list[str] | None, typer.Option(help="CANONICAL=COLUMN, e.g. loss=val-loss")] = None,
     likelihood: Annotated[str, typer.Option(help="student_t, normal or laplace")] = "student_t",
     sampler: Annotated[str, typer.Option(help="nutpie or pymc")] = "nutpie",
-    chains: int = 4,
-    draws: int = 1000,
-    tune: int = 500,
+    chains: Annotated[int, CHAINS] = 4,
+    draws: Annotated[int, DRAWS] = 1000,
+    tune: Annotated[int, TUNE] = 500,
     seed: Annotated[int | None, typer.Option(help="sampler seed (default: a fresh one, printed)")] = None,
     target_accept: Annotated[float | None, typer.Option(help="NUTS target acceptance (default: the law's, 0.9 "
                                                              "for most)")] = None,
@@ -111,20 +239,46 @@ def fit_command(
                                                   "runs) or none (the law with independent noise)")] = "gp",
 ) -> None:
     """Fit LAW to the runs in RUNS and print the posterior summary and diagnostics."""
+    from bayeslaw.data import check_column_names
+    from bayeslaw.discrepancy import check_kind
+    from bayeslaw.fit import SAMPLERS
+    from bayeslaw.model import model_priors
+
+    # the command line first, before any file is read (exit 2)
+    chosen_law = _law(law)
+    mapping = _pairs(column, "--column")
+    _checked(lambda: check_column_names(chosen_law, mapping))
+    overrides = _pairs(prior, "--prior")
+    _checked(lambda: model_priors(chosen_law, likelihood, overrides))
+    fixed = _fixed(_pairs(fix, "--fix"), chosen_law)
+    both = sorted(set(overrides) & set(fixed))
+    if both:
+        _usage(f"{both[0]} is given both --prior and --fix: drop one of the two")
+    if prior_from not in (None, "literature"):
+        _usage(f"unknown prior source '{_one_line(prior_from, 40)}' for --prior-from; allowed: literature")
+    if sampler not in SAMPLERS:
+        _usage(f"unknown sampler '{_one_line(sampler, 40)}'; allowed: {', '.join(SAMPLERS)}")
+    _checked(lambda: check_kind(discrepancy))
+    if target_accept is not None and not 0 < target_accept < 1:
+        _usage(f"--target-accept must lie in (0, 1), got {target_accept}")
+    _draws(chains, draws)
+    chosen = _seed(seed)
+    _output(out)  # a folder that is missing or read-only, or a directory in the way: before sampling (exit 1)
+
     def go():
         from bayeslaw.data import load_runs
-        from bayeslaw.fit import check_seed, fit
-        from bayeslaw.model import model_priors
+        from bayeslaw.fit import fit
 
-        table = load_runs(runs, law, _pairs(column, "--column"))
-        overrides = _pairs(prior, "--prior")
-        model_priors(table.law, likelihood, overrides)  # checked before any output
-        chosen = check_seed(seed)
+        table = load_runs(runs, chosen_law, mapping)
         for note in table.notes():
             typer.echo(f"note: {note}")
+        if len(table) >= LARGE_TABLE:
+            typer.echo(f"note: {len(table):,} runs: every gradient of the posterior evaluates all of them (about 0.1 s "
+                       "per million runs here), so sampling takes long; runs averaged per configuration fit in "
+                       "seconds", err=True)
         typer.echo(f"fitting {table.law.name} to {len(table)} runs ({chains} chains x {draws} draws, seed {chosen})"
                    "...", err=True)
-        result = fit(table.law, table, priors=overrides, prior_from=prior_from, fixed=_pairs(fix, "--fix"),
+        result = fit(table.law, table, priors=overrides, prior_from=prior_from, fixed=fixed,
                      likelihood=likelihood, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=chosen,
                      target_accept=target_accept, progress=progress and sys.stderr.isatty(),
                      discrepancy=discrepancy, retry=retry)
@@ -138,6 +292,21 @@ def fit_command(
     result = _run(go)
     _report(result)
     _exit_if_unconverged([result])
+
+
+def _fixed(values: dict[str, str], law) -> dict[str, float]:
+    """--fix NAME=VALUE: a published parameter of the law and a finite number (usage errors otherwise)."""
+    out = {}
+    for name, text in values.items():
+        if name not in law.published:
+            _usage(f"cannot fix '{_one_line(name, 40)}': law '{law.name}' has published parameters "
+                   f"{', '.join(law.published)}")
+        try:
+            out[name] = float(text)
+        except ValueError:
+            _usage(f"--fix {name} must be a number, got '{_one_line(text, 40)}'")
+        _finite(out[name], f"--fix {name}", positive=False)
+    return out
 
 
 def _attempt_lines(result) -> list[str]:
@@ -183,9 +352,9 @@ def demo_command(
     budget: Annotated[float, typer.Option(help="FLOP budget for the compute-optimal allocation")] = 5.76e23,
     preset: Annotated[str, typer.Option(help="published constants the runs are drawn from")] = "besiroglu2024",
     noise: float = 0.01,
-    chains: int = 4,
-    draws: int = 1000,
-    tune: int = 500,
+    chains: Annotated[int, CHAINS] = 4,
+    draws: Annotated[int, DRAWS] = 1000,
+    tune: Annotated[int, TUNE] = 500,
     seed: int = 0,
 ) -> None:
     """Fit the Chinchilla law to a generated sweep of runs and plan one budget; needs no data."""
@@ -197,11 +366,15 @@ def demo_command(
     from bayeslaw.laws.chinchilla import chinchilla_optimum
     from bayeslaw.plan import plan
 
-    if not budget > 0:
-        _fail(f"--budget must be > 0 FLOPs, got {budget}")
+    _finite(budget, "--budget")
+    _finite(noise, "--noise", positive=False)
+    if noise < 0:
+        _usage(f"--noise must be >= 0, got {noise}")
     law = get_law("chinchilla")
     if preset not in law.presets:
-        _fail(f"unknown preset '{preset}'; known: {', '.join(law.presets)}")
+        _usage(f"unknown preset '{_one_line(preset, 40)}'; known: {', '.join(law.presets)}")
+    _draws(chains, draws)
+    seed = _seed(seed)
     runs = chinchilla_sweep(preset, noise=noise, seed=seed)
     typer.echo(f"{len(runs)} runs on isoFLOP profiles from {runs['C'].min():.0e} to {runs['C'].max():.0e} FLOPs, "
                f"drawn from the Chinchilla law with the {preset} constants and {noise:.0%} log-normal noise")
@@ -219,21 +392,26 @@ def demo_command(
     _exit_if_unconverged([result])
 
 
-def _numbers(text: str | None, what: str) -> list[float]:
-    """Comma- or space-separated numbers, e.g. '7e10,1e11'."""
+def _numbers(text: str | None, what: str, positive: bool = True) -> list[float]:
+    """Comma- or space-separated finite numbers, e.g. '7e10,1e11' (> 0 unless ``positive`` is False)."""
     if text is None:
         return []
     try:
-        return [float(x) for x in text.replace(",", " ").split()]
+        values = [float(x) for x in text.replace(",", " ").split()]
     except ValueError:
-        _fail(f"{what} must be numbers, got '{text}'")
+        _usage(f"{what} must be numbers, got '{_one_line(text, 60)}'")
+    if not values:
+        _usage(f"{what} needs at least one number")
+    for value in values:
+        _finite(value, what, positive)
+    return values
 
 
 def _one_source(path: Path | None, model: str | None) -> None:
     """Refuse unless exactly one of a saved fit and a catalogue entry is given."""
     if (path is None) == (model is None):
-        _fail("give either a saved fit (PATH) or --model NAME (see `bayeslaw models`), " +
-              ("not both" if model is not None else "none was given"))
+        _usage("give either a saved fit (PATH) or --model NAME (see `bayeslaw models`), " +
+               ("not both" if model is not None else "none was given"))
 
 
 def _source(path: Path | None, model: str | None, seed: int):
@@ -288,17 +466,25 @@ def predict_command(
     as_csv: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
 ) -> None:
     """Posterior predictive of the law's target at new inputs, flagging extrapolation."""
+    from bayeslaw.data import RANGE_RULES
     from bayeslaw.predict import predict
 
-    inputs = {k: v for k, v in (("N", _numbers(n, "--N")), ("D", _numbers(d, "--D")), ("C", _numbers(c, "--C")))
-              if v}
-    inputs |= {name: _numbers(values, f"--at {name}") for name, values in _pairs(at, "--at").items()}
+    inputs = {k: _numbers(v, f"--{k}") for k, v in (("N", n), ("D", d), ("C", c)) if v is not None}
+    for name, values in _pairs(at, "--at").items():
+        if name in inputs:
+            _usage(f"--at {name} repeats --{name}: give each input once")
+        inputs[name] = _numbers(values, f"--at {name}", positive=False)
+        check, rule = RANGE_RULES.get(name, (lambda v: v > 0, "must be > 0"))
+        if not all(check(v) for v in inputs[name]):
+            _usage(f"--at {name} {rule}, got {_one_line(values, 60)}")
     _one_source(path, model)
+    levels = _levels(level, (0.5, 0.9))
+    seed = _seed(seed)
 
     def go():
         result, _ = _source(path, model, seed)
         prediction = predict(result, seed=seed, **inputs)
-        return prediction.summary(level or (0.5, 0.9)), prediction.uncertainty
+        return prediction.summary(levels), prediction.uncertainty
 
     table, sources = _run(go)
     if not (as_json or as_csv) and (table["decades outside"] > 0).any():
@@ -339,17 +525,24 @@ def plan_command(
         except ValueError:
             pass
     _one_source(path, model)
-    if any(not b > 0 for b in budgets):
-        _fail(f"--budget must be > 0 FLOPs, got {', '.join(f'{b:g}' for b in budgets)}")
+    for value in budgets:
+        _finite(value, "--budget")
+    for option, value in (("--max-params", max_params), ("--unique-tokens", unique_tokens),
+                          ("--inference-tokens", inference_tokens), ("--target-loss", target_loss),
+                          ("--flops-per-param-token", flops_per_param_token)):
+        _finite(value, option)
     if not 0 < probability < 1:
-        _fail(f"--probability must lie in (0, 1), got {probability}")
+        _usage(f"--probability must lie in (0, 1), got {probability}")
     if inference_tokens is not None and target_loss is None:
-        _fail("--inference-tokens needs --target-loss (the loss the served model must reach)")
+        _usage("--inference-tokens needs --target-loss (the loss the served model must reach)")
+    if risk is not None:
+        _checked(lambda: Risk.parse(risk, target_loss))
+    levels = _levels(level, (0.9,))
+    seed = _seed(seed)
     tables: dict = {}
+    beyond: list[str] = []
 
     def go():
-        if risk is not None:
-            Risk.parse(risk, target_loss)  # refuse a bad risk before any work
         result, entry = _source(path, model, seed)
         if entry is not None:
             tables["model"] = f"{entry.name} (law {entry.law.name}): {entry.citation}"
@@ -357,7 +550,8 @@ def plan_command(
         caps = {"max_params": max_params, "max_tokens": unique_tokens}
         stock = {"max_params": max_params, "unique_tokens": unique_tokens}  # data-constrained laws repeat it
         made = plan(result, budgets, flops_per_param_token=flops_per_param_token, **stock)
-        tables["plan"] = made.summary(level or (0.9,))
+        tables["plan"] = made.summary(levels)
+        beyond.extend(note for note in made.notes if "outside the fitted runs" in note)
         if entry is not None and entry.uncertainty.kind != "none":
             from bayeslaw.posterior import from_constants
 
@@ -380,6 +574,8 @@ def plan_command(
     import numpy as np
 
     _run(go)
+    for note in beyond:
+        typer.echo(f"warning: {note}", err=True)
     _emit(tables, as_json, as_csv)
 
 
@@ -393,9 +589,9 @@ def compare_command(
     marginal: Annotated[bool, typer.Option(help="also estimate marginal likelihoods by SMC (slow)")] = False,
     plot: Annotated[Path | None, typer.Option(help="also draw elpd and stacking weights to this .png/.svg")] = None,
     column: Annotated[list[str] | None, typer.Option(help="CANONICAL=COLUMN, e.g. loss=val-loss")] = None,
-    chains: int = 4,
-    draws: int = 1000,
-    tune: int = 500,
+    chains: Annotated[int, CHAINS] = 4,
+    draws: Annotated[int, DRAWS] = 1000,
+    tune: Annotated[int, TUNE] = 500,
     seed: int = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="print the two rankings side by side as CSV")] = False,
@@ -403,22 +599,38 @@ def compare_command(
     """Rank laws on the same runs for extrapolation (leave-future-out, refitted below the split) beside
     PSIS-LOO (interpolation), and name any disagreement. Exits 3 when a fit or refit did not converge."""
     from bayeslaw.compare import bayes_factors, compare, failed_checks, marginal_likelihood
-    from bayeslaw.data import load_runs
-    from bayeslaw.fit import fit
-    from bayeslaw.holdout import check_sizes, is_off, model_parameters, resolve_split
-    from bayeslaw.laws import get_law
+    from bayeslaw.data import load_runs, readable_columns
+    from bayeslaw.fit import MAX_POINTWISE_VALUES, fit
+    from bayeslaw.holdout import Holdout, check_sizes, is_default, is_off, model_parameters, resolve_split
     from bayeslaw.model import model_priors
 
-    names = [n.strip() for n in laws.split(",") if n.strip()]
-    if len(names) < 2:
-        _fail("--laws needs at least two law names, comma-separated")
+    chosen = [_law(n.strip()) for n in laws.split(",") if n.strip()]
+    if len(chosen) < 2:
+        _usage("--laws needs at least two law names, comma-separated")
+    if len({law.name for law in chosen}) < len(chosen):
+        _usage("--laws names a law twice")
     mapping = _pairs(column, "--column")
+    reads = {law.name: [name for names in readable_columns(law) for name in names] for law in chosen}
+    for canonical in mapping:
+        if not any(canonical in names for names in reads.values()):
+            _usage(f"--column {canonical}: '{_one_line(canonical, 40)}' is not a name any of the laws reads")
+    split = None if is_off(holdout) else holdout
+    if split is not None and not is_default(split):
+        _checked(lambda: Holdout.parse(split))
     if plot is not None:
         _figure_path(plot)
-    split = None if is_off(holdout) else holdout
+    _draws(chains, draws)
+    seed = _seed(seed)
+    _output(plot)
 
     def go():
-        loaded = {name: load_runs(runs, name, mapping) for name in (get_law(n).name for n in names)}
+        loaded = {law.name: load_runs(runs, law, {k: v for k, v in mapping.items() if k in reads[law.name]})
+                  for law in chosen}
+        size = len(next(iter(loaded.values()))) * chains * draws
+        if size > MAX_POINTWISE_VALUES:
+            raise BayeslawError(f"PSIS-LOO needs the pointwise log-likelihood of every fit: {size:,} values "
+                                f"({size * 8 / 1e9:.3g} GB) is more than bayeslaw stores "
+                                f"({MAX_POINTWISE_VALUES * 8 / 1e9:.3g} GB); use fewer draws or runs")
         if split is not None:  # a split that cannot be refitted fails before the first fit
             rule, held = resolve_split(split, list(loaded.values()))
             for name, table in loaded.items():
@@ -497,11 +709,11 @@ PLOT_KINDS = ("isoflop", "frontier", "extrapolation", "pairs")
 
 def _budget_list(ctx: typer.Context, budget: list[float] | None) -> list[float] | None:
     """--budget 1e22 1e24: the first value is the option's, the others arrive as extra arguments."""
-    values = list(budget or []) + _numbers(" ".join(ctx.args), "--budget")
     if ctx.args and not budget:
-        _fail(f"unexpected arguments: {' '.join(ctx.args)}")
-    if any(not b > 0 for b in values):
-        _fail(f"--budget must be > 0 FLOPs, got {', '.join(f'{b:g}' for b in values)}")
+        _usage(f"unexpected arguments: {_one_line(' '.join(ctx.args), 80)}")
+    values = list(budget or []) + (_numbers(" ".join(ctx.args), "--budget") if ctx.args else [])
+    for value in values:
+        _finite(value, "--budget")
     return values or None
 
 
@@ -509,7 +721,7 @@ def _figure_path(out: Path) -> None:
     from bayeslaw.plots import FORMATS
 
     if out.suffix.lower() not in FORMATS:
-        _fail(f"cannot write a figure to '{out}': use a .png or .svg file name")
+        _usage(f"cannot write a figure to '{_one_line(out, 80)}': use a .png or .svg file name")
 
 
 @app.command("plot", context_settings={"allow_extra_args": True})
@@ -524,15 +736,16 @@ def plot_command(
     """Draw one figure of a saved fit to PNG or SVG."""
     budgets = _budget_list(ctx, budget)
     if kind not in PLOT_KINDS:
-        _fail(f"unknown plot kind '{kind}'; kinds: {', '.join(PLOT_KINDS)}")
+        _usage(f"unknown plot kind '{_one_line(kind, 40)}'; kinds: {', '.join(PLOT_KINDS)}")
     _figure_path(out)
+    levels = _levels(level, (0.5, 0.9))
+    _output(out)
 
     def go():
         from bayeslaw import plots
         from bayeslaw.fit import load
 
         result = load(path)
-        levels = tuple(level or (0.5, 0.9))
         make = {"isoflop": lambda: plots.isoflop(result, budgets, levels),
                 "frontier": lambda: plots.frontier(result, budgets, levels=levels),
                 "extrapolation": lambda: plots.extrapolation(result, budgets, levels),
@@ -555,6 +768,7 @@ def report_command(
 ) -> None:
     """Write one self-contained HTML report: data, diagnostics, parameters, figures and a plan."""
     budgets = _budget_list(ctx, budget)
+    _output(out)
 
     def go():
         from bayeslaw.fit import load
@@ -576,9 +790,9 @@ def calibrate_command(
     law: Annotated[str, typer.Option(help="law name (see `bayeslaw laws`)")] = "chinchilla",
     discrepancy: Annotated[str, typer.Option(help="the discrepancy compared with the plain law")] = "gp",
     column: Annotated[list[str] | None, typer.Option(help="CANONICAL=COLUMN, e.g. loss=val-loss")] = None,
-    chains: int = 4,
-    draws: int = 1000,
-    tune: int = 500,
+    chains: Annotated[int, CHAINS] = 4,
+    draws: Annotated[int, DRAWS] = 1000,
+    tune: Annotated[int, TUNE] = 500,
     seed: int = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
@@ -586,9 +800,22 @@ def calibrate_command(
     """Fit below each holdout rule, score the runs above: interval coverage, log predictive density and
     median error, with and without model discrepancy."""
     from bayeslaw.calibrate import calibrate
+    from bayeslaw.data import check_column_names
+    from bayeslaw.discrepancy import check_kind
+    from bayeslaw.holdout import Holdout
+
+    chosen = _law(law)
+    mapping = _pairs(column, "--column")
+    _checked(lambda: check_column_names(chosen, mapping))
+    if _checked(lambda: check_kind(discrepancy)) is None:
+        _usage("--discrepancy: calibrate compares the law with and without a discrepancy; give one, e.g. gp")
+    for rule in holdout:
+        _checked(lambda rule=rule: Holdout.parse(rule))
+    _draws(chains, draws)
+    seed = _seed(seed)
 
     def go():
-        return calibrate(runs, law, holdout, discrepancy=discrepancy, columns=_pairs(column, "--column"),
+        return calibrate(runs, chosen.name, holdout, discrepancy=discrepancy, columns=mapping,
                          seed=seed, chains=chains, draws=draws, tune=tune,
                          progress=lambda line: typer.echo(line, err=True))
 
@@ -604,5 +831,3 @@ def calibrate_command(
         raise typer.Exit(EXIT_NOT_CONVERGED)
 
 
-def main() -> None:  # pragma: no cover - entry point
-    app()

@@ -162,6 +162,10 @@ def _loo_table(fits: Mapping[str, Any], method: str, lines: list[str]) -> tuple[
     """PSIS-LOO per fit through ArviZ, with snake_case columns and a 1-based rank."""
     influential: dict[str, list[int]] = {}
     for name, result in fits.items():
+        if "log_likelihood" not in result.idata.groups():
+            why = "; ".join(result.info.get("notes") or []) or "the file has no log_likelihood group"
+            raise BayeslawError(f"{name}: the fit does not store the pointwise log-likelihood PSIS-LOO needs ({why})")
+    for name, result in fits.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # reported below, by run
             loo = az.loo(result.idata, pointwise=True)

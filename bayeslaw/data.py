@@ -12,6 +12,7 @@ model is built.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -20,6 +21,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -89,39 +91,75 @@ class Runs:
         return out
 
 
-def _record_lines(text: str) -> np.ndarray:
-    """The file line on which each data record starts; blank lines are skipped, as pandas does."""
-    lines, start, header_seen = [], 1, False
+MAX_TABLE_BYTES = 1 << 30  # reading holds the file about 5 times over in memory (text, parser, columns)
+_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+
+
+def _records(text: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The header and, for each data record, the file line it starts on and its number of fields. Blank lines
+    are skipped, as pandas does. Streams the records (nothing but two integers is kept per record)."""
+    header: list[str] | None = None
+    lines, counts, start = [], [], 1
     reader = csv.reader(io.StringIO(text))
     for record in reader:
         if len(record) > 1 or (record and record[0].strip()):
-            if header_seen:
+            if header is None:
+                header = record
+            else:
                 lines.append(start)
-            header_seen = True
+                counts.append(len(record))
         start = reader.line_num + 1
-    return np.asarray(lines, dtype=int)
+    return header or [], np.asarray(lines, dtype=int), np.asarray(counts, dtype=int)
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    """UTF-8 text (a BOM allowed), or a DataError naming the encoding or the first line that is not UTF-8."""
+    for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+                      (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")):
+        if raw.startswith(bom):
+            raise DataError(f"{path}: the file is {name} text; save it as UTF-8 (plain CSV)")
+    if b"\x00" in raw[:4096]:
+        raise DataError(f"{path}: not a CSV file (it holds binary data)")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise DataError(f"{path}: line {line} is not UTF-8 text (byte 0x{raw[err.start]:02x}); save the file as "
+                        "UTF-8") from None
 
 
 def read_table(source: pd.DataFrame | str | os.PathLike) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """A DataFrame from a frame or a CSV path, and the file line of each row (None for a frame)."""
+    """A DataFrame from a frame or a CSV path, and the file line of each row (None for a frame).
+
+    A CSV must be UTF-8 with a header row and the same number of comma-separated fields on every row: a
+    row with more fields than the header (an unquoted thousands separator, 8,061,898) would otherwise shift
+    its values into the wrong columns."""
     if isinstance(source, pd.DataFrame):
         duplicated = source.columns[source.columns.duplicated()].unique().tolist()
         if duplicated:
             raise DataError(f"duplicate column names: {', '.join(map(str, duplicated))}; rename them")
         return source.reset_index(drop=True), None
     path = Path(source)
-    if not path.is_file():
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a CSV file of runs")
+    if not path.exists():
         raise DataError(f"{path}: no such file")
-    raw = path.read_bytes()
+    try:
+        size = path.stat().st_size
+        if size > MAX_TABLE_BYTES:
+            raise DataError(f"{path}: the file is {size / 1e9:.3g} GB; bayeslaw reads tables up to "
+                            f"{MAX_TABLE_BYTES / 1e9:.3g} GB (about 20 million runs): aggregate or subsample the runs")
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the file ({err.strerror or err})") from None
     if not raw.strip():
         raise DataError(f"{path}: the file is empty; expected a CSV with a header row and one row per run")
-    if b"\x00" in raw[:4096]:
-        raise DataError(f"{path}: not a CSV file (it holds binary data)")
+    text = _decode(path, raw)
+    del raw
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a CSV file (not UTF-8 text)") from None
-    header = next(csv.reader(io.StringIO(text)))
+        header, lines, counts = _records(text)
+    except csv.Error as err:
+        raise DataError(f"{path}: not a readable CSV file ({err})") from None
     seen, duplicated = set(), []
     for name in header:
         if name in seen and name not in duplicated:
@@ -129,29 +167,44 @@ def read_table(source: pd.DataFrame | str | os.PathLike) -> tuple[pd.DataFrame, 
         seen.add(name)
     if duplicated:
         raise DataError(f"{path}: duplicate column names in the header: {', '.join(duplicated)}")
-    try:
-        frame = pd.read_csv(io.StringIO(text))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise DataError(f"{path}: not a readable CSV file ({str(err).strip()})") from None
-    if frame.empty:
+    if len(header) < 2:
+        used = next((words for d, words in _DELIMITERS.items() if d in (header or [""])[0]), None)
+        hint = (f" separated by {used}; bayeslaw reads comma-separated files" if used else
+                "; expected comma-separated columns such as N, D, loss")
+        raise DataError(f"{path}: not a CSV table of runs: the header is a single column "
+                        f"'{(header or [''])[0][:60]}'{hint}")
+    if not len(lines):
         raise DataError(f"{path}: the file has a header but no rows of runs")
-    if frame.shape[1] < 2:
-        raise DataError(
-            f"{path}: not a CSV table of runs: found a single column '{frame.columns[0]}'; "
-            "expected comma-separated columns such as N, D, loss"
-        )
-    lines = _record_lines(text)
+    ragged = counts != len(header)
+    if ragged.any():
+        first = int(np.flatnonzero(ragged)[0])
+        more = counts[first] > len(header)
+        hint = ("a comma inside a number (a thousands separator, as in 8,061,898, or a decimal comma) or an extra "
+                "trailing comma; quote such fields or remove the separators" if more else
+                "a value is missing; leave an empty field between commas for a missing value")
+        names = ", ".join(header)[:80]
+        others = int(ragged.sum()) - 1
+        also = f" (and {others} other line{'s' if others > 1 else ''} with a different count)" if others else ""
+        raise DataError(f"{path}: line {lines[first]} has {counts[first]} fields but the header has {len(header)} "
+                        f"({names}){also}: {hint}")
+    try:
+        frame = pd.read_csv(io.StringIO(text), index_col=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
+        raise DataError(f"{path}: not a readable CSV file ({str(err).strip().splitlines()[0]})") from None
     if len(lines) != len(frame):  # a CSV dialect the csv module reads differently from pandas
         lines = np.arange(len(frame)) + 2
     return frame, lines
 
 
-def _rows(mask: np.ndarray, lines: np.ndarray | None) -> str:
+def _rows(mask: np.ndarray, lines: np.ndarray | None, verb: tuple[str, str] = ("are", "is")) -> str:
+    """'lines 3, 5 and 9 more are' / 'line 3 is' (file lines for a CSV, row positions for a frame)."""
     rows = np.flatnonzero(mask)
     shown = ", ".join(str(lines[r]) if lines is not None else str(r) for r in rows[:_MAX_LISTED_ROWS])
     more = f" and {len(rows) - _MAX_LISTED_ROWS} more" if len(rows) > _MAX_LISTED_ROWS else ""
-    what = "lines" if lines is not None else "rows"
-    return f"{what} {shown}{more}"
+    what = "line" if lines is not None else "row"
+    if len(rows) == 1:
+        return f"{what} {shown} {verb[1]}"
+    return f"{what}s {shown}{more} {verb[0]}"
 
 
 def _map_columns(frame: pd.DataFrame, wanted: Sequence[str], columns: Mapping[str, str],
@@ -188,18 +241,28 @@ def _map_columns(frame: pd.DataFrame, wanted: Sequence[str], columns: Mapping[st
     return mapped, ambiguous
 
 
+def _number_hint(example: Any) -> str:
+    text = str(example).strip()
+    if re.fullmatch(r"[+-]?\d{1,3}([,' ]\d{3})+(\.\d*)?", text):
+        return " (a thousands separator?)"
+    if re.fullmatch(r"[+-]?\d+,\d+", text):
+        return " (a decimal comma? write a decimal point)"
+    return ""
+
+
 def _numeric(frame: pd.DataFrame, src: str, canonical: str, line_offset: int) -> np.ndarray:
     raw = frame[src]
     values = pd.to_numeric(raw, errors="coerce")
     bad = values.isna() & raw.notna()
     if bad.any():
         example = raw[bad].iloc[0]
-        raise DataError(f"column '{src}' ({canonical}): {_rows(bad.to_numpy(), line_offset)} are not numbers "
-                        f"(e.g. {example!r}); give plain numbers in {UNITS.get(canonical, 'the stated unit')}")
+        raise DataError(f"column '{src}' ({canonical}): {_rows(bad.to_numpy(), line_offset)} not numeric "
+                        f"(e.g. {example!r}){_number_hint(example)}; give plain numbers in "
+                        f"{UNITS.get(canonical, 'the stated unit')}")
     arr = values.to_numpy(dtype=float)
     missing = ~np.isfinite(arr)
     if missing.any():
-        raise DataError(f"column '{src}' ({canonical}): {_rows(missing, line_offset)} are missing, NaN or "
+        raise DataError(f"column '{src}' ({canonical}): {_rows(missing, line_offset)} missing, NaN or "
                         "infinite; every run needs a finite value")
     return arr
 
@@ -231,6 +294,26 @@ def derive_inputs(law: Law, values: Mapping[str, np.ndarray], flops_per_param_to
     return out, derived
 
 
+DERIVING = ("N", "D", "C", "M", "U", "epochs", "n_layer", "d_model", "l_seq")
+
+
+def readable_columns(law: Law) -> tuple[list[str], list[str]]:
+    """The canonical names ``law`` reads: its inputs and target, and the columns they may be derived from."""
+    wanted = [*law.inputs, law.target]
+    return wanted, [c for c in DERIVING if c not in wanted]
+
+
+def check_column_names(law: Law, columns: Mapping[str, str]) -> None:
+    """Refuse a mapping for a canonical name the law does not read (a typo such as 'lss' would be ignored)."""
+    wanted, extra = readable_columns(law)
+    for canonical, src in columns.items():
+        if canonical not in wanted and canonical not in extra:
+            raise DataError(f"column mapping {canonical}={src}: '{canonical}' is not a name law '{law.name}' reads; "
+                            f"it reads {', '.join(wanted)} (or derives them from {', '.join(extra)})")
+        if not isinstance(src, str) or not src.strip():
+            raise DataError(f"column mapping {canonical}={src!r}: give the name of a column of the table")
+
+
 def load_runs(
     source: pd.DataFrame | str | os.PathLike | Runs,
     law: Law | str,
@@ -247,9 +330,15 @@ def load_runs(
         source = source.frame
     frame, line_offset = read_table(source)
     columns = dict(columns or {})
-    wanted = [*law.inputs, law.target]
-    extra = [c for c in ("N", "D", "C", "M", "U", "epochs", "n_layer", "d_model", "l_seq") if c not in wanted]
+    wanted, extra = readable_columns(law)
+    check_column_names(law, columns)
     mapped, ambiguous = _map_columns(frame, wanted, columns, extra)
+    sources: dict[str, str] = {}
+    for name in [*wanted, *extra]:
+        if name in mapped and mapped[name] in sources and (name in columns or sources[mapped[name]] in columns):
+            raise DataError(f"column '{mapped[name]}' would be read as both {sources[mapped[name]]} and {name}; "
+                            "map each canonical name to its own column")
+        sources.setdefault(mapped.get(name, ""), name)
     values: dict[str, np.ndarray] = {}
 
     def have(name: str) -> bool:
@@ -274,8 +363,8 @@ def load_runs(
             bad = ~np.isfinite(values[col]) | (values[col] <= 0)
             if bad.any():
                 sources = " and ".join(f"'{mapped.get(n, n)}' ({n})" for n in needs)
-                raise DataError(f"{col} derived as {text} from {sources}: {_rows(bad, line_offset)} give a {col} "
-                                f"that is not a finite number > 0; check the units of those columns")
+                raise DataError(f"{col} derived as {text} from {sources}: {_rows(bad, line_offset, ('give', 'gives'))} "
+                                f"a {col} that is not a finite number > 0; check the units of those columns")
             derived[col] = text
 
     missing = [c for c in wanted if not have(c)]
@@ -303,9 +392,9 @@ def _check_ranges(values: Mapping[str, np.ndarray], names, mapped: Mapping[str, 
             check, rule = RANGE_RULES[name]
             bad = ~check(values[name])
             if bad.any():
-                raise DataError(f"column '{src}' ({name}): {_rows(bad, line_offset)} are out of range; {name} {rule}")
+                raise DataError(f"column '{src}' ({name}): {_rows(bad, line_offset)} out of range; {name} {rule}")
             continue
         bad = ~(values[name] > 0)
         if bad.any():
-            raise DataError(f"column '{src}' ({name}): {_rows(bad, line_offset)} are zero or negative; "
+            raise DataError(f"column '{src}' ({name}): {_rows(bad, line_offset)} zero or negative; "
                             f"{name} must be > 0 (the law takes logs and powers of it)")

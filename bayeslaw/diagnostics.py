@@ -13,9 +13,8 @@ that separate them).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
-import arviz as az
 import numpy as np
 import xarray as xr
 
@@ -102,10 +101,28 @@ class Diagnostics:
 
     @classmethod
     def from_dict(cls, raw: Mapping) -> Diagnostics:
+        """The inverse of ``to_dict``; a field of the wrong type raises ValueError naming it."""
         raw = dict(raw)
-        raw["slowest"] = tuple(raw.get("slowest", ()))
-        raw["ridge"] = tuple((str(a), str(b), float(r)) for a, b, r in raw.get("ridge", ()))
-        return cls(**raw)
+        unknown = sorted(set(raw) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown field '{unknown[0]}'")
+
+        def number(key: str, whole: bool = False) -> float | int:
+            value = raw[key]
+            if isinstance(value, bool) or not isinstance(value, int if whole else int | float):
+                raise ValueError(f"{key} must be a {'whole ' if whole else ''}number, got {value!r}")
+            return int(value) if whole else float(value)
+
+        slowest, ridge = raw.get("slowest", ()), raw.get("ridge", ())
+        if not isinstance(slowest, list | tuple) or not all(isinstance(n, str) for n in slowest):
+            raise ValueError("slowest must be a list of parameter names")
+        if not isinstance(ridge, list | tuple) or not all(
+                isinstance(r, list | tuple) and len(r) == 3 and isinstance(r[0], str) and isinstance(r[1], str)
+                and isinstance(r[2], int | float) and not isinstance(r[2], bool) for r in ridge):
+            raise ValueError("ridge must be a list of [name, name, correlation]")
+        return cls(number("max_rhat"), number("min_ess_bulk"), number("min_ess_tail"), number("divergences", True),
+                   number("treedepth_fraction"), number("chains", True), number("draws", True), tuple(slowest),
+                   tuple((a, b, float(r)) for a, b, r in ridge))
 
     def __str__(self) -> str:
         head = (f"R-hat max {self.max_rhat:.3f}, ESS bulk min {self.min_ess_bulk:.0f}, tail min "
@@ -144,6 +161,8 @@ def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset, var_names: list[st
              supports: Mapping[str, str] | None = None) -> Diagnostics:
     """Worst R-hat and ESS over ``var_names``, the sampler's divergences and tree depth hits, and, when a
     check fails, the parameters behind it (``supports``: each law parameter's support, for the ridge)."""
+    import arviz as az
+
     sampled = posterior[var_names]
     rhat = az.rhat(sampled)
     ess_bulk = az.ess(sampled, method="bulk")

@@ -95,14 +95,11 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import linalg, optimize, stats
-from scipy.special import logsumexp
-from threadpoolctl import threadpool_limits
 
 from bayeslaw.errors import BayeslawError
 
@@ -243,13 +240,56 @@ class Discrepancy:
         if not text:
             return None
         raw = json.loads(text)
+
+        def number(value: Any, what: str, whole: bool = False) -> Any:
+            if isinstance(value, bool) or not isinstance(value, int if whole else int | float):
+                raise ValueError(f"{what} must be a {'whole ' if whole else ''}number, got {str(value)[:40]}")
+            return value if whole else float(value)
+
         stored = raw.get("draws", raw.get("modes", []))  # "modes": fits saved before hyperparameter draws
-        sets = tuple((float(w), float(e), tuple(ls), float(n)) for w, e, ls, n in stored)
+        sets = tuple((number(w, "a draw's weight"), number(e, "a draw's eta"), tuple(ls), number(n, "a draw's nugget"))
+                     for w, e, ls, n in stored)
         return cls(raw["kind"], *(tuple(raw[k]) for k in ("inputs", "log", "centre", "halfwidth")),
-                   float(raw["eta"]), tuple(raw["ells"]), float(raw["nugget"]), sets,
-                   tuple(float(w) for w in raw.get("weights", [])), raw.get("transform", "inputs"),
-                   float(raw.get("cap", 0.0)), raw.get("noise", "law"), int(raw.get("capped", 0)),
-                   int(raw.get("n_runs", 0)), float(raw.get("ess", 0.0)), raw.get("covariance", "se"))
+                   number(raw["eta"], "eta"), tuple(raw["ells"]), number(raw["nugget"], "nugget"), sets,
+                   tuple(number(w, "a weight") for w in raw.get("weights", [])), raw.get("transform", "inputs"),
+                   number(raw.get("cap", 0.0), "cap"), raw.get("noise", "law"),
+                   number(raw.get("capped", 0), "capped", whole=True),
+                   number(raw.get("n_runs", 0), "n_runs", whole=True), number(raw.get("ess", 0.0), "ess"),
+                   raw.get("covariance", "se"))
+
+    def validate(self, inputs: Sequence[str]) -> None:
+        """Raise ValueError naming the field when a stored discrepancy does not fit a law with ``inputs``."""
+        def numbers(values: Any, what: str, n: int | None, positive: bool = False) -> None:
+            ok = isinstance(values, tuple) and (n is None or len(values) == n) and all(
+                isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
+                and (v > 0 if positive else True) for v in values)
+            if not ok:
+                size = f"{n} " if n is not None else ""
+                raise ValueError(f"{what} must be {size}finite{' positive' if positive else ''} numbers")
+
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.inputs != tuple(inputs):
+            raise ValueError(f"inputs must be the law's ({', '.join(inputs)}), got {self.inputs!r}")
+        d = len(self.coordinates)
+        if len(self.log) != d or not all(isinstance(v, bool) for v in self.log):
+            raise ValueError(f"log must be {d} true/false values")
+        numbers(self.centre, "centre", d)
+        numbers(self.halfwidth, "halfwidth", d, positive=True)
+        numbers(self.ells, "ells", d, positive=True)
+        numbers((self.eta, self.nugget), "eta and nugget", 2, positive=True)
+        for i, (w, eta, ells, nugget) in enumerate(self.draws):
+            numbers((w, eta, nugget), f"draws[{i}] weight, eta and nugget", 3)
+            numbers(ells, f"draws[{i}] length scales", d, positive=True)
+            if w < 0 or eta <= 0 or nugget <= 0:
+                raise ValueError(f"draws[{i}] needs a weight >= 0 and eta, nugget > 0")
+        if self.draws and not sum(w for w, *_ in self.draws) > 0:
+            raise ValueError("the hyperparameter draws' weights must not all be 0")
+        if self.weights:
+            numbers(self.weights, "weights", self.n_runs, positive=True)
+        numbers((self.cap, self.ess), "cap and ess", 2)
+        if self.cap < 0 or not 0 <= self.capped <= self.n_runs:
+            raise ValueError("cap must be >= 0 and capped between 0 and n_runs")
 
     def hyperparameters(self) -> tuple[HyperSet, ...]:
         """(weight, eta, ells, nugget) of each hyperparameter set; the mode alone when there are no draws."""
@@ -347,6 +387,8 @@ class _HyperPosterior:
         self.r, self.inverse_w, self.covariance = r, 1.0 / weights, covariance
 
     def __call__(self, u: np.ndarray, gradient: bool = True):
+        from scipy import linalg
+
         eta, log_ells, s = np.exp(u[0]), u[1:-1], np.exp(u[-1])
         scaled = self.sq / np.exp(2 * log_ells)[:, None, None]
         base, slope = correlation(self.covariance, scaled.sum(axis=0))
@@ -392,6 +434,8 @@ def _bounds(d: int) -> list[tuple[float, float]]:
 
 def _modes(f: _HyperPosterior, d: int, spread: float) -> list[tuple[float, np.ndarray]]:
     """Local minima of -log p from a grid of starting length scales, best first, duplicates removed."""
+    from scipy import optimize
+
     grid = itertools.product(*[START_ELLS] * d) if d <= 2 else [(e,) * d for e in START_ELLS]
     found: list[tuple[float, np.ndarray]] = []
     for ells0 in grid:  # the posterior can be multimodal in the length scales: start from a grid
@@ -408,6 +452,9 @@ def _sample(f: _HyperPosterior, modes: list[tuple[float, np.ndarray]], rng: np.r
     """Importance sampling from a mixture of multivariate t around the modes (scale: inverse Hessian),
     each mode weighted by its Laplace evidence; systematic resampling to ``n_sets`` equally weighted
     draws, duplicates merged. Returns (weight, u) sets and the importance weights' effective sample size."""
+    from scipy import stats
+    from scipy.special import logsumexp
+
     centres = [u for _, u in modes]
     covs = [_proposal_covariance(_hessian(f, u)) for u in centres]
     log_mix = np.array([-v + 0.5 * np.linalg.slogdet(c)[1] for (v, _), c in zip(modes, covs, strict=True)])
@@ -446,6 +493,8 @@ def estimate(kind: str, inputs: Mapping[str, np.ndarray], residuals: np.ndarray,
     posterior (``HYPERPARAMETERS``) are stored in the result. ``likelihood``, ``sigma`` and ``nu`` (the law's
     noise, posterior medians) are needed only by the measured alternative ``ROBUST = "weights"``.
     """
+    from threadpoolctl import threadpool_limits
+
     kind = check_kind(kind)
     if kind is None:
         raise BayeslawError("estimate needs a discrepancy kind, e.g. 'gp'")
@@ -491,6 +540,8 @@ def estimate(kind: str, inputs: Mapping[str, np.ndarray], residuals: np.ndarray,
 
 def _cholesky(cov: np.ndarray, eta: float) -> np.ndarray:
     """Lower Cholesky factor, with jitter growing from 1e-12 until it succeeds (repeated runs, tiny nugget)."""
+    from scipy import linalg
+
     jitter = 1e-12
     while True:
         try:
@@ -508,16 +559,24 @@ class Conditional:
     so the predictive averages over the hyperparameters' posterior.
     """
 
-    def __init__(self, spec: Discrepancy, inputs: Mapping[str, np.ndarray], residuals: np.ndarray, seed: int = 0):
-        """``residuals``: (n, S), log target minus the law's log mean on each of S flattened draws."""
+    def __init__(self, spec: Discrepancy, inputs: Mapping[str, np.ndarray],
+                 residuals: np.ndarray | Callable[[np.ndarray], np.ndarray], seed: int = 0):
+        """``residuals``: (n, S), log target minus the law's log mean on each of S flattened draws; or a function
+        of the indices of the runs conditioned on (at most ``MAX_CONDITION_RUNS``) that returns their rows, so
+        that a large table never needs all n x S residuals in memory."""
+        from scipy import linalg
+        from threadpoolctl import threadpool_limits
+
         z = spec.standardise(inputs)
         weights = np.asarray(spec.weights, dtype=float) if spec.weights else np.ones(len(z))
         if len(weights) != len(z):
             raise BayeslawError(f"the discrepancy holds weights for {len(weights)} runs, given {len(z)} runs")
         rng = np.random.default_rng(seed)
+        keep = np.arange(len(z))
         if len(z) > MAX_CONDITION_RUNS:
             keep = np.sort(rng.choice(len(z), MAX_CONDITION_RUNS, replace=False))
-            z, residuals, weights = z[keep], residuals[keep], weights[keep]
+            z, weights = z[keep], weights[keep]
+        residuals = residuals(keep) if callable(residuals) else np.asarray(residuals)[keep]
         if spec.cap > 0:
             residuals = np.clip(residuals, -spec.cap, spec.cap)
         self.spec, self.z, self.n_draws = spec, z, residuals.shape[1]
@@ -540,6 +599,8 @@ class Conditional:
 
     def evaluate(self, values: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """Conditional mean and variance of delta, both (..., S), at points broadcast to (..., S or 1)."""
+        from threadpoolctl import threadpool_limits
+
         z = self.spec.standardise(values)
         shape = z.shape[:-1]
         per_draw = bool(shape) and shape[-1] != 1

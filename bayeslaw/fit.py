@@ -8,9 +8,8 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -19,12 +18,24 @@ from bayeslaw.data import Runs, load_runs
 from bayeslaw.diagnostics import Diagnostics, diagnose
 from bayeslaw.discrepancy import Discrepancy, check_kind, estimate
 from bayeslaw.errors import BayeslawError, ConvergenceWarning, FitFileError
-from bayeslaw.files import atomic_write
+from bayeslaw.files import check_writable, write_bytes_atomic
 from bayeslaw.fixed import Fixing, resolve_fixed
 from bayeslaw.laws import Law, get_law
-from bayeslaw.model import build_model, data_pivots, log_likelihood, model_priors, parameters_from_draws
+from bayeslaw.model import (
+    LIKELIHOODS,
+    build_model,
+    data_pivots,
+    log_likelihood,
+    model_priors,
+    parameters_from_draws,
+)
 from bayeslaw.priors import Prior
-from bayeslaw.sampling import SAMPLERS, sample_nutpie, sample_pymc
+
+if TYPE_CHECKING:  # arviz is imported where it is used: it takes 2 s, more than a command that does not fit
+    import arviz as az
+
+
+SAMPLERS = ("nutpie", "pymc")  # the NUTS backends of bayeslaw.sampling
 
 
 @dataclass
@@ -33,7 +44,8 @@ class Fit:
 
     ``idata`` has groups posterior (sampled coordinates, the published parameters and derived
     quantities), log_likelihood, observed_data, constant_data and sample_stats, with dims
-    ``chain``, ``draw`` and ``run``.
+    ``chain``, ``draw`` and ``run``. The pointwise log_likelihood is left out when chains x draws x runs
+    exceeds ``MAX_POINTWISE_VALUES``; ``info["notes"]`` then says so.
     """
 
     law: Law
@@ -72,6 +84,8 @@ class Fit:
         names = var_names or self.parameter_names
         constant = [n for n in names if float(np.ptp(self.posterior[n].values)) == 0.0]
         varying = [n for n in names if n not in constant]
+        import arviz as az
+
         table = az.summary(self.idata, var_names=varying, hdi_prob=hdi_prob, stat_funcs={"median": np.median},
                            extend=True, round_to="none") if varying else pd.DataFrame()
         for name in constant:
@@ -127,6 +141,8 @@ def fit(
     ``fit.info["attempts"]`` records both. A fit that still fails warns with a ConvergenceWarning naming the
     parameters and the remedies.
     """
+    from bayeslaw.sampling import sample_nutpie, sample_pymc
+
     law = get_law(law)
     runs = data if isinstance(data, Runs) and data.law is law else load_runs(data, law, columns)
     discrepancy = check_kind(discrepancy)
@@ -168,11 +184,16 @@ def fit(
             "sample_seconds": sum(a["sample_seconds"] for a in attempts), "attempts": attempts,
             "fixed": dict(fixing.values), "prior_from": prior_from,
             "priors_given": {k: Prior.parse(v, k).to_dict() for k, v in (priors or {}).items()}}
+    values = posterior.sizes["chain"] * posterior.sizes["draw"] * len(runs)
+    if values > MAX_POINTWISE_VALUES:
+        info["notes"] = [f"pointwise log-likelihood not stored: {posterior.sizes['chain']} chains x "
+                         f"{posterior.sizes['draw']} draws x {len(runs)} runs would take {values * 8 / 1e9:.3g} GB "
+                         f"(the limit is {MAX_POINTWISE_VALUES * 8 / 1e9:.3g} GB); PSIS-LOO (compare) needs it: "
+                         "fewer draws or runs"]
     idata = assemble(runs, resolved, likelihood, posterior, stats, diagnostics, info)
     spec = None
     if discrepancy is not None:  # modular: from the residuals of the sampled law (bayeslaw.discrepancy)
-        mean = law.function({n: idata.posterior[n].values.reshape(-1, 1) for n in law.published}, runs.inputs, np)
-        residuals = np.log(runs.target) - np.median(np.log(mean), axis=0)
+        residuals = np.log(runs.target) - median_log_mean(law, idata.posterior, runs.inputs)
         spec = estimate(discrepancy, runs.inputs, residuals, seed=seed)
         idata.posterior.attrs["discrepancy"] = spec.to_json()
     result = Fit(law, runs, idata, resolved, likelihood, diagnostics, info, spec)
@@ -180,6 +201,33 @@ def fit(
         warnings.warn(f"the {law.name} fit did not converge{' after a second, longer attempt' if retry else ''}:\n"
                       + "\n".join(diagnostics.problems), ConvergenceWarning, stacklevel=2)
     return result
+
+
+MAX_POINTWISE_VALUES = 25_000_000  # chains x draws x runs of the stored pointwise log-likelihood (200 MB)
+BLOCK_VALUES = 2_000_000  # draws x runs evaluated at once when computing per-run quantities (16 MB a block)
+MEDIAN_DRAWS = 4000  # the median over draws of the law at each run uses at most this many draws
+
+
+def run_blocks(n_runs: int, n_draws: int) -> list[slice]:
+    """Slices of runs such that a block of draws x runs stays near ``BLOCK_VALUES`` values."""
+    size = max(1, BLOCK_VALUES // max(n_draws, 1))
+    return [slice(start, start + size) for start in range(0, n_runs, size)]
+
+
+def median_log_mean(law: Law, posterior: xr.Dataset, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The median over posterior draws of log f(theta; x_i) at each run, in blocks of runs (bounded memory);
+    with more than ``MEDIAN_DRAWS`` draws and a large table, over evenly thinned draws."""
+    flat = {n: posterior[n].values.reshape(-1, 1) for n in law.published}
+    n_draws = len(next(iter(flat.values())))
+    n_runs = len(next(iter(inputs.values())))
+    if n_draws > MEDIAN_DRAWS and n_draws * n_runs > 50 * BLOCK_VALUES:
+        keep = np.linspace(0, n_draws - 1, MEDIAN_DRAWS).round().astype(int)
+        flat, n_draws = {n: v[keep] for n, v in flat.items()}, MEDIAN_DRAWS
+    out = np.empty(n_runs)
+    for block in run_blocks(n_runs, n_draws):
+        mean = law.function(flat, {k: np.asarray(v)[block] for k, v in inputs.items()}, np)
+        out[block] = np.median(np.log(mean), axis=0)
+    return out
 
 
 RETRY_LENGTH = 4  # the second attempt's chains are this many times longer, thinned back to ``draws``
@@ -243,7 +291,11 @@ def assemble(runs: Runs, priors: Mapping[str, Prior], likelihood: str, posterior
     inputs = {k: xr.DataArray(v, dims="run", coords={"run": run}) for k, v in runs.inputs.items()}
     obs_name = f"log_{law.target}"
     log_target = xr.DataArray(np.log(runs.target), dims="run", coords={"run": run})
-    loglik = log_likelihood(law, likelihood, posterior, inputs, log_target)
+    stored = posterior.sizes["chain"] * posterior.sizes["draw"] * len(runs) <= MAX_POINTWISE_VALUES
+    if stored:
+        blocks = run_blocks(len(runs), posterior.sizes["chain"] * posterior.sizes["draw"])
+        loglik = xr.concat([log_likelihood(law, likelihood, posterior, {k: v[b] for k, v in inputs.items()},
+                                           log_target[b]) for b in blocks], dim="run")
     constant = xr.Dataset({**inputs, law.target: xr.DataArray(runs.target, dims="run", coords={"run": run}),
                            **{f"pivot_{k}": v for k, v in pivots.items()}})
     attrs = {
@@ -258,46 +310,199 @@ def assemble(runs: Runs, priors: Mapping[str, Prior], likelihood: str, posterior
         "info": json.dumps(dict(info)),
         "discrepancy": "",
     }
-    idata = az.InferenceData(
-        posterior=posterior.assign_attrs(attrs),
-        log_likelihood=xr.Dataset({obs_name: loglik}),
-        sample_stats=stats,
-        observed_data=xr.Dataset({obs_name: log_target}),
-        constant_data=constant,
-    )
-    return idata
+    groups = {"posterior": posterior.assign_attrs(attrs)}
+    if stored:
+        groups["log_likelihood"] = xr.Dataset({obs_name: loglik})
+    import arviz as az
+
+    return az.InferenceData(**groups, sample_stats=stats, observed_data=xr.Dataset({obs_name: log_target}),
+                            constant_data=constant)
+
+
+def netcdf_bytes(idata: az.InferenceData) -> bytes:
+    """The NetCDF (HDF5) file of ``idata``, as ``InferenceData.to_netcdf`` writes it, built in memory: a full
+    disk then fails in a plain write of these bytes, not inside HDF5 (which crashed the process at exit)."""
+    import io
+
+    import h5py
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w"):
+        pass
+    if idata.attrs:
+        xr.Dataset(attrs=idata.attrs).to_netcdf(buffer, mode="a", engine="h5netcdf", group="/")
+    for group in idata.groups():
+        data = idata[group]
+        encoding = {name: {"zlib": True} for name, values in data.variables.items() if values.dtype.kind in "biufc"}
+        data.to_netcdf(buffer, mode="a", group=f"/{group}", engine="h5netcdf", encoding=encoding)
+    return buffer.getvalue()
 
 
 def save(result: Fit, path: str | os.PathLike) -> Path:
     """Write ``result`` to NetCDF at ``path`` through a temporary file and an atomic rename."""
-    return atomic_write(path, result.idata.to_netcdf, FitFileError)
+    check_writable(path, FitFileError)
+    return write_bytes_atomic(path, netcdf_bytes(result.idata), FitFileError)
 
 
 def load(path: str | os.PathLike, law: Law | str | None = None) -> Fit:
-    """Read a fit saved by :func:`save`. With ``law``, refuse a file that holds another law."""
+    """Read a fit saved by :func:`save`. With ``law``, refuse a file that holds another law.
+
+    Every stored attribute is checked on loading: a damaged one raises FitFileError naming it."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise FitFileError(f"{path}: is a directory, not a fit file")
+    if not path.exists():
         raise FitFileError(f"{path}: no such file")
+    import arviz as az
+
     try:
         idata = az.from_netcdf(path)
         attrs = dict(idata.posterior.attrs)
         stored_name = attrs["law"]
-    except (OSError, ValueError, KeyError, AttributeError) as err:
+        const = idata.constant_data
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as err:
         raise FitFileError(f"{path}: not a bayeslaw fit file ({type(err).__name__}: {err})") from None
+    read = _AttributeReader(path, attrs)
+    stored_name = read("law", lambda v: get_law(v).name if isinstance(v, str) else _bad("a law name"))
     if law is not None and get_law(law).name != stored_name:
         raise FitFileError(f"{path} holds a fit of law '{stored_name}', not '{get_law(law).name}'")
     current = get_law(stored_name)
-    if json.dumps(current.spec(), sort_keys=True) != attrs["law_spec"]:
-        raise FitFileError(f"{path}: law '{stored_name}' has changed since this fit was saved with bayeslaw "
-                           f"{attrs['bayeslaw_version']}; refit it")
-    const = idata.constant_data
-    frame = pd.DataFrame({name: const[name].values for name in (*current.inputs, current.target)})
+    spec = read("law_spec", lambda v: json.loads(v) if isinstance(v, str) else _bad("JSON text"))
+    if json.dumps(current.spec(), sort_keys=True) != json.dumps(spec, sort_keys=True):
+        raise FitFileError(f"{path}: attribute 'law_spec' differs from law '{stored_name}': the law has changed since "
+                           f"this fit was saved with bayeslaw {str(attrs.get('bayeslaw_version', '?'))[:20]} (or the "
+                           "file was edited); refit it")
+    likelihood = read("likelihood", lambda v: v if v in LIKELIHOODS else _bad(f"one of {', '.join(LIKELIHOODS)}"))
+    try:
+        frame = pd.DataFrame({name: np.asarray(const[name].values, dtype=float)
+                              for name in (*current.inputs, current.target)})
+    except (KeyError, ValueError, TypeError) as err:
+        raise FitFileError(f"{path}: the stored runs are damaged ({type(err).__name__}: {err})") from None
     frame.index.name = "run"
-    notes = json.loads(attrs["data_notes"])
+    notes = read("data_notes", _data_notes)
     runs = Runs(frame, current, notes["mapped"], notes["derived"])
-    if runs.digest() != attrs["data_sha256"]:
-        raise FitFileError(f"{path}: the runs stored in the file do not match their recorded hash")
-    priors = {k: Prior.parse(v, k) for k, v in json.loads(attrs["priors"]).items()}
-    diagnostics = Diagnostics.from_dict(json.loads(attrs["diagnostics"]))
-    return Fit(current, runs, idata, priors, attrs["likelihood"], diagnostics, json.loads(attrs["info"]),
-               Discrepancy.from_json(attrs.get("discrepancy", "")))
+    if runs.digest() != attrs.get("data_sha256"):
+        raise FitFileError(f"{path}: the runs stored in the file do not match their recorded hash (attribute "
+                           "'data_sha256'); the file was edited or damaged")
+    known = (*current.params, "sigma", "nu")
+    priors = read("priors", lambda v: _priors(v, known))
+    diagnostics = read("diagnostics", lambda v: Diagnostics.from_dict(_json_object(v)))
+    info = read("info", _info)
+    spec = read("discrepancy", lambda v: _discrepancy(v, current))
+    return Fit(current, runs, idata, priors, likelihood, diagnostics, info, spec)
+
+
+class _Damaged(ValueError):
+    pass
+
+
+def _bad(rule: str):
+    """Raise: 'FIELD: what it must be' reads 'FIELD must be ...'; a bare rule 'must be ...'."""
+    field, sep, rest = rule.partition(": ")
+    raise _Damaged(f"{field} must be {rest}" if sep and " " not in field else f"must be {rule}")
+
+
+class _AttributeReader:
+    """Parse one stored attribute, turning any failure into a FitFileError that names it."""
+
+    def __init__(self, path: Path, attrs: Mapping[str, Any]) -> None:
+        self.path, self.attrs = path, attrs
+
+    def __call__(self, name: str, parse):
+        if name not in self.attrs:
+            raise FitFileError(f"{self.path}: attribute '{name}' is missing; not a complete bayeslaw fit file")
+        try:
+            return parse(self.attrs[name])
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError, BayeslawError) as err:
+            why = str(err).splitlines()[0] if str(err) else type(err).__name__
+            if isinstance(err, json.JSONDecodeError):
+                why = f"not JSON ({err.msg} at character {err.pos})"
+            elif isinstance(err, KeyError):
+                why = f"misses {err}"
+            raise FitFileError(f"{self.path}: attribute '{name}' is damaged: {why}") from None
+
+
+def _json_object(value: Any) -> dict:
+    if not isinstance(value, str):
+        _bad("JSON text")
+    raw = json.loads(value)
+    return raw if isinstance(raw, dict) else _bad("a JSON object")
+
+
+def _str_map(value: Any, what: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        _bad(f"{what}: an object of names to text")
+    return value
+
+
+def _data_notes(value: Any) -> dict[str, dict[str, str]]:
+    raw = _json_object(value)
+    return {"mapped": _str_map(raw["mapped"], "'mapped'"), "derived": _str_map(raw["derived"], "'derived'")}
+
+
+def _priors(value: Any, known: tuple[str, ...]) -> dict[str, Prior]:
+    raw = _json_object(value)
+    unknown = [k for k in raw if k not in known]
+    if unknown:
+        _bad(f"priors of the law's parameters ({', '.join(known)}); found '{unknown[0]}'")
+    return {k: Prior.parse(v if isinstance(v, dict) else _bad(f"a prior object for '{k}'"), k) for k, v in raw.items()}
+
+
+def _number(value: Any, what: str, whole: bool = False) -> None:
+    kinds = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        _bad(f"{what}: a {'whole ' if whole else ''}number, got {value!r}")
+
+
+def _info(value: Any) -> dict[str, Any]:
+    """The sampler's record: the fields that are read back are checked (older files may lack some)."""
+    info = _json_object(value)
+    for key in ("seed", "tune"):
+        if info.get(key) is not None:
+            _number(info[key], key, whole=True)
+            if not 0 <= info[key] <= MAX_SEED:
+                _bad(f"{key}: a whole number from 0 to {MAX_SEED}, got {info[key]}")
+    for key in ("target_accept", "compile_seconds", "sample_seconds"):
+        if info.get(key) is not None:
+            _number(info[key], key)
+    if info.get("target_accept") is not None and not 0 < info["target_accept"] < 1:
+        _bad(f"target_accept: a number in (0, 1), got {info['target_accept']}")
+    if info.get("sampler") is not None and info["sampler"] not in SAMPLERS:
+        _bad(f"sampler: one of {', '.join(SAMPLERS)}")
+    if info.get("prior_from") not in (None, "literature"):
+        _bad("prior_from: null or 'literature'")
+    if not isinstance(info.get("retry", False), bool):
+        _bad("retry: true or false")
+    if not isinstance(info.get("fixed") or {}, dict):
+        _bad("fixed: an object of parameter values")
+    for name, v in (info.get("fixed") or {}).items():
+        _number(v, f"fixed.{name}")
+    given = info.get("priors_given") or {}
+    if not isinstance(given, dict):
+        _bad("priors_given: an object of priors")
+    for name, spec in given.items():
+        Prior.parse(spec if isinstance(spec, dict) else _bad(f"priors_given.{name}: a prior object"), name)
+    attempts = info.get("attempts") or []
+    if not isinstance(attempts, list) or not all(isinstance(a, dict) for a in attempts):
+        _bad("attempts: a list of objects")
+    for i, attempt in enumerate(attempts):
+        for key in ("tune", "draws", "thin"):
+            _number(attempt.get(key), f"attempts[{i}].{key}", whole=True)
+        _number(attempt.get("target_accept"), f"attempts[{i}].target_accept")
+        if not isinstance(attempt.get("converged"), bool):
+            _bad(f"attempts[{i}].converged: true or false")
+        Diagnostics.from_dict(attempt.get("diagnostics") if isinstance(attempt.get("diagnostics"), dict) else
+                              _bad(f"attempts[{i}].diagnostics: an object"))
+    notes = info.get("notes") or []
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        _bad("notes: a list of text")
+    return info
+
+
+def _discrepancy(value: Any, law: Law) -> Discrepancy | None:
+    if not isinstance(value, str):
+        _bad("JSON text or empty")
+    spec = Discrepancy.from_json(value)
+    if spec is not None:
+        spec.validate(law.inputs)
+    return spec

@@ -32,6 +32,7 @@ from scipy.special import logsumexp
 from bayeslaw.data import Runs, derive_inputs
 from bayeslaw.errors import BayeslawError
 from bayeslaw.posterior import as_posterior
+from bayeslaw.priors import short
 
 _OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 _PATTERN = re.compile(r"^\s*([A-Za-z_]\w*)\s*(>=|<=|>|<)\s*([0-9.eE+-]+)\s*$")
@@ -94,18 +95,20 @@ class Holdout:
             return spec
         match = _PATTERN.match(str(spec))
         if not match:
-            raise BayeslawError(f"cannot read holdout '{spec}'; write it as COLUMN>VALUE, e.g. 'C>1e21'")
+            raise BayeslawError(f"cannot read holdout '{short(spec)}'; write it as COLUMN>VALUE, e.g. 'C>1e21'")
         try:
             value = float(match.group(3))
         except ValueError:
             raise BayeslawError(f"holdout '{spec}': '{match.group(3)}' is not a number") from None
+        if not np.isfinite(value):
+            raise BayeslawError(f"holdout '{spec}': the threshold must be a finite number")
         return cls(match.group(1), match.group(2), value)
 
     def mask(self, runs: Runs) -> np.ndarray:
         """True for held-out runs; the column may be derived by the law's convention (C = 6 N D)."""
         values = columns_of(runs)
         if self.column not in values:
-            raise BayeslawError(f"holdout column '{self.column}' is not among the runs' columns "
+            raise BayeslawError(f"holdout column '{short(self.column)}' is not among the runs' columns "
                                 f"({', '.join(values)})")
         return _OPS[self.op](values[self.column], self.value)
 
@@ -119,8 +122,8 @@ class Holdout:
         return split_runs(runs, held)
 
     def __str__(self) -> str:
-        short = f"{self.value:g}"
-        return f"{self.column}{self.op}{short if float(short) == self.value else repr(self.value)}"
+        text = f"{self.value:g}"
+        return f"{self.column}{self.op}{text if float(text) == self.value else repr(self.value)}"
 
 
 def split_runs(runs: Runs, held: np.ndarray) -> tuple[Runs, Runs]:

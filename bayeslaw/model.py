@@ -10,11 +10,9 @@ sampled coordinates (log terms at the pivots, exponents, E). Inputs and pivots e
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 import xarray as xr
 
 from bayeslaw.data import Runs
@@ -22,6 +20,9 @@ from bayeslaw.fixed import Fixing
 from bayeslaw.laws import Law, pivots_of
 from bayeslaw.laws.base import Coordinates
 from bayeslaw.priors import Prior, Support, log_abs_jacobian, resolve_priors
+
+if TYPE_CHECKING:  # PyMC is imported where a model is built: 1.5 s that commands which do not fit need not pay
+    import pymc as pm
 
 LIKELIHOODS = ("student_t", "normal", "laplace")
 NOISE_DOC = {
@@ -75,6 +76,9 @@ def _parameters(law: Law, priors: Mapping[str, Prior], pivots: Mapping[str, Any]
     With coordinates u, the density is p(theta(u)) prod_k |d theta_k / d v_k| (|det dv/du| = 1 by the
     coordinates' contract; v_k: theta_k's log, logit or itself), added as a Potential.
     """
+    import pymc as pm
+    import pytensor.tensor as pt
+
     if coordinates is None:
         built = {name: priors[name].build(name) for name in law.params if name not in fixing.ties}
         return fixing.apply(built, pivots, pt)
@@ -112,6 +116,9 @@ def build_model(runs: Runs, priors: Mapping[str, Prior], likelihood: str = "stud
     ``False`` samples the parameters themselves (a model that can draw from its prior, e.g. for SMC).
     ``fixing`` ties parameters to fixed published values (``bayeslaw.fixed``).
     """
+    import pymc as pm
+    import pytensor.tensor as pt
+
     law = runs.law
     check_likelihood(likelihood)
     fixing = fixing or Fixing()

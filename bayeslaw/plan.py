@@ -140,6 +140,46 @@ def budget_array(budget: float | Sequence[float] | np.ndarray) -> xr.DataArray:
     return xr.DataArray(values, dims="budget", coords={"budget": values})
 
 
+def check_settings(flops_per_param_token: float, **caps: float | None) -> None:
+    """Refuse a k in C = k N D or a cap that is not a finite number > 0 (inf gave all-NaN plans)."""
+    for name, value in {"flops_per_param_token": flops_per_param_token, **caps}.items():
+        if value is None and name != "flops_per_param_token":
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise BayeslawError(f"{name} must be a number, got {value!r}") from None
+        if not (np.isfinite(number) and number > 0):
+            raise BayeslawError(f"{name} must be a finite number > 0, got {value}")
+
+
+def check_caps(budgets: np.ndarray, k: float, max_params: float | None, max_tokens: float | None) -> None:
+    """Refuse budgets no allocation can spend: N >= 1, D >= 1, N <= max_params, D <= max_tokens, C = k N D."""
+    values = np.atleast_1d(np.asarray(budgets, dtype=float))
+    small = values < k
+    if small.any():
+        raise BayeslawError(f"budget {values[small][0]:.3g} FLOPs is below C = {k:g} N D at N = D = 1; "
+                            "give a budget in FLOPs")
+    if max_params is None or max_tokens is None:
+        if max_tokens is not None and max_tokens < 1:
+            raise BayeslawError(f"the token cap {max_tokens:.3g} is below one token")
+        return
+    largest = k * max_params * max_tokens
+    over = values > largest
+    if over.any():
+        raise BayeslawError(f"budget {values[over][0]:.3g} FLOPs cannot be spent within the caps: N <= "
+                            f"{max_params:.3g} parameters and D <= {max_tokens:.3g} tokens allow at most C = {k:g} N D "
+                            f"= {largest:.3g} FLOPs; raise a cap or plan a smaller budget")
+
+
+def budget_extrapolation(post: LawPosterior, budgets: np.ndarray) -> np.ndarray | None:
+    """Decades each budget lies outside the fitted runs' compute (C given or C = k N D); None when unknown."""
+    from bayeslaw.predict import decades_outside
+
+    fitted = post.fitted_ranges.get("C")
+    return None if fitted is None else decades_outside(np.asarray(budgets, dtype=float), fitted)
+
+
 def plan(source: Any, budget: float | Sequence[float] | np.ndarray, *, flops_per_param_token: float = 6.0,
          max_params: float | None = None, max_tokens: float | None = None, method: str = "auto",
          unique_tokens: float | None = None) -> Plan:
@@ -153,16 +193,14 @@ def plan(source: Any, budget: float | Sequence[float] | np.ndarray, *, flops_per
     post: LawPosterior = as_posterior(source)
     law = post.law
     budgets = budget_array(budget)
-    for name, value in (("max_params", max_params), ("max_tokens", max_tokens), ("unique_tokens", unique_tokens)):
-        if value is not None and not value > 0:
-            raise BayeslawError(f"{name} must be > 0, got {value}")
-    if not flops_per_param_token > 0:
-        raise BayeslawError(f"flops_per_param_token must be > 0, got {flops_per_param_token}")
+    check_settings(flops_per_param_token, max_params=max_params, max_tokens=max_tokens, unique_tokens=unique_tokens)
     if law.target in ("M_opt", "D_opt"):
         return _deepseek_plan(post, budgets)
     constrained = "U" in law.inputs
     if unique_tokens is not None and not constrained:
         max_tokens = unique_tokens if max_tokens is None else min(max_tokens, unique_tokens)
+    require_allocation_inputs(law, "allocating a budget", unique_tokens)
+    check_caps(budgets.values, flops_per_param_token, max_params, max_tokens)
     n, d = optimal_allocation(law, post.params(), budgets, flops_per_param_token=flops_per_param_token,
                               max_params=max_params, max_tokens=max_tokens, method=method,
                               unique_tokens=unique_tokens)
@@ -182,8 +220,11 @@ def plan(source: Any, budget: float | Sequence[float] | np.ndarray, *, flops_per
     if max_tokens is not None:
         reason = " (no repetition: law '{law.name}' has no data-constrained term)" if not constrained else ""
         notes.append(f"D capped at {max_tokens:.3g} tokens{reason}")
-    if bool(draws["N_opt"].isnull().any()):
-        notes.append("some budgets cannot meet the constraints (NaN)")
+    beyond = budget_extrapolation(post, budgets.values)
+    if beyond is not None and (beyond > 0).any():
+        lo, hi = post.fitted_ranges["C"]
+        notes.append(f"budgets lie up to {beyond.max():.2g} decades outside the fitted runs' compute "
+                     f"({lo:.3g}-{hi:.3g} FLOPs): the plan extrapolates the law that far")
     if post.conditional is not None:
         notes.append(f"{law.target} includes the fit's model discrepancy ({post.discrepancy.describe()})")
     sources = post.uncertainty(noise=False)  # the planned loss is the expected loss: no run noise

@@ -299,4 +299,4 @@ def write_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 120) -> Pat
     fmt = FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
         raise BayeslawError(f"cannot write a figure to '{path}': use a .png or .svg file name")
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi))
+    return atomic_write(path, lambda buffer: fig.savefig(buffer, format=fmt, dpi=dpi))

@@ -127,8 +127,12 @@ class LawPosterior:
         law = self.law
         flat = {name: self.draws[name].values.reshape(-1, 1) for name in law.published}
         inputs = {name: self.fitted_runs[name] for name in law.inputs}
-        residuals = np.log(self.fitted_runs[law.target]) - np.log(law.function(flat, inputs, np))  # (S, n)
-        return Conditional(self.discrepancy, inputs, residuals.T)
+
+        def residuals(keep: np.ndarray) -> np.ndarray:  # (k, S) at the runs conditioned on only
+            at = {name: values[keep] for name, values in inputs.items()}
+            return (np.log(self.fitted_runs[law.target][keep]) - np.log(law.function(flat, at, np))).T
+
+        return Conditional(self.discrepancy, inputs, residuals)
 
     def discrepancy_function(self, seed: int | None = 0):
         """delta(values) on log(target) for flat draws: ``values`` maps each input to arrays broadcast to

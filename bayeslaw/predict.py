@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayeslaw.data import derive_inputs
+from bayeslaw.data import RANGE_RULES, derivation_rules, derive_inputs
 from bayeslaw.errors import BayeslawError
 from bayeslaw.posterior import LawPosterior, as_posterior
 
@@ -90,12 +90,26 @@ def predict(source: Any, *, seed: int | None = 0, flops_per_param_token: float |
     except ValueError as err:
         raise BayeslawError(f"inputs must be numbers or equal-length sequences ({err})") from None
     for name, values in arrays.items():
-        if not np.all(np.isfinite(values) & (values > 0)):
-            raise BayeslawError(f"input {name} must be finite and > 0, got {values.tolist()}")
-    values, _ = derive_inputs(law, arrays, flops_per_param_token)
+        check, rule = RANGE_RULES.get(name, (lambda v: v > 0, "must be > 0"))
+        if not np.all(np.isfinite(values) & check(values)):
+            phrase = rule.removeprefix("must ").removeprefix("be ")
+            raise BayeslawError(f"input {name} must be finite and {phrase}, got {values.tolist()[:8]}")
+    values, derived = derive_inputs(law, arrays, flops_per_param_token)
     missing = [x for x in law.inputs if x not in values]
     if missing:
         raise BayeslawError(f"law '{law.name}' needs {', '.join(law.inputs)}; missing {', '.join(missing)}")
+    rules = [(col, needs) for col, needs, _, text in derivation_rules(flops_per_param_token or law.compute_factor)
+             if derived.get(col) == text]
+    used = set(law.inputs)
+    for _ in rules:  # an input is used when the law takes it or it derives one that is used (C -> D, U -> epochs -> D)
+        used |= {n for col, needs in rules if col in used for n in needs}
+    unused = [name for name in inputs if name not in used]
+    if unused:
+        derivable = sorted({n for col, needs, _, _ in derivation_rules(law.compute_factor) if col in law.inputs
+                            and len(set(needs) - set(law.inputs)) == 1 for n in needs if n not in law.inputs})
+        how = f" (or {', '.join(derivable)} in place of one of them)" if derivable else ""
+        raise BayeslawError(f"input {unused[0]} is not used by law '{law.name}', which takes "
+                            f"{', '.join(law.inputs)}{how}; drop {unused[0]}")
     n_points = len(next(iter(values.values())))
     point = np.arange(n_points)
     points = pd.DataFrame({k: np.asarray(v, dtype=float) for k, v in values.items()})

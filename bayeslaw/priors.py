@@ -38,6 +38,12 @@ SUPPORT_BOUNDS: dict[str, tuple[float, float]] = {"real": (-math.inf, math.inf),
                                                   "unit": (0.0, 1.0)}
 
 
+def short(text: Any, width: int = 80) -> str:
+    """``text`` on one line, cut to ``width`` characters (a hostile string stays readable in an error)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= width else flat[:width - 3] + "..."
+
+
 @dataclass(frozen=True, eq=False)
 class Prior:
     """A named distribution with its arguments; validated on creation."""
@@ -48,8 +54,8 @@ class Prior:
     def __init__(self, dist: str, /, **kwargs: float) -> None:
         try:
             values = {k: float(v) for k, v in kwargs.items()}
-        except (TypeError, ValueError):
-            raise PriorError(f"arguments of {dist} must be numbers, got {kwargs}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise PriorError(f"arguments of {dist} must be numbers, got {str(kwargs)[:200]}") from None
         object.__setattr__(self, "dist", dist)
         object.__setattr__(self, "kwargs", MappingProxyType(values))  # read-only after validation
         self._check_arguments()
@@ -64,7 +70,7 @@ class Prior:
         where = f"prior for '{param}': " if param else ""
         if self.dist not in DISTRIBUTIONS:
             raise PriorError(
-                f"{where}unknown distribution '{self.dist}'; allowed: {', '.join(DISTRIBUTIONS)}"
+                f"{where}unknown distribution '{short(self.dist)}'; allowed: {', '.join(DISTRIBUTIONS)}"
             )
         required, optional, _ = DISTRIBUTIONS[self.dist]
         missing = [a for a in required if a not in self.kwargs]
@@ -133,9 +139,9 @@ class Prior:
                 if None in names or len(set(names)) != len(names):  # **spread or a repeated argument
                     raise ValueError
                 kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
-            except (SyntaxError, ValueError):
+            except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
                 raise PriorError(
-                    f"{where}cannot read '{spec}'; write it as Dist(arg=value, ...), "
+                    f"{where}cannot read '{short(spec)}'; write it as Dist(arg=value, ...), "
                     "e.g. 'LogNormal(mu=-1.2, sigma=0.7)'"
                 ) from None
             return cls._make(call.func.id, kwargs, where)
@@ -147,8 +153,11 @@ class Prior:
             return cls(dist, **{k: float(v) for k, v in kwargs.items()})
         except PriorError as err:
             raise PriorError(f"{where}{err}") from None
+        except OverflowError:
+            raise PriorError(f"{where}an argument of {dist} is too large for a number: "
+                             f"{', '.join(f'{k}={short(v, 24)}' for k, v in kwargs.items())}") from None
         except (TypeError, ValueError):
-            raise PriorError(f"{where}arguments of {dist} must be numbers, got {dict(kwargs)}") from None
+            raise PriorError(f"{where}arguments of {dist} must be numbers, got {str(dict(kwargs))[:200]}") from None
 
     def build(self, name: str):
         """Create the PyMC random variable (inside a model context)."""

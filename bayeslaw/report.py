@@ -21,7 +21,7 @@ import pandas as pd
 
 from bayeslaw import plots
 from bayeslaw.errors import BayeslawError
-from bayeslaw.files import atomic_write
+from bayeslaw.files import check_writable, write_bytes_atomic
 from bayeslaw.plan import plan
 from bayeslaw.posterior import as_posterior
 
@@ -144,11 +144,5 @@ def render(fit: Any, budgets: Sequence[float] | None = None) -> str:
 def report(fit: Any, path: str | os.PathLike, budgets: Sequence[float] | None = None) -> Path:
     """Write the self-contained HTML report of ``fit`` to ``path``, atomically. ``budgets`` (FLOPs) are
     planned and marked; by default 10, 100 and 1000 times the largest run's compute."""
-    if not Path(path).parent.is_dir():
-        raise BayeslawError(f"cannot write {path}: folder {Path(path).parent} does not exist")
-    text = render(fit, budgets)
-
-    def write(tmp: str) -> None:
-        Path(tmp).write_text(text, encoding="utf-8")
-
-    return atomic_write(path, write)
+    check_writable(path)
+    return write_bytes_atomic(path, render(fit, budgets).encode("utf-8"))

@@ -26,7 +26,15 @@ import pandas as pd
 
 from bayeslaw.errors import BayeslawError
 from bayeslaw.laws import Law
-from bayeslaw.plan import budget_array, golden_section, optimal_allocation, require_allocation_inputs, search_bounds
+from bayeslaw.plan import (
+    budget_array,
+    check_caps,
+    check_settings,
+    golden_section,
+    optimal_allocation,
+    require_allocation_inputs,
+    search_bounds,
+)
 from bayeslaw.posterior import LawPosterior, as_posterior
 
 GRID = 161  # candidate allocations per budget before the golden-section refinement
@@ -189,6 +197,8 @@ def decide(source: Any, budget: float | Sequence[float], risk: str | Risk = "mea
     risk = Risk.parse(risk, target_loss)
     if risk.name == "prob" and target_loss is None:
         target_loss = risk.level
+    check_settings(flops_per_param_token, max_params=max_params, max_tokens=max_tokens)
+    check_caps(budget_array(budget).values, flops_per_param_token, max_params, max_tokens)
     problem = _problem(post, flops_per_param_token, max_params, max_tokens, seed)
     point = {k: np.array([v]) for k, v in post.point_estimate().items()}
     rows, losses = [], {}

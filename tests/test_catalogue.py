@@ -25,7 +25,7 @@ from bayeslaw.catalogue import (
     list_entries,
     load_entry,
 )
-from bayeslaw.cli import EXIT_ERROR, app
+from bayeslaw.cli import EXIT_ERROR, EXIT_USAGE, app
 from bayeslaw.data import load_runs
 from bayeslaw.laws import LAWS
 from bayeslaw.laws.base import sample_inputs
@@ -276,18 +276,18 @@ def test_cli_plan_from_a_published_fit():
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "code"),
     [
-        (["plan", "--budget", "1e24"], "give either a saved fit (PATH) or --model NAME"),
-        (["plan", "fit.nc", "--model", "kaplan2020-N", "--budget", "1e24"], "not both"),
-        (["plan", "--model", "nope", "--budget", "1e24"], "unknown model 'nope'; catalogue entries:"),
-        (["plan", "--model", "chinchilla-default", "--budget", "1e24"], "publishes no constants"),
-        (["plan", "--model", "kaplan2020-N", "--budget", "1e24"], "needs a law in N and D"),
+        (["plan", "--budget", "1e24"], "give either a saved fit (PATH) or --model NAME", EXIT_USAGE),
+        (["plan", "fit.nc", "--model", "kaplan2020-N", "--budget", "1e24"], "not both", EXIT_USAGE),
+        (["plan", "--model", "nope", "--budget", "1e24"], "unknown model 'nope'; catalogue entries:", EXIT_ERROR),
+        (["plan", "--model", "chinchilla-default", "--budget", "1e24"], "publishes no constants", EXIT_ERROR),
+        (["plan", "--model", "kaplan2020-N", "--budget", "1e24"], "needs a law in N and D", EXIT_ERROR),
     ],
 )
-def test_cli_plan_model_errors(args, message):
+def test_cli_plan_model_errors(args, message, code):
     result = runner.invoke(app, args)
-    assert result.exit_code == EXIT_ERROR
+    assert result.exit_code == code
     assert message in result.output
 
 

@@ -9,7 +9,7 @@ import pytest
 from test_fit import synthetic_runs
 from typer.testing import CliRunner
 
-from bayeslaw.cli import EXIT_ERROR, app
+from bayeslaw.cli import EXIT_ERROR, EXIT_USAGE, app
 from bayeslaw.laws import LAWS
 
 runner = CliRunner()
@@ -65,19 +65,19 @@ def test_unconverged_fit_exits_3_and_says_why(runs_csv):
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "code"),
     [
-        (["fit", "missing.csv"], "missing.csv: no such file"),
-        (["fit", "{runs}", "--law", "nope"], "unknown law 'nope'"),
-        (["fit", "{runs}", "--prior", "alpha=Normal(mu=0.3, sigma=1)"], "prior for 'alpha'"),
-        (["fit", "{runs}", "--prior", "alpha"], "must look like NAME=VALUE"),
-        (["fit", "{runs}", "--column", "loss=nothere"], "column 'nothere'"),
-        (["fit", "{bad}"], "column 'val-loss' (loss): lines 3"),
-        (["summary", "{runs}"], "not a bayeslaw fit file"),
-        (["demo", "--budget", "-1"], "--budget must be > 0"),
+        (["fit", "missing.csv"], "missing.csv: no such file", EXIT_ERROR),
+        (["fit", "{runs}", "--law", "nope"], "unknown law 'nope'", EXIT_USAGE),
+        (["fit", "{runs}", "--prior", "alpha=Normal(mu=0.3, sigma=1)"], "prior for 'alpha'", EXIT_USAGE),
+        (["fit", "{runs}", "--prior", "alpha"], "must look like NAME=VALUE", EXIT_USAGE),
+        (["fit", "{runs}", "--column", "loss=nothere"], "column 'nothere'", EXIT_ERROR),
+        (["fit", "{bad}"], "column 'val-loss' (loss): line 3 is zero or negative", EXIT_ERROR),
+        (["summary", "{runs}"], "not a bayeslaw fit file", EXIT_ERROR),
+        (["demo", "--budget", "-1"], "--budget must be a finite number > 0", EXIT_USAGE),
     ],
 )
-def test_errors_are_one_line_with_a_non_zero_exit(args, message, runs_csv, tmp_path):
+def test_errors_are_one_line_with_a_non_zero_exit(args, message, code, runs_csv, tmp_path):
     bad = tmp_path / "bad.csv"
     lines = runs_csv.read_text().splitlines()
     cells = lines[2].split(",")
@@ -87,7 +87,7 @@ def test_errors_are_one_line_with_a_non_zero_exit(args, message, runs_csv, tmp_p
     bad.write_text("\n".join(lines) + "\n")
     args = [a.format(runs=runs_csv, bad=bad) for a in args]
     result = runner.invoke(app, args)
-    assert result.exit_code == EXIT_ERROR, result.output
+    assert result.exit_code == code, result.output
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.output
@@ -169,7 +169,7 @@ def test_predict_from_a_published_fit_with_extra_inputs():
     row = json.loads(result.stdout)["prediction"][0]
     assert row["law median"] == pytest.approx(2.2256440889984477, rel=1e-9)
     neither = runner.invoke(app, ["predict", "--N", "1e9"])
-    assert neither.exit_code == EXIT_ERROR and "none was given" in neither.stderr
+    assert neither.exit_code == EXIT_USAGE and "none was given" in neither.stderr
 
 
 def test_plan_with_a_data_constrained_law_repeats_the_unique_tokens():
@@ -188,7 +188,7 @@ def test_plan_with_a_data_constrained_law_repeats_the_unique_tokens():
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--budget", "-1e22"], "--budget must be > 0"),
+    [(["--budget", "-1e22"], "--budget must be a finite number > 0"),
      (["--budget", "1e22", "--risk", "cvar:1.5"], "must lie in (0, 1)"),
      (["--budget", "1e22", "--risk", "worst"], "unknown risk 'worst'"),
      (["--budget", "1e22", "--inference-tokens", "1e12"], "--inference-tokens needs --target-loss"),
@@ -197,7 +197,7 @@ def test_plan_with_a_data_constrained_law_repeats_the_unique_tokens():
 )
 def test_plan_refuses_bad_arguments_in_one_line(saved_fit, args, message):
     result = runner.invoke(app, ["plan", str(saved_fit), *args])
-    assert result.exit_code == EXIT_ERROR, result.output
+    assert result.exit_code == EXIT_USAGE, result.output
     assert result.stderr.count("\n") == 1 and message in result.stderr
 
 
@@ -268,14 +268,14 @@ def test_compare_names_a_disagreement_and_marks_unconverged_ranks(capsys):
     assert "! did not converge" in out and "leave-future-out split: C>1e21;" in out
 
 
-BAD_COMPARE = [(["--laws", "chinchilla"], "at least two law names"),
-               (["--laws", "chinchilla,nope"], "unknown law 'nope'"),
-               (["--laws", "chinchilla,power", "--holdout", "C=1"], "cannot read holdout"),
-               (["--laws", "chinchilla,power", "--holdout", "C>1e30"], "holds out 0;"),
-               (["--laws", "chinchilla,power", "--holdout", "Q>1"], "holdout column 'Q'")]
+BAD_COMPARE = [(["--laws", "chinchilla"], "at least two law names", EXIT_USAGE),
+               (["--laws", "chinchilla,nope"], "unknown law 'nope'", EXIT_USAGE),
+               (["--laws", "chinchilla,power", "--holdout", "C=1"], "cannot read holdout", EXIT_USAGE),
+               (["--laws", "chinchilla,power", "--holdout", "C>1e30"], "holds out 0;", EXIT_ERROR),
+               (["--laws", "chinchilla,power", "--holdout", "Q>1"], "holdout column 'Q'", EXIT_ERROR)]
 
 
-@pytest.mark.parametrize(("args", "message"), BAD_COMPARE)
-def test_compare_refuses_bad_arguments(runs_csv, args, message):
+@pytest.mark.parametrize(("args", "message", "code"), BAD_COMPARE)
+def test_compare_refuses_bad_arguments(runs_csv, args, message, code):
     result = runner.invoke(app, ["compare", str(runs_csv), *args])
-    assert result.exit_code == EXIT_ERROR and message in result.stderr and result.stderr.count("\n") == 1
+    assert result.exit_code == code and message in result.stderr and result.stderr.count("\n") == 1

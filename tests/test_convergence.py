@@ -160,10 +160,10 @@ def test_cli_fix_and_prior_from(tmp_path):
     assert "fixed: E = 1.69" in out.stdout
     saved = bl.load(tmp_path / "fit.nc")
     assert saved.info["prior_from"] == "literature" and saved.priors["alpha"].dist == "LogNormal"
-    bad = runner.invoke(app, ["fit", str(path), "--fix", "E"])
-    assert bad.exit_code == 1 and "must look like NAME=VALUE" in bad.stderr
+    bad = runner.invoke(app, ["fit", str(path), "--fix", "E"])  # usage errors: exit 2
+    assert bad.exit_code == 2 and "must look like NAME=VALUE" in bad.stderr
     bad = runner.invoke(app, ["fit", str(path), "--prior-from", "folklore"])
-    assert bad.exit_code == 1 and "unknown prior source 'folklore'" in bad.stderr
+    assert bad.exit_code == 2 and "unknown prior source 'folklore'" in bad.stderr
 
 
 def test_literature_priors_come_from_the_published_fits():

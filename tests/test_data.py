@@ -307,13 +307,13 @@ def test_missing_target_column():
 
 def test_non_numeric_value(tmp_path):
     path = write_csv(tmp_path, set_cell(csv_lines(), 4, "N", "two hundred million"))
-    data_error(path, "chinchilla", "column 'N' (N)", "lines 4 are not numbers", "'two hundred million'",
+    data_error(path, "chinchilla", "column 'N' (N)", "line 4 is not numeric", "'two hundred million'",
                "plain numbers in parameters")
 
 
 def test_non_numeric_values_on_several_lines(tmp_path):
     lines = set_cell(set_cell(csv_lines(), 3, "D", "4e9 tokens"), 9, "D", "?")
-    data_error(write_csv(tmp_path, lines), "chinchilla", "column 'D' (D)", "lines 3, 9 are not numbers",
+    data_error(write_csv(tmp_path, lines), "chinchilla", "column 'D' (D)", "lines 3, 9 are not numeric",
                "'4e9 tokens'", "tokens")
 
 
@@ -321,12 +321,12 @@ def test_non_numeric_value_in_a_frame():
     frame = good_frame()
     frame["loss"] = frame["loss"].astype(object)
     frame.loc[5, "loss"] = "diverged"
-    data_error(frame, "chinchilla", "column 'loss' (loss)", "rows 5 are not numbers", "'diverged'")
+    data_error(frame, "chinchilla", "column 'loss' (loss)", "row 5 is not numeric", "'diverged'")
 
 
 def test_nan_value(tmp_path):
     path = write_csv(tmp_path, set_cell(csv_lines(), 6, "loss", "nan"))
-    data_error(path, "chinchilla", "column 'loss' (loss)", "lines 6 are missing, NaN or infinite",
+    data_error(path, "chinchilla", "column 'loss' (loss)", "line 6 is missing, NaN or infinite",
                "every run needs a finite value")
 
 
@@ -339,17 +339,17 @@ def test_nan_value_in_a_frame():
 @pytest.mark.parametrize("value", ["inf", "-inf", "1e400"])
 def test_infinite_value(tmp_path, value):
     path = write_csv(tmp_path, set_cell(csv_lines(), 2, "D", value))
-    data_error(path, "chinchilla", "column 'D' (D)", "lines 2 are missing, NaN or infinite", "finite value")
+    data_error(path, "chinchilla", "column 'D' (D)", "line 2 is missing, NaN or infinite", "finite value")
 
 
 def test_empty_cell(tmp_path):
     path = write_csv(tmp_path, set_cell(csv_lines(), 9, "loss", ""))
-    data_error(path, "chinchilla", "column 'loss' (loss)", "lines 9 are missing, NaN or infinite")
+    data_error(path, "chinchilla", "column 'loss' (loss)", "line 9 is missing, NaN or infinite")
 
 
 def test_zero_parameters(tmp_path):
     path = write_csv(tmp_path, set_cell(csv_lines(), 5, "N", "0"))
-    data_error(path, "chinchilla", "column 'N' (N)", "lines 5 are zero or negative", "N must be > 0",
+    data_error(path, "chinchilla", "column 'N' (N)", "line 5 is zero or negative", "N must be > 0",
                "takes logs")
 
 
@@ -362,19 +362,19 @@ def test_negative_tokens(tmp_path):
 def test_non_positive_compute_when_tokens_are_derived_from_it(tmp_path, value):
     lines = csv_lines(**{"Model Size": N, "Training FLOP": C, "loss": LOSS})
     path = write_csv(tmp_path, set_cell(lines, 3, "Training FLOP", value))
-    data_error(path, "chinchilla", "column 'Training FLOP' (C)", "lines 3 are zero or negative", "C must be > 0")
+    data_error(path, "chinchilla", "column 'Training FLOP' (C)", "line 3 is zero or negative", "C must be > 0")
 
 
 def test_zero_parameters_when_tokens_are_derived_from_them(tmp_path):
     lines = csv_lines(**{"Model Size": N, "Training FLOP": C, "loss": LOSS})
     path = write_csv(tmp_path, set_cell(lines, 7, "Model Size", "0"))
-    data_error(path, "chinchilla", "column 'Model Size' (N)", "lines 7 are zero or negative", "N must be > 0")
+    data_error(path, "chinchilla", "column 'Model Size' (N)", "line 7 is zero or negative", "N must be > 0")
 
 
 @pytest.mark.parametrize("value", ["0", "0.0", "-2.5"])
 def test_non_positive_loss(tmp_path, value):
     path = write_csv(tmp_path, set_cell(csv_lines(), 4, "loss", value))
-    data_error(path, "chinchilla", "column 'loss' (loss)", "lines 4 are zero or negative", "loss must be > 0")
+    data_error(path, "chinchilla", "column 'loss' (loss)", "line 4 is zero or negative", "loss must be > 0")
 
 
 def test_non_positive_values_in_a_frame_are_counted_from_row_zero():
@@ -443,7 +443,7 @@ def test_gzip_file_is_not_csv(tmp_path):
 def test_non_utf8_text_is_not_csv(tmp_path):
     path = tmp_path / "runs.csv"
     path.write_bytes(b"N,D,loss\n1e8,2e9,\xe9\xff\xfe\n")
-    data_error(path, "chinchilla", str(path), "not a CSV file", "UTF-8")
+    data_error(path, "chinchilla", str(path), "line 2 is not UTF-8 text (byte 0xe9)", "save the file as UTF-8")
 
 
 def test_prose_is_not_a_table(tmp_path):
@@ -453,9 +453,9 @@ def test_prose_is_not_a_table(tmp_path):
                "comma-separated")
 
 
-def test_ragged_rows_are_not_a_readable_csv(tmp_path):
+def test_ragged_rows_are_refused_with_their_line(tmp_path):
     path = write_csv(tmp_path, ["N,D,loss", "1e8,2e9,3.9", "1e8,2e9,3.9,7,8,9"])
-    data_error(path, "chinchilla", str(path), "not a readable CSV file")
+    data_error(path, "chinchilla", str(path), "line 3 has 6 fields but the header has 3 (N, D, loss)")
 
 
 def test_path_that_does_not_exist(tmp_path):
@@ -465,7 +465,7 @@ def test_path_that_does_not_exist(tmp_path):
 
 
 def test_directory_is_not_a_file(tmp_path):
-    data_error(tmp_path, "chinchilla", str(tmp_path))
+    data_error(tmp_path, "chinchilla", f"{tmp_path}: is a directory, not a CSV file")
 
 
 def test_explicit_mapping_to_an_absent_column():
@@ -496,7 +496,8 @@ def test_line_numbers_point_at_the_bad_lines(tmp_path_factory, data):
     with pytest.raises(DataError) as info:
         load_runs(path, "chinchilla")
     expected = ", ".join(str(row + 2) for row in sorted(bad))
-    assert f"column '{column}' ({column}): lines {expected} are zero or negative" in str(info.value)
+    rows = f"lines {expected} are" if len(bad) > 1 else f"line {expected} is"
+    assert f"column '{column}' ({column}): {rows} zero or negative" in str(info.value)
     for row in sorted(bad):  # the reported line really holds the bad value
         assert "-1" in path.read_text().splitlines()[row + 2 - 1].split(",")
 
@@ -505,7 +506,7 @@ def test_line_numbers_with_windows_line_endings_and_a_bom(tmp_path):
     path = tmp_path / "runs.csv"
     lines = set_cell(csv_lines(), 7, "loss", "-3")
     path.write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8"))
-    data_error(path, "chinchilla", "column 'loss' (loss): lines 7 are zero or negative")
+    data_error(path, "chinchilla", "column 'loss' (loss): line 7 is zero or negative")
 
 
 # ---- problems found while writing these tests, now fixed ---------------------------------------------
@@ -515,7 +516,7 @@ def test_line_numbers_count_blank_lines(tmp_path):
     lines = csv_lines()
     lines.insert(3, "")  # a blank line 4; the run of old line 4 is now on line 5
     set_cell(lines, 8, "loss", "-3")
-    data_error(write_csv(tmp_path, lines), "chinchilla", "column 'loss' (loss): lines 8 are zero or negative")
+    data_error(write_csv(tmp_path, lines), "chinchilla", "column 'loss' (loss): line 8 is zero or negative")
 
 
 def test_ambiguity_in_a_column_the_law_does_not_need_is_ignored():

@@ -84,7 +84,7 @@ def test_search_finds_the_grid_minimum_for_a_law_without_closed_form(log_budget)
     assert float(n) == pytest.approx(grid[np.argmin(losses)], rel=2e-3)
 
 
-def test_constraints_bind_and_infeasible_budgets_are_nan():
+def test_constraints_bind_and_infeasible_budgets_are_refused():
     post = from_constants("chinchilla", "besiroglu2024")
     capped = plan(post, 5.76e23, max_params=2e10).draws
     assert capped["N_opt"].item() == pytest.approx(2e10) and capped["D_opt"].item() == pytest.approx(5.76e23 / 1.2e11)
@@ -92,8 +92,9 @@ def test_constraints_bind_and_infeasible_budgets_are_nan():
     assert tokens["D_opt"].item() == pytest.approx(5e11)
     searched = plan(post, 5.76e23, max_tokens=5e11, method="numerical").draws
     assert searched["D_opt"].item() == pytest.approx(5e11, rel=1e-6)
-    impossible = plan(post, 5.76e23, max_params=1e9, max_tokens=1e12)
-    assert bool(impossible.draws["N_opt"].isnull().all()) and "cannot meet" in " ".join(impossible.notes)
+    with pytest.raises(BayeslawError, match=r"budget 5.76e\+23 FLOPs cannot be spent within the caps: N <= 1e\+09 "
+                       r"parameters and D <= 1e\+12 tokens allow at most C = 6 N D = 6e\+21 FLOPs"):
+        plan(post, 5.76e23, max_params=1e9, max_tokens=1e12)
 
 
 def test_bad_plan_arguments_are_refused():

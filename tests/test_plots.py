@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import bayeslaw as bl
 from bayeslaw import plots
-from bayeslaw.cli import EXIT_ERROR, app
+from bayeslaw.cli import EXIT_ERROR, EXIT_USAGE, app
 from bayeslaw.compare import compare
 from bayeslaw.errors import BayeslawError
 from bayeslaw.laws import get_law
@@ -208,8 +208,8 @@ def test_write_figure_refuses_and_leaves_nothing(fit, tmp_path, monkeypatch):
     target = tmp_path / "plot.png"
     target.write_bytes(b"old")
 
-    def broken(path, **kwargs):
-        open(path, "wb").write(b"partial")
+    def broken(buffer, **kwargs):
+        buffer.write(b"partial")
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(fig, "savefig", broken)
@@ -238,11 +238,11 @@ def test_cli_plot(saved, tmp_path, kind, suffix):
     (["--kind", "bars", "-o", "x.png"], "unknown plot kind 'bars'"),
     (["--kind", "pairs", "-o", "x.pdf"], ".png or .svg"),
     (["--kind", "isoflop", "-o", "x.png", "--budget", "1e20", "lots"], "--budget must be numbers"),
-    (["--kind", "isoflop", "-o", "x.png", "--budget", "-1"], "--budget must be > 0"),
+    (["--kind", "isoflop", "-o", "x.png", "--budget", "-1"], "--budget must be a finite number > 0"),
 ])
 def test_cli_plot_errors(saved, tmp_path, args, message):
     result = runner.invoke(app, ["plot", str(saved[0]), *args])
-    assert result.exit_code == EXIT_ERROR and message in result.output
+    assert result.exit_code == EXIT_USAGE and message in result.output
     assert not (tmp_path / "x.png").exists()
 
 

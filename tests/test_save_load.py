@@ -54,16 +54,27 @@ def test_a_file_that_is_not_a_fit_is_refused(tmp_path):
         bl.load(tmp_path / "missing.nc")
 
 
+def _disk_full_after(limit: int, monkeypatch) -> None:
+    """os.write stores ``limit`` bytes, then fails as a full disk does."""
+    import errno
+    import os
+
+    real, written = os.write, [0]
+
+    def write(fd, data):
+        if written[0] >= limit:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        n = real(fd, bytes(data[:limit - written[0]]))
+        written[0] += n
+        return n
+
+    monkeypatch.setattr(os, "write", write)
+
+
 def test_failed_save_leaves_no_partial_file(fitted, tmp_path, monkeypatch):
     target = tmp_path / "fit.nc"
-
-    def broken(self, path, *args, **kwargs):
-        with open(path, "wb") as handle:
-            handle.write(b"half a file")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(type(fitted.idata), "to_netcdf", broken)
-    with pytest.raises(OSError, match="disk full"):
+    _disk_full_after(1000, monkeypatch)
+    with pytest.raises(FitFileError, match=f"cannot write {target}: No space left on device"):
         fitted.save(target)
     assert list(tmp_path.iterdir()) == []
 
@@ -71,8 +82,8 @@ def test_failed_save_leaves_no_partial_file(fitted, tmp_path, monkeypatch):
 def test_failed_save_keeps_the_previous_file(fitted, tmp_path, monkeypatch):
     target = fitted.save(tmp_path / "fit.nc")
     before = target.read_bytes()
-    monkeypatch.setattr(type(fitted.idata), "to_netcdf", lambda *a, **k: (_ for _ in ()).throw(OSError("boom")))
-    with pytest.raises(OSError):
+    _disk_full_after(1000, monkeypatch)
+    with pytest.raises(FitFileError):
         fitted.save(target)
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["fit.nc"]
