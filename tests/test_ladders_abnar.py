@@ -8,5 +8,6 @@ from test_ladders import LONGEST, check_ladder
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_abnar_converges_by_default_on_a_four_size_ladder():
     check_ladder(LONGEST)

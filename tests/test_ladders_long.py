@@ -8,6 +8,7 @@ from test_ladders import LONG, check_ladder
 
 
 @pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.parametrize("name", LONG)
 def test_the_longest_laws_converge_by_default_on_a_four_size_ladder(name):
     check_ladder(name)
