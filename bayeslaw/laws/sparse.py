@@ -232,8 +232,9 @@ HOSSAIN_LAW = Law(
 #            this labels the faster-decaying one a, which removes the label-switching second mode.
 #   slow     log(e + c + d N0^-gamma) and the joint term's share of it: power.py's straightening of the
 #            ridge between a small exponent (gamma) and the constant the term decays towards.
-#   S term   c / (e + c) and its slope lambda c = dL / d(-log(1 - S)) at S = 0. The data measure the
-#            slope; c and lambda = slope / c then lie on a hyperbola, a straight line in these coordinates.
+#   S term   c / (e + c) and lambda, with lambda's prior Normal(0, 0.5) like delta's. (A prior on the slope
+#            lambda c instead let lambda = slope / c grow without bound as c / (e + c) went to 0, which a few
+#            sparsities cannot rule out: NUTS diverged there.)
 
 def abnar_function(p: Params, inputs: Inputs, xp: ModuleType) -> Any:
     dense = 1.0 - inputs["S"]
