@@ -319,11 +319,13 @@ def load_runs(
     law: Law | str,
     columns: Mapping[str, str] | None = None,
     flops_per_param_token: float | None = None,
+    likelihood: str = "student_t",
 ) -> Runs:
     """Read ``source`` for ``law``: map columns, derive what the law's convention allows, validate.
 
     ``columns`` maps canonical names to source columns, e.g. ``{"loss": "val-loss"}``.
-    ``flops_per_param_token`` overrides the law's k in C = k N D.
+    ``flops_per_param_token`` overrides the law's k in C = k N D. ``likelihood`` (the fit's) sets how many
+    noise parameters the table must outnumber with the law's: sigma, and nu for the Student-t.
     """
     law = get_law(law)
     if isinstance(source, Runs):
@@ -375,7 +377,9 @@ def load_runs(
                         f"the table has {', '.join(map(str, frame.columns))}. Expected {hints}. "
                         "Map other names with columns={...} (CLI: --column NAME=COLUMN)")
     _check_ranges(values, wanted, mapped, line_offset)
-    n_params = len(law.params) + 2  # the law's parameters, plus the noise scale and (Student-t) nu
+    from bayeslaw.model import model_priors  # model.py reads Runs from here
+
+    n_params = len(model_priors(law, likelihood))  # the law's parameters, the noise scale and (Student-t) nu
     if len(frame) < n_params:
         raise DataError(f"{len(frame)} runs are fewer than the {n_params} parameters of law '{law.name}' "
                         f"({len(law.params)} law parameters plus noise); give at least {n_params} runs")

@@ -144,7 +144,7 @@ def fit(
     from bayeslaw.sampling import sample_nutpie, sample_pymc
 
     law = get_law(law)
-    runs = data if isinstance(data, Runs) and data.law is law else load_runs(data, law, columns)
+    runs = data if isinstance(data, Runs) and data.law is law else load_runs(data, law, columns, likelihood=likelihood)
     discrepancy = check_kind(discrepancy)
     fixing = resolve_fixed(law, fixed, data_pivots(runs))
     resolved = model_priors(law, likelihood, _prior_overrides(law, runs, prior_from, priors, fixing))

@@ -218,7 +218,7 @@ def plan(source: Any, budget: float | Sequence[float] | np.ndarray, *, flops_per
     if constrained:
         notes.append(f"{unique_tokens:.3g} unique tokens, repeated as the law prices it (epochs = D / U)")
     if max_tokens is not None:
-        reason = " (no repetition: law '{law.name}' has no data-constrained term)" if not constrained else ""
+        reason = f" (no repetition: law '{law.name}' has no data-constrained term)" if not constrained else ""
         notes.append(f"D capped at {max_tokens:.3g} tokens{reason}")
     beyond = budget_extrapolation(post, budgets.values)
     if beyond is not None and (beyond > 0).any():

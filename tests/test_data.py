@@ -528,3 +528,13 @@ def test_ambiguity_in_a_column_the_law_does_not_need_is_ignored():
 def test_derived_tokens_that_overflow_are_refused():
     frame = pd.DataFrame({"N": [1e-300] * 8, "C": [1e300] * 8, "loss": LOSS})
     data_error(frame, "chinchilla", "D", "C / (6 N)", "finite")
+
+
+def test_fewer_runs_than_parameters_depends_on_the_likelihood():
+    """Normal and Laplace noise have no nu: one parameter fewer than the Student-t (issue 12: it was counted
+    as two for every likelihood)."""
+    frame = pd.DataFrame({"C": C[:4], "loss": LOSS[:4]})
+    assert len(load_runs(frame, "power-C", likelihood="normal")) == 4  # 3 law parameters + sigma
+    assert len(load_runs(frame, "power-C", likelihood="laplace")) == 4
+    with pytest.raises(DataError, match="4 runs are fewer than the 5 parameters of law 'power-C'"):
+        load_runs(frame, "power-C")

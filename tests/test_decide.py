@@ -88,8 +88,9 @@ def test_constraints_bind_and_infeasible_budgets_are_refused():
     post = from_constants("chinchilla", "besiroglu2024")
     capped = plan(post, 5.76e23, max_params=2e10).draws
     assert capped["N_opt"].item() == pytest.approx(2e10) and capped["D_opt"].item() == pytest.approx(5.76e23 / 1.2e11)
-    tokens = plan(post, 5.76e23, max_tokens=5e11).draws
-    assert tokens["D_opt"].item() == pytest.approx(5e11)
+    tokens = plan(post, 5.76e23, max_tokens=5e11)
+    assert tokens.draws["D_opt"].item() == pytest.approx(5e11)
+    assert "D capped at 5e+11 tokens (no repetition: law 'chinchilla' has no data-constrained term)" in tokens.notes
     searched = plan(post, 5.76e23, max_tokens=5e11, method="numerical").draws
     assert searched["D_opt"].item() == pytest.approx(5e11, rel=1e-6)
     with pytest.raises(BayeslawError, match=r"budget 5.76e\+23 FLOPs cannot be spent within the caps: N <= 1e\+09 "
