@@ -70,22 +70,23 @@ the runs with fewer tokens than about 2 per parameter (residuals +0.02 to +0.05 
 the runs show, so the GP finds none and covers 21-24 and 62-65 of 104. (log C, log D/N) coordinates make
 every allocation on a far isoFLOP line equally far from the runs, but the ridge is invariant in C, so the
 GP learns a long C length scale and extrapolates in C too confidently (kept, C <= 1e20: 36-40 and 76-87 of
-104). With today's sampler and the outlier share the chosen model again passes 14/16 (tests/test_calibrate.py):
-it misses kept runs, C <= 1e20, seeds 0 and 3, with 40 and 41 of 104 inside the 50% intervals (42 needed;
-88 and 93 inside the 90%). Two length-scale modes of nearly equal posterior mass there (ell_N 0.13 or 2.1
-half-widths) share the draws, and the longer one extrapolates too confidently. That is the model, not the
-Monte Carlo: with 4,000 proposals for every fit (ESS 150-820) the longer mode holds 0.78-0.88 of the mass
-there and those cells cover 41-42 of 104. Rougher kernels (measured on today's fits) widen the intervals beyond
-the runs: Matern 5/2 passes every C <= 1e20 cell (44-54 of 104 in the 50% intervals) with a better lpd (3.25-3.28
-against 3.18-3.23) and half the median error above 1e21 (0.24-0.29% against 0.43-0.54%), but covers 17-18 of 23
-there at 50% (16 at most); Matern 3/2 is wider still. Choosing the kernel by evidence would not help: the
-Laplace evidence favours Matern 3/2 on all four tables by 4-10 nats over the squared exponential, and so does
-the held-out lpd in every cell (3.28 and 3.70 against 3.20 and 3.61 on the kept runs), but its 50% intervals
-over-cover (4/16). At compare's default split of the kept runs (C > 5.6e20, 48 held out, seed 0) the squared
-exponential covers 71% at 90% (lpd 3.16), Matern 5/2 83% (3.27), Matern 3/2 92% (3.34). With seed 7 (not used while
-choosing) CVaR at 1e24 takes 23 (kept) and 19 (raw) tokens per parameter at 0.91 and 0.96 times the point
-plan's N, and 2.0 nats are reached with probability 0.9 at 2.8e23 and 4.4e23 FLOPs. On runs drawn exactly
-from the law (``bayeslaw.demo.chinchilla_sweep``) the 90% width is 0.93-0.99 times the plain law's.
+104). With today's sampler and the outlier share the chosen model again passes 14/16 (tests/test_calibrate.py): it
+misses kept runs, C <= 1e20, seeds 0 and 3, with 41 and 40 of 104 inside the 50% intervals (42 needed; 92 and 93
+inside the 90%; with a single batch of proposals: 40 and 41, 88 and 93). Two length-scale modes of nearly equal
+posterior mass there (ell_N 0.13 or 2.1 half-widths) share the draws, and the longer one extrapolates too
+confidently. That is the model, not the Monte Carlo: with 4,000 proposals for every fit (ESS 150-820) the longer
+mode holds 0.78-0.88 of the mass there and those cells cover 41-42 of 104. Rougher kernels (measured on today's
+fits) widen the intervals beyond the runs: Matern 5/2 passes every C <= 1e20 cell (44-54 of 104 in the 50%
+intervals) with a better lpd (3.25-3.28 against 3.18-3.23) and half the median error above 1e21 (0.24-0.29%
+against 0.43-0.54%), but covers 17-18 of 23 there at 50% (16 at most); Matern 3/2 is wider still. Choosing the
+kernel by evidence would not help: the Laplace evidence favours Matern 3/2 on all four tables by 4-10 nats over
+the squared exponential, and so does the held-out lpd in every cell (3.28 and 3.70 against 3.20 and 3.61 on the
+kept runs), but its 50% intervals over-cover (4/16). At compare's default split of the kept runs (C > 5.6e20, 48
+held out, seed 0) the squared exponential covers 71% at 90% (lpd 3.16), Matern 5/2 83% (3.27), Matern 3/2 92%
+(3.34). With seed 7 (not used while choosing) CVaR at 1e24 takes 23 (kept) and 19 (raw) tokens per parameter at
+0.91 and 0.96 times the point plan's N, and 2.0 nats are reached with probability 0.9 at 2.8e23 and 4.4e23 FLOPs.
+On runs drawn exactly from the law (``bayeslaw.demo.chinchilla_sweep``) the 90% width is 0.93-0.99 times the plain
+law's.
 ``COORDINATES``, ``ROBUST``, ``HYPERPARAMETERS``, ``NOISE`` and ``CAP`` select the alternatives (set them
 before fitting; "weights" needs the law's noise passed to ``estimate``, which ``bayeslaw.fit`` does not do);
 ``benchmarks/calibration.py`` scores the default on every shared run table.
