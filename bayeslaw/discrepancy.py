@@ -87,7 +87,7 @@ held out, seed 0) the squared exponential covers 71% at 90% (lpd 3.16), Matern 5
 0.91 and 0.96 times the point plan's N, and 2.0 nats are reached with probability 0.9 at 2.8e23 and 4.4e23 FLOPs.
 On runs drawn exactly from the law (``bayeslaw.demo.chinchilla_sweep``) the 90% width is 0.93-0.99 times the plain
 law's.
-``COORDINATES``, ``ROBUST``, ``HYPERPARAMETERS``, ``NOISE`` and ``CAP`` select the alternatives (set them
+``COORDINATES``, ``ROBUST``, ``HYPERPARAMETERS``, ``NOISE``, ``CAP`` and ``KERNEL`` select the alternatives (set them
 before fitting; "weights" needs the law's noise passed to ``estimate``, which ``bayeslaw.fit`` does not do);
 ``benchmarks/calibration.py`` scores the default on every shared run table.
 """
