@@ -131,3 +131,8 @@ def run_cli(*args) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([str(a) for a in args])
     return code, out.getvalue(), err.getvalue()
+
+
+def converged_exit(code: int, stderr: str) -> bool:
+    """A command that fits exits 3 exactly when it reports a fit as not converged (on stderr), else 0."""
+    return code == (3 if "not converged:" in stderr else 0)
