@@ -13,7 +13,7 @@ well to parameters or tokens with a renamed column. Here slopes only steepen at 
 The law's parameters are the log loss at the pivot x0 (the data's geometric mean of C), the share r
 of that loss above a (as in the ``power-X`` laws), the slopes, log(d_1 / x0), log f_i and, for two
 breaks, log(d_2 / d_1) > 0 (ordered breaks, so no label switching); b follows from the loss at x0.
-With one break NUTS samples r c_i in place of each slope c_i (``bnsl_coordinates``): the loss's own
+With one break NUTS samples r c_i in place of each slope c_i (``one_break_coordinates``): the loss's own
 log-log slopes, which the runs pin whatever share of the loss lies above a.
 """
 
@@ -48,36 +48,33 @@ _EXAMPLES = {
 }
 
 
-def bnsl_coordinates(n_breaks: int) -> Coordinates:
-    """The law's parameters with each slope c_i replaced by log(r c_i), r the reducible share at the pivot.
+def one_break_coordinates() -> Coordinates:
+    """bnsl-1's parameters with each slope c0, c1 replaced by log(r c_i), r the reducible share at the pivot.
 
-    The runs pin the log-log slopes of the loss, -dlog L/dlog C = r(C) (c0 + sum_i c_i s_i(C)) with s_i the
-    smooth step of break i: r c0 before the first break and r (c0 + ... + c_i) after break i, at the pivot's
-    share r. The slopes then no longer trade off against r, the E-like ridge (a against the slopes) of a
-    short range of C: log(r c_i) = log r + log c_i is a shear, so |det J| = 1.
+    The runs pin the log-log slopes of the loss, -dlog L/dlog C = r(C) (c0 + c1 s(C)) with s the smooth step
+    of the break: r c0 before it and r (c0 + c1) after, at the pivot's share r. The slopes then no longer trade
+    off against r, the E-like ridge (a against the slopes) of a short range of C: log(r c_i) = log r + log c_i
+    is a shear, so |det J| = 1.
     """
-    slopes = [f"c{i}" for i in range(n_breaks + 1)]
-    kept = ["log_loss_at_pivot", "log_d1_over_pivot", *[f"log_f{i}" for i in range(1, n_breaks + 1)]]
-    gaps = [f"log_d{i}_over_d{i - 1}" for i in range(2, n_breaks + 1)]
+    slopes = ("c0", "c1")
+    kept = ("log_loss_at_pivot", "log_d1_over_pivot", "log_f1")
 
     def to_params(u, pivots, xp):
         log_r = log_share(u["logit_reducible_share"], xp)[0]
-        return {**{k: u[k] for k in kept}, **{k: xp.exp(u[f"log_{k}"]) for k in gaps},
-                "reducible_share": xp.exp(log_r), **{c: xp.exp(u[f"log_r_{c}"] - log_r) for c in slopes}}
+        return {**{k: u[k] for k in kept}, "reducible_share": xp.exp(log_r),
+                **{c: xp.exp(u[f"log_r_{c}"] - log_r) for c in slopes}}
 
     def from_params(p, pivots):
         log_r = float(np.log(p["reducible_share"]))
-        return {**{k: float(p[k]) for k in kept}, **{f"log_{k}": float(np.log(p[k])) for k in gaps},
-                "logit_reducible_share": log_r - float(np.log1p(-p["reducible_share"])),
+        logit_r = log_r - float(np.log1p(-p["reducible_share"]))
+        return {**{k: float(p[k]) for k in kept}, "logit_reducible_share": logit_r,
                 **{f"log_r_{c}": log_r + float(np.log(p[c])) for c in slopes}}
 
     def initial(pivots):
         return {**{k: 0.0 for k in kept}, "log_loss_at_pivot": float(np.log(pivots["loss"])),
-                **{f"log_{k}": float(np.log(4.0)) for k in gaps}, "logit_reducible_share": 0.0,
-                **{f"log_r_{c}": float(np.log(0.05)) for c in slopes}}
+                "logit_reducible_share": 0.0, **{f"log_r_{c}": float(np.log(0.05)) for c in slopes}}
 
-    names = ("log_loss_at_pivot", "logit_reducible_share", *[f"log_r_{c}" for c in slopes], *kept[1:],
-             *[f"log_{k}" for k in gaps])
+    names = ("log_loss_at_pivot", "logit_reducible_share", *[f"log_r_{c}" for c in slopes], *kept[1:])
     return Coordinates(names=names, to_params=to_params, from_params=from_params, initial=initial)
 
 
@@ -157,7 +154,7 @@ def make_bnsl(n_breaks: int) -> Law:
         target_accept=0.95,
         # two breaks keep their slopes: with the coordinates one ladder seed of four kept a divergence after the
         # second attempt (without them: four of four converge), ARCHITECTURE.md
-        coordinates=bnsl_coordinates(n_breaks) if n_breaks == 1 else None,
+        coordinates=one_break_coordinates() if n_breaks == 1 else None,
     )
 
 

@@ -50,10 +50,14 @@ LN10 = float(np.log(10.0))
 
 # --- Clark et al. 2022 ----------------------------------------------------------------------------
 
+def _shifted_experts(experts: Any, e_start: Any, e_max: Any) -> Any:
+    """E - 1 + (1/E_start - 1/E_max)^-1, the count Ê saturates from."""
+    return experts - 1.0 + 1.0 / (1.0 / e_start - 1.0 / e_max)
+
+
 def effective_experts(experts: Any, e_start: Any, e_max: Any) -> Any:
     """Clark's saturating Ê: E_start at E = 1, about E - 1 + E_start while E << E_max, E_max as E -> inf."""
-    offset = 1.0 / (1.0 / e_start - 1.0 / e_max)
-    return 1.0 / (1.0 / (experts - 1.0 + offset) + 1.0 / e_max)
+    return 1.0 / (1.0 / _shifted_experts(experts, e_start, e_max) + 1.0 / e_max)
 
 
 def clark_function(p: Params, inputs: Inputs, xp: ModuleType) -> Any:
@@ -64,8 +68,7 @@ def clark_function(p: Params, inputs: Inputs, xp: ModuleType) -> Any:
 
 def experts_elasticity(experts: Any, e_start: Any, e_max: Any) -> Any:
     """dlog Ê / dlog E = E Ê / (E - 1 + offset)^2: how much of a change in log E reaches log Ê."""
-    shifted = experts - 1.0 + 1.0 / (1.0 / e_start - 1.0 / e_max)
-    return experts * effective_experts(experts, e_start, e_max) / shifted**2
+    return experts * effective_experts(experts, e_start, e_max) / _shifted_experts(experts, e_start, e_max) ** 2
 
 
 def _clark_to_published(s: Params, pivots: Mapping[str, Any], xp: ModuleType) -> dict[str, Any]:
