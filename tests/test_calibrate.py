@@ -100,9 +100,9 @@ def chinchilla_cells(chinchilla_runs):
 @pytest.mark.slow
 def test_real_chinchilla_intervals_hold_out_of_sample(chinchilla_cells):
     """Must-show: in each of the 16 cells the default's held-out lpd beats the plain law's and its median error
-    is at most 1.5%; its coverage lies in the calibrated range in 14 of the 16 cells. (The must-show asks 15;
-    measured: the kept runs at C <= 1e20 with seeds 0 and 3 put 41 and 40 of 104 inside the 50% intervals, 42
-    needed, with 92 and 93 inside the 90%; bayeslaw/discrepancy.py explains why.)"""
+    is at most 1.5%; its coverage lies in the calibrated range in at least 15 of the 16 cells (measured: 16; 49-60
+    of 104 inside the 50% intervals at C > 1e20 and 9-10 of 23 at C > 1e21. Without the discrepancy's linear
+    trend: 14, the kept runs with seeds 0 and 3 putting 41 and 40 of 104 inside the 50% intervals.)"""
     cells = chinchilla_cells
     print("\n" + cells.round(4).to_string())
     assert len(cells) == 32 and set(cells.loc[cells["holdout"] == "C>1e+20", "n_heldout"]) == {104}
@@ -114,5 +114,5 @@ def test_real_chinchilla_intervals_hold_out_of_sample(chinchilla_cells):
         return all(lo <= round(row[c] * row["n_heldout"]) <= hi for c, (lo, hi) in CALIBRATED[row["n_heldout"]].items())
 
     inside = np.array([calibrated(row) for _, row in default.iterrows()])
-    assert inside.sum() >= 14, default[~inside]
+    assert inside.sum() >= 15, default[~inside]
     assert not any(calibrated(row) for _, row in plain.iterrows())  # the plain law never is: what the GP is for
