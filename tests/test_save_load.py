@@ -100,3 +100,22 @@ def test_saved_file_has_the_usual_permissions(fitted, tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_fit_saved_by_an_earlier_release_loads_and_decides_as_it_did():
+    """tests/fixtures/fit_before_trend.nc was saved by the release before the discrepancy's linear trend (commit
+    c6b44b2; a chinchilla fit of bayeslaw.demo.chinchilla_sweep runs with a smooth misfit, seed 3, 2 x 100 draws).
+    It loads unchanged, keeps its discrepancy without a trend, and its seeded decision is the one that release
+    printed (chosen N 28147585367.43931, 21.03615972512618 tokens per parameter at 1e23, cvar:0.9)."""
+    from pathlib import Path
+
+    from bayeslaw.risk import decide
+
+    fit = bl.load(Path(__file__).parent / "fixtures" / "fit_before_trend.nc")
+    assert fit.law.name == "chinchilla" and fit.posterior.sizes == {"chain": 2, "draw": 100}
+    spec = fit.discrepancy
+    assert spec.trend_axis == "none" and spec.trend == 0 and len(spec.draws) == 32
+    assert "linear trend" not in spec.describe()
+    row = decide(fit, 1e23, "cvar:0.9").table.iloc[0]
+    assert row["chosen N"] == pytest.approx(28147585367.43931, rel=1e-9)
+    assert row["chosen tokens/param"] == pytest.approx(21.03615972512618, rel=1e-9)
