@@ -28,6 +28,7 @@ import pandas as pd
 
 from bayeslaw.errors import DataError
 from bayeslaw.laws import Law, get_law, model_scale
+from bayeslaw.units import parse_count
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "N": ("n", "params", "parameters", "model size", "model_size", "n params", "num params",
@@ -65,6 +66,7 @@ class Runs:
     law: Law
     mapped: dict[str, str] = field(default_factory=dict)
     derived: dict[str, str] = field(default_factory=dict)
+    published: str = ""  # the bayeslaw.datasets reader of the published table this was read from as distributed
 
     @property
     def inputs(self) -> dict[str, np.ndarray]:
@@ -88,6 +90,9 @@ class Runs:
         out = [f"column '{src}' read as {dst} ({UNITS.get(dst, 'as given')})" for dst, src in self.mapped.items()
                if src != dst]
         out += [f"{col} derived as {rule}" for col, rule in self.derived.items()]
+        if self.published:
+            out.append(f"the table looks like a published one read as distributed (every row a run): "
+                       f"bayeslaw.datasets.{self.published}(path) applies its paper's protocol")
         return out
 
 
@@ -250,14 +255,18 @@ def _number_hint(example: Any) -> str:
     return ""
 
 
-def _numeric(frame: pd.DataFrame, src: str, canonical: str, line_offset: int) -> np.ndarray:
+def _numeric(frame: pd.DataFrame, src: str, canonical: str, line_offset: int, counts: bool = False) -> np.ndarray:
+    """The column as floats; with ``counts`` also '2.8B' / '1.4T' (K, M, B, T: ``bayeslaw.units``)."""
     raw = frame[src]
     values = pd.to_numeric(raw, errors="coerce")
+    if counts and values.isna().any():
+        values = values.where(values.notna() | raw.isna(), raw.map(parse_count).astype(float))
     bad = values.isna() & raw.notna()
     if bad.any():
         example = raw[bad].iloc[0]
+        suffixes = " (or counts like 2.8B, 1.4T)" if counts else ""
         raise DataError(f"column '{src}' ({canonical}): {_rows(bad.to_numpy(), line_offset)} not numeric "
-                        f"(e.g. {example!r}){_number_hint(example)}; give plain numbers in "
+                        f"(e.g. {example!r}){_number_hint(example)}; give numbers{suffixes} in "
                         f"{UNITS.get(canonical, 'the stated unit')}")
     arr = values.to_numpy(dtype=float)
     missing = ~np.isfinite(arr)
@@ -265,6 +274,17 @@ def _numeric(frame: pd.DataFrame, src: str, canonical: str, line_offset: int) ->
         raise DataError(f"column '{src}' ({canonical}): {_rows(missing, line_offset)} missing, NaN or "
                         "infinite; every run needs a finite value")
     return arr
+
+
+def _reader_hint(columns) -> str:
+    """'; this looks like ...' naming the reader in bayeslaw.datasets for a published table as distributed."""
+    from bayeslaw import datasets
+
+    name = datasets.recognise(columns)
+    if not name:
+        return ""
+    return (f"; this looks like the published table bayeslaw.datasets.{name}(path) reads into runs (one row per "
+            "run, canonical columns): read it with that and pass the frame")
 
 
 def derivation_rules(k: float | None) -> list[tuple[str, tuple[str, ...], Callable, str]]:
@@ -347,7 +367,7 @@ def load_runs(
         if name not in values and name in ambiguous:
             raise DataError(ambiguous[name])
         if name not in values and name in mapped:
-            values[name] = _numeric(frame, mapped[name], name, line_offset)
+            values[name] = _numeric(frame, mapped[name], name, line_offset, counts=name != law.target)
         return name in values
 
     derived: dict[str, str] = {}
@@ -375,7 +395,7 @@ def load_runs(
                           f"{', '.join(repr(a) for a in ALIASES.get(c, (c,))[:4])}" for c in missing)
         raise DataError(f"missing column(s) for law '{law.name}': {', '.join(missing)}; "
                         f"the table has {', '.join(map(str, frame.columns))}. Expected {hints}. "
-                        "Map other names with columns={...} (CLI: --column NAME=COLUMN)")
+                        "Map other names with columns={...} (CLI: --column NAME=COLUMN)" + _reader_hint(frame.columns))
     _check_ranges(values, wanted, mapped, line_offset)
     from bayeslaw.model import model_priors  # model.py reads Runs from here
 
@@ -385,7 +405,9 @@ def load_runs(
                         f"({len(law.params)} law parameters plus noise); give at least {n_params} runs")
     out = pd.DataFrame({c: values[c] for c in wanted})
     out.index.name = "run"
-    return Runs(out, law, {c: mapped[c] for c in wanted if c in mapped}, derived)
+    from bayeslaw.datasets import recognise
+
+    return Runs(out, law, {c: mapped[c] for c in wanted if c in mapped}, derived, recognise(frame.columns) or "")
 
 
 def _check_ranges(values: Mapping[str, np.ndarray], names, mapped: Mapping[str, str], line_offset) -> None:

@@ -15,16 +15,27 @@ the published protocol that turns it into runs (one row per run, canonical colum
 from __future__ import annotations
 
 import os
-import re
 
 import pandas as pd
 
 from bayeslaw.errors import DataError
 from bayeslaw.laws.sparse import T5_TOKENS_PER_STEP
+from bayeslaw.units import parse_count
 
 T5_BASE_NONEMBEDDING = 24 * 12 * 768**2  # T5 base: 24 layers of 12 d^2 weights, d = 768
 DATABLATIONS_RUN = ["data", "num_params", "epochs", "tokens_per_epoch", "model_args"]
-_SUFFIX = {"M": 1e6, "B": 1e9, "T": 1e12}
+# the columns that identify each published table as it is distributed, and the reader that turns it into runs
+SIGNATURES = {
+    "chinchilla_runs": ("Model Size", "Training FLOP", "loss"),
+    "frantar_t5_runs": ("sparsity", "scale", "val-loss", "steps"),
+    "datablations_runs": ("num_params", "tokens_per_epoch", "token_num", "epochs"),
+}
+
+
+def recognise(columns) -> str | None:
+    """The reader in this module for a table with these columns (a published table as distributed), else None."""
+    have = {str(c) for c in columns}
+    return next((name for name, needs in SIGNATURES.items() if set(needs) <= have), None)
 
 
 def _read(path: str | os.PathLike, columns: list[str]) -> pd.DataFrame:
@@ -56,11 +67,11 @@ def frantar_t5_runs(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def parameters_from_label(label: str) -> float:
-    """Parameter count from a size label as datablations writes it: '2.8B' -> 2.8e9 ('M', 'B', 'T')."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([MBT])\s*", str(label))
-    if match is None:
+    """Parameter count from a size label as datablations writes it: '2.8B' -> 2.8e9 (``bayeslaw.units``)."""
+    value = parse_count(label)
+    if value is None:
         raise DataError(f"not a model size label like '2.8B': {label!r}")
-    return float(match.group(1)) * _SUFFIX[match.group(2)]
+    return value
 
 
 def datablations_runs(path: str | os.PathLike, data: str = "c4") -> pd.DataFrame:

@@ -308,7 +308,7 @@ def test_missing_target_column():
 def test_non_numeric_value(tmp_path):
     path = write_csv(tmp_path, set_cell(csv_lines(), 4, "N", "two hundred million"))
     data_error(path, "chinchilla", "column 'N' (N)", "line 4 is not numeric", "'two hundred million'",
-               "plain numbers in parameters")
+               "give numbers (or counts like 2.8B, 1.4T) in parameters")
 
 
 def test_non_numeric_values_on_several_lines(tmp_path):
@@ -538,3 +538,40 @@ def test_fewer_runs_than_parameters_depends_on_the_likelihood():
     assert len(load_runs(frame, "power-C", likelihood="laplace")) == 4
     with pytest.raises(DataError, match="4 runs are fewer than the 5 parameters of law 'power-C'"):
         load_runs(frame, "power-C")
+
+
+def test_counts_with_suffixes_are_read_and_written_back():
+    from bayeslaw.units import human, parse_count
+
+    assert [parse_count(t) for t in ("2.8B", "1.4T", "350m", "70b", ".5K", " 7 B ")] == [2.8e9, 1.4e12, 3.5e8, 7e10,
+                                                                                         500.0, 7e9]
+    assert parse_count("2.8") is None and parse_count("2.8 billion") is None and parse_count("B") is None
+    assert [human(v) for v in (9.6e10, 1.7e12, 3.5e8, 999.6e9, 1234, 0.5, 1e24)] == ["96B", "1.7T", "350M", "1T",
+                                                                                    "1.2K", "0.5", "1e+24"]
+    frame = pd.DataFrame({"params": ["70M", "1.4B", "2.8b"] * 3, "tokens": ["1.4B", "28B", "56000000000"] * 3,
+                          "loss": [3.1, 2.6, 2.5] * 3})
+    runs = load_runs(frame, "chinchilla")
+    assert runs.frame["N"].tolist()[:3] == [7e7, 1.4e9, 2.8e9] and runs.frame["D"].tolist()[:3] == [1.4e9, 2.8e10,
+                                                                                                   5.6e10]
+    frame["loss"] = ["3.1", "2.6K", "2.5"] * 3  # the target is a loss: no suffixes
+    with pytest.raises(DataError, match=r"column 'loss' \(loss\): rows 1, 4, 7 are not numeric \(e.g. '2.6K'\); "
+                                        r"give numbers in"):
+        load_runs(frame, "chinchilla")
+    frame["loss"] = [3.1, 2.6, 2.5] * 3
+    frame.loc[1, "params"] = "1.4 bn"
+    with pytest.raises(DataError, match=r"not numeric \(e.g. '1.4 bn'\); give numbers \(or counts like 2.8B, 1.4T\)"):
+        load_runs(frame, "chinchilla")
+
+
+def test_published_tables_as_distributed_name_their_reader():
+    frantar = pd.read_csv(shared_data_path("frantar_t5_sparsity.csv"))
+    with pytest.raises(DataError, match=r"this looks like the published table "
+                                        r"bayeslaw.datasets.frantar_t5_runs\(path\) reads into runs"):
+        load_runs(frantar, "chinchilla")
+    raw = pd.read_csv(shared_data_path("datablations_losses.csv"))  # every checkpoint a row: loads, with a note
+    runs = load_runs(raw, "chinchilla", columns={"N": "num_params", "D": "token_num"})
+    assert runs.published == "datablations_runs" and len(runs) == len(raw)
+    assert any("bayeslaw.datasets.datablations_runs(path) applies its paper's protocol" in n for n in runs.notes())
+    from bayeslaw.datasets import datablations_runs
+
+    assert load_runs(datablations_runs(shared_data_path("datablations_losses.csv")), "muennighoff").published == ""
