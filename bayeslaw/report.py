@@ -1,9 +1,11 @@
 """report(): one self-contained HTML page about a fit.
 
-Sections: the law and the fit, a summary of the runs, convergence diagnostics, the parameter table
-(``Fit.summary``), the figures of :mod:`bayeslaw.plots` embedded as base64 PNG, and the
-compute-optimal plan for the budgets given. Nothing is loaded from elsewhere: no scripts, no
-stylesheets, no remote images. Written atomically.
+It opens with the answer: for each budget the compute-optimal N and D and the loss there, medians with
+90% intervals in human units (96B parameters, 1.7T tokens), and whether the fit converged. Then the
+figures of :mod:`bayeslaw.plots` embedded as base64 PNG, then the details: the law and the fit, a
+summary of the runs, convergence diagnostics, the parameter table (``Fit.summary``) and the plan's
+full table. Nothing is loaded from elsewhere: no scripts, no stylesheets, no remote images. Written
+atomically.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bayeslaw.errors import BayeslawError
 from bayeslaw.files import check_writable, write_bytes_atomic
 from bayeslaw.plan import plan
 from bayeslaw.posterior import as_posterior
+from bayeslaw.units import human
 
 STYLE = """
 body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -32,6 +35,8 @@ table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f2f2f2; } img { max-width: 100%; display: block; margin: 0.6em 0; }
 .bad { color: #b00020; font-weight: bold; } .good { color: #1b6e20; font-weight: bold; } .note { color: #555; }
+#answer { background: #fff4d6; border: 2px solid #e0a800; padding: 0.6em 1.2em; font-size: 1.15em; }
+#answer p { margin: 0.4em 0; }
 """
 
 
@@ -97,6 +102,43 @@ def _figures(fit: Any, budgets: list[float]) -> str:
     return "\n".join(parts)
 
 
+def _interval(median: float, lo: float, hi: float, count: bool) -> str:
+    show = human if count else (lambda v: f"{v:.3g}")
+    return f"{show(median)} [{show(lo)}, {show(hi)}]"
+
+
+def headline(fit: Any, budgets: Sequence[float]) -> list[str]:
+    """The answer in sentences: per budget, N, D, tokens per parameter and the loss at the optimum (posterior
+    medians with 90% intervals, counts in K/M/B/T), then whether the fit converged."""
+    lines = []
+    if budgets:
+        try:
+            table = plan(fit, list(budgets)).summary((0.9,))
+        except BayeslawError as err:
+            lines.append(f"No compute-optimal plan for law {fit.law.name}: {err}")
+        else:
+            target = fit.law.target
+            for budget, row in table.iterrows():
+                parts = [f"{name} {_interval(row[f'{col} median'], row[f'{col} 90% lo'], row[f'{col} 90% hi'], True)}"
+                         for name, col in (("N", "N_opt"), ("D", "D_opt"))]
+                lines.append(f"At {budget:.3g} FLOPs: {parts[0]} parameters, {parts[1]} tokens "
+                             f"({row['tokens_per_param median']:.3g} tokens per parameter), {target} "
+                             f"{_interval(row['loss median'], row['loss 90% lo'], row['loss 90% hi'], False)}.")
+            lines.append("Posterior medians [90% intervals], with what they carry listed under Plan.")
+    d = fit.diagnostics
+    if d.converged:
+        lines.append(f"The fit converged (largest R-hat {d.max_rhat:.3f}, smallest bulk ESS {d.min_ess_bulk:.0f}, "
+                     f"{d.divergences} divergent transitions).")
+    else:
+        lines.append("The fit did NOT converge: " + "; ".join(d.problems) + ". Do not act on these numbers yet.")
+    return lines
+
+
+def _answer(fit: Any, budgets: list[float]) -> str:
+    rows = "".join(f"<p>{html.escape(line)}</p>" for line in headline(fit, budgets))
+    return f'<section id="answer">{rows}</section>'
+
+
 def _plan(fit: Any, budgets: list[float]) -> str:
     if not budgets:
         return '<p class="note">no budgets given</p>'
@@ -123,6 +165,9 @@ def render(fit: Any, budgets: Sequence[float] | None = None) -> str:
     info = fit.info
     sections = [
         f"<h1>bayeslaw report: {html.escape(law.name)}</h1>",
+        _answer(fit, budgets),
+        "<h2>Figures</h2>", _figures(fit, budgets),
+        "<h2>The law and the fit</h2>",
         f"<p><b>{html.escape(law.title)}</b>: {html.escape(law.formula)}<br>source: {html.escape(law.source)}<br>"
         f"{len(fit.runs)} runs; likelihood {html.escape(fit.likelihood)} on log({html.escape(law.target)}); "
         f"sampler {html.escape(str(info.get('sampler', '?')))}, seed {html.escape(str(info.get('seed', '?')))}; "
@@ -132,7 +177,6 @@ def render(fit: Any, budgets: Sequence[float] | None = None) -> str:
         "<h2>Diagnostics</h2>", _diagnostics(fit),
         "<h2>Parameters</h2>", '<p class="note">posterior median, mean, sd, 94% HDI, ESS and R-hat</p>',
         _table(fit.summary()),
-        "<h2>Figures</h2>", _figures(fit, budgets),
         "<h2>Plan</h2>", _plan(fit, budgets),
     ]
     body = "\n".join(s for s in sections if s)

@@ -144,3 +144,45 @@ def test_cli_report(chinchilla_fit_small, tmp_path):
     assert f"wrote {out}" in result.output and "C = 1e+24 FLOPs" in out.read_text()
     result = runner.invoke(app, ["report", str(fit_file), "-o", str(tmp_path / "no" / "r.html")])
     assert result.exit_code == EXIT_ERROR and "does not exist" in result.output
+
+
+def test_the_report_opens_with_the_answer_in_human_units(chinchilla_fit_small):
+    """The first thing after the title: per budget N, D and the loss with 90% intervals in K/M/B/T, then whether
+    the fit converged; the figures next, the details after them."""
+    import dataclasses
+
+    from bayeslaw.plan import plan
+    from bayeslaw.report import headline
+    from bayeslaw.units import human
+
+    lines = headline(chinchilla_fit_small, BUDGETS)
+    row = plan(chinchilla_fit_small, [1e24]).summary((0.9,)).iloc[0]
+    want = (f"At 1e+24 FLOPs: N {human(row['N_opt median'])} [{human(row['N_opt 90% lo'])}, "
+            f"{human(row['N_opt 90% hi'])}] parameters, D {human(row['D_opt median'])} [")
+    assert lines[1].startswith(want) and re.search(r"\d[BT] \[\d", lines[1]), lines[1]
+    assert re.search(r"loss \d\.\d+ \[\d\.\d+, \d\.\d+\]\.$", lines[1]) and lines[-1].startswith("The fit converged")
+    text = Text.of(render(chinchilla_fit_small, BUDGETS)).text
+    assert text.index("At 1e+22 FLOPs: N") < text.index("Figures") < text.index("Diagnostics")
+    bad = dataclasses.replace(chinchilla_fit_small.diagnostics, max_rhat=1.2, slowest=("alpha",))
+    unconverged = dataclasses.replace(chinchilla_fit_small, diagnostics=bad)
+    assert headline(unconverged, [])[-1].startswith("The fit did NOT converge: R-hat")
+
+
+def test_the_answer_is_on_the_first_screen_in_headless_chromium(page, tmp_path):
+    """Must-show: rendered at 1200 x 1000 px (one screen), the answer box (its own background colour) lies inside
+    it, and the page's DOM puts the answer's sentences right after the title."""
+    browser = chromium()
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = tmp_path / "first_screen.png"
+    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1200,1000", page.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    image = (mpimg.imread(shot)[..., :3] * 255).round()
+    box = np.all(np.abs(image - [255, 244, 214]) <= 2, axis=-1)  # #fff4d6, the answer's background
+    rows = np.flatnonzero(box.mean(axis=1) > 0.5)
+    assert image.shape[:2] == (1000, 1200) and len(rows) > 60, len(rows)  # a box of sentences, not a stray pixel
+    assert rows.max() < 1000 - 1 and rows.min() < 200  # the whole box, near the top of the first screen
+    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], check=True, capture_output=True, text=True,
+                         timeout=120).stdout
+    text = Text.of(dom).text
+    found = re.search(r"bayeslaw report: chinchilla At 1e\+22 FLOPs: N [\d.]+B \[", text)  # the title, then h1
+    assert found and found.start() < 60, text[:200]
