@@ -266,7 +266,8 @@ def _parse(raw: Mapping[str, Any], path: Path) -> Entry:
     if missing:
         raise check.fail("conventions", f"must say what each input and the target mean; missing {', '.join(missing)}")
 
-    from bayeslaw.model import LIKELIHOODS, model_priors
+    from bayeslaw.likelihoods import LIKELIHOODS
+    from bayeslaw.model import model_priors
 
     likelihood = raw.get("likelihood", "student_t")
     if likelihood not in LIKELIHOODS:

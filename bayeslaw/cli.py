@@ -601,8 +601,8 @@ def compare_command(
     from bayeslaw.compare import bayes_factors, compare, failed_checks, marginal_likelihood
     from bayeslaw.data import load_runs, readable_columns
     from bayeslaw.fit import MAX_POINTWISE_VALUES, fit
-    from bayeslaw.holdout import Holdout, check_sizes, is_default, is_off, model_parameters, resolve_split
-    from bayeslaw.model import model_priors
+    from bayeslaw.holdout import Holdout, check_sizes, is_default, is_off, resolve_split
+    from bayeslaw.model import model_parameters, model_priors
 
     chosen = [_law(n.strip()) for n in laws.split(",") if n.strip()]
     if len(chosen) < 2:

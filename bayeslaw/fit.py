@@ -21,8 +21,8 @@ from bayeslaw.errors import BayeslawError, ConvergenceWarning, FitFileError
 from bayeslaw.files import check_writable, write_bytes_atomic
 from bayeslaw.fixed import Fixing, resolve_fixed
 from bayeslaw.laws import Law, get_law
+from bayeslaw.likelihoods import LIKELIHOODS, NOISE_PARAMETERS
 from bayeslaw.model import (
-    LIKELIHOODS,
     build_model,
     data_pivots,
     log_likelihood,
@@ -70,8 +70,8 @@ class Fit:
         """Published parameters, derived quantities and noise parameters, in that order."""
         names = list(self.law.published)
         names += [n for n in self.posterior.data_vars if n not in names and n not in self.law.params
-                  and n not in ("sigma", "nu")]
-        return names + [n for n in ("sigma", "nu") if n in self.posterior]
+                  and n not in NOISE_PARAMETERS]
+        return names + [n for n in NOISE_PARAMETERS if n in self.posterior]
 
     @property
     def fixed(self) -> dict[str, float]:
@@ -384,7 +384,7 @@ def load(path: str | os.PathLike, law: Law | str | None = None) -> Fit:
     if runs.digest() != attrs.get("data_sha256"):
         raise FitFileError(f"{path}: the runs stored in the file do not match their recorded hash (attribute "
                            "'data_sha256'); the file was edited or damaged")
-    known = (*current.params, "sigma", "nu")
+    known = (*current.params, *NOISE_PARAMETERS)
     priors = read("priors", lambda v: _priors(v, known))
     diagnostics = read("diagnostics", lambda v: Diagnostics.from_dict(_json_object(v)))
     info = read("info", _info)

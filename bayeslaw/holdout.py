@@ -31,6 +31,7 @@ from scipy.special import logsumexp
 
 from bayeslaw.data import Runs, derive_inputs
 from bayeslaw.errors import BayeslawError
+from bayeslaw.model import model_parameters, model_priors
 from bayeslaw.posterior import as_posterior
 from bayeslaw.priors import short
 
@@ -160,11 +161,6 @@ def plain_key(name: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
 
 
-def model_parameters(priors: Mapping[str, Any]) -> list[str]:
-    """The sampled parameters of a model (law and noise): its priors that are not Fixed."""
-    return [name for name, prior in priors.items() if getattr(prior, "dist", None) != "Fixed"]
-
-
 def score_heldout(source: Any, heldout: Runs, levels: Sequence[float] = (0.5, 0.8, 0.9),
                   seed: int | None = 0) -> dict[str, Any]:
     """Log predictive density, interval coverage and median relative error on held-out runs.
@@ -210,7 +206,6 @@ def leave_future_out(laws: Sequence[str], data: Any, holdout: str | Holdout = DE
     """
     from bayeslaw.data import load_runs
     from bayeslaw.fit import fit
-    from bayeslaw.model import model_priors
 
     loaded = [load_runs(data, name, columns) for name in laws]
     if not loaded:
