@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from bayeslaw._draws import SAMPLE_DIMS, unflat
 from bayeslaw.errors import BayeslawError
 from bayeslaw.laws import Law, get_law
 from bayeslaw.posterior import LawPosterior
@@ -139,7 +140,7 @@ class Entry:
         if draws < 1:
             raise CatalogueError(f"draws must be >= 1, got {draws}")
         values = _draw(self, draws, np.random.default_rng(seed))
-        data = {name: (("chain", "draw"), values[name][None, :]) for name in self.law.published}
+        data = {name: (SAMPLE_DIMS, unflat(values[name], 1)) for name in self.law.published}
         count = "" if self.uncertainty.kind == "none" else f" ({draws} draws)"
         return LawPosterior(self.law, xr.Dataset(data), likelihood=None,
                             source=f"{self.name}: {self.uncertainty.label}{count}")

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayeslaw._draws import flat, n_samples
 from bayeslaw.data import Runs, load_runs
 from bayeslaw.diagnostics import Diagnostics, diagnose
 from bayeslaw.discrepancy import Discrepancy, check_kind, estimate
@@ -184,7 +185,7 @@ def fit(
             "sample_seconds": sum(a["sample_seconds"] for a in attempts), "attempts": attempts,
             "fixed": dict(fixing.values), "prior_from": prior_from,
             "priors_given": {k: Prior.parse(v, k).to_dict() for k, v in (priors or {}).items()}}
-    values = posterior.sizes["chain"] * posterior.sizes["draw"] * len(runs)
+    values = n_samples(posterior) * len(runs)
     if values > MAX_POINTWISE_VALUES:
         info["notes"] = [f"pointwise log-likelihood not stored: {posterior.sizes['chain']} chains x "
                          f"{posterior.sizes['draw']} draws x {len(runs)} runs would take {values * 8 / 1e9:.3g} GB "
@@ -217,15 +218,15 @@ def run_blocks(n_runs: int, n_draws: int) -> list[slice]:
 def median_log_mean(law: Law, posterior: xr.Dataset, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
     """The median over posterior draws of log f(theta; x_i) at each run, in blocks of runs (bounded memory);
     with more than ``MEDIAN_DRAWS`` draws and a large table, over evenly thinned draws."""
-    flat = {n: posterior[n].values.reshape(-1, 1) for n in law.published}
-    n_draws = len(next(iter(flat.values())))
+    params = {n: flat(posterior[n].values)[:, None] for n in law.published}
+    n_draws = len(next(iter(params.values())))
     n_runs = len(next(iter(inputs.values())))
     if n_draws > MEDIAN_DRAWS and n_draws * n_runs > 50 * BLOCK_VALUES:
         keep = np.linspace(0, n_draws - 1, MEDIAN_DRAWS).round().astype(int)
-        flat, n_draws = {n: v[keep] for n, v in flat.items()}, MEDIAN_DRAWS
+        params, n_draws = {n: v[keep] for n, v in params.items()}, MEDIAN_DRAWS
     out = np.empty(n_runs)
     for block in run_blocks(n_runs, n_draws):
-        mean = law.function(flat, {k: np.asarray(v)[block] for k, v in inputs.items()}, np)
+        mean = law.function(params, {k: np.asarray(v)[block] for k, v in inputs.items()}, np)
         out[block] = np.median(np.log(mean), axis=0)
     return out
 
@@ -291,9 +292,9 @@ def assemble(runs: Runs, priors: Mapping[str, Prior], likelihood: str, posterior
     inputs = {k: xr.DataArray(v, dims="run", coords={"run": run}) for k, v in runs.inputs.items()}
     obs_name = f"log_{law.target}"
     log_target = xr.DataArray(np.log(runs.target), dims="run", coords={"run": run})
-    stored = posterior.sizes["chain"] * posterior.sizes["draw"] * len(runs) <= MAX_POINTWISE_VALUES
+    stored = n_samples(posterior) * len(runs) <= MAX_POINTWISE_VALUES
     if stored:
-        blocks = run_blocks(len(runs), posterior.sizes["chain"] * posterior.sizes["draw"])
+        blocks = run_blocks(len(runs), n_samples(posterior))
         loglik = xr.concat([log_likelihood(law, likelihood, posterior, {k: v[b] for k, v in inputs.items()},
                                            log_target[b]) for b in blocks], dim="run")
     constant = xr.Dataset({**inputs, law.target: xr.DataArray(runs.target, dims="run", coords={"run": run}),

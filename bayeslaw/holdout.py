@@ -29,6 +29,7 @@ import pandas as pd
 import xarray as xr
 from scipy.special import logsumexp
 
+from bayeslaw._draws import derived_seed, flat
 from bayeslaw.data import Runs, derive_inputs
 from bayeslaw.errors import BayeslawError
 from bayeslaw.model import model_parameters, model_priors
@@ -179,13 +180,13 @@ def score_heldout(source: Any, heldout: Runs, levels: Sequence[float] = (0.5, 0.
     log_y = np.log(heldout.target)
     mean = np.log(law.function(post.params(), inputs, np)).transpose("chain", "draw", "run")
     if post.conditional is not None:  # one draw of delta per posterior draw and run (a Monte Carlo draw of the mixture)
-        mean = mean + post.log_discrepancy(inputs, seed=None if seed is None else seed + 1)
+        mean = mean + post.log_discrepancy(inputs, seed=derived_seed(seed, 1))
     mu = mean.transpose("chain", "draw", "run").values
     loglik = post.log_noise_density(log_y - mu)
-    samples = loglik.reshape(-1, len(heldout)).T  # (run, sample)
+    samples = flat(loglik).T  # (run, sample)
     lpd = logsumexp(samples, axis=1) - np.log(samples.shape[1])
     noise = post.log_noise(seed, runs=len(heldout)).transpose("chain", "draw", "run").values
-    predictive = (mu + noise).reshape(-1, len(heldout)).T
+    predictive = flat(mu + noise).T
     out: dict[str, Any] = {"n_heldout": len(heldout), "lpd": float(lpd.sum()), "lpd_per_run": float(lpd.mean())}
     for level in levels:
         lo, hi = np.quantile(predictive, [(1 - level) / 2, (1 + level) / 2], axis=1)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayeslaw._draws import stacked
 from bayeslaw.errors import BayeslawError
 from bayeslaw.laws import Law
 from bayeslaw.posterior import LawPosterior, as_posterior
@@ -128,8 +129,7 @@ class Plan:
         levels = check_levels(levels)
         columns = {"budget": self.draws["budget"].values}
         for name in self.draws.data_vars:
-            samples = self.draws[name].stack(sample=("chain", "draw")).transpose("budget", "sample").values
-            columns |= interval_columns(samples, levels, prefix=f"{name} ")
+            columns |= interval_columns(stacked(self.draws[name], "budget"), levels, prefix=f"{name} ")
         return pd.DataFrame(columns).set_index("budget")
 
 

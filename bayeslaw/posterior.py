@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from bayeslaw._draws import flat, n_samples, unflat
 from bayeslaw.data import derive_inputs
 from bayeslaw.discrepancy import Conditional, Discrepancy
 from bayeslaw.errors import BayeslawError
@@ -36,7 +37,7 @@ class LawPosterior:
 
     @property
     def n_draws(self) -> int:
-        return int(self.draws.sizes["chain"] * self.draws.sizes["draw"])
+        return n_samples(self.draws)
 
     def params(self) -> dict[str, xr.DataArray]:
         return {name: self.draws[name] for name in self.law.published}
@@ -54,7 +55,7 @@ class LawPosterior:
         shape = (self.draws.sizes["chain"], self.draws.sizes["draw"])
         law = {k: self.draws[k].values for k in NOISE_PARAMETERS if k in self.draws}
         if self.conditional is not None and self.discrepancy.noise == "nugget" and self.likelihood is not None:
-            return "contaminated", {"sigma": self.conditional.nuggets.reshape(shape),
+            return "contaminated", {"sigma": unflat(self.conditional.nuggets, shape[0]),
                                     "rate": np.full(shape, self.discrepancy.outlier_rate),
                                     "outlier": self.likelihood, **{f"outlier_{k}": v for k, v in law.items()}}
         if self.likelihood is None:
@@ -125,12 +126,12 @@ class LawPosterior:
         if self.discrepancy is None or self.fitted_runs is None:
             return None
         law = self.law
-        flat = {name: self.draws[name].values.reshape(-1, 1) for name in law.published}
+        params = {name: flat(self.draws[name].values)[:, None] for name in law.published}
         inputs = {name: self.fitted_runs[name] for name in law.inputs}
 
         def residuals(keep: np.ndarray) -> np.ndarray:  # (k, S) at the runs conditioned on only
             at = {name: values[keep] for name, values in inputs.items()}
-            return (np.log(self.fitted_runs[law.target][keep]) - np.log(law.function(flat, at, np))).T
+            return (np.log(self.fitted_runs[law.target][keep]) - np.log(law.function(params, at, np))).T
 
         return Conditional(self.discrepancy, inputs, residuals)
 
@@ -160,10 +161,10 @@ class LawPosterior:
         shared = not any(isinstance(inputs[x], xr.DataArray) and {"chain", "draw"} & set(inputs[x].dims)
                          for x in self.law.inputs)
         # inputs that do not vary by draw are evaluated once per point (the variance once per hyperparameter set)
-        flat = {x: a.transpose(*template.dims).values.reshape(*template.shape[:-2], -1)[..., :1] if shared else
-                a.transpose(*template.dims).values.reshape(*template.shape[:-2], -1)
-                for x, a in zip(self.law.inputs, arrays[1:], strict=True)}
-        mean, var = self.conditional.evaluate(flat)
+        points = {x: a.transpose(*template.dims).values.reshape(*template.shape[:-2], -1)[..., :1] if shared else
+                  a.transpose(*template.dims).values.reshape(*template.shape[:-2], -1)
+                  for x, a in zip(self.law.inputs, arrays[1:], strict=True)}
+        mean, var = self.conditional.evaluate(points)
         rng = np.random.default_rng(seed)
         noise = rng.standard_normal(mean.shape[-1]) if smooth else rng.standard_normal(mean.shape)
         values = (mean + np.sqrt(var) * noise).reshape(template.shape)

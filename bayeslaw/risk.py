@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayeslaw._draws import derived_seed, flat
 from bayeslaw.errors import BayeslawError
 from bayeslaw.laws import Law
 from bayeslaw.plan import (
@@ -161,9 +162,9 @@ class _Problem:
 
 def _problem(post: LawPosterior, k: float, max_params, max_tokens, seed) -> _Problem:
     require_allocation_inputs(post.law, "risk-aware allocation")
-    flat = {k_: v.values.reshape(-1) for k_, v in post.params().items()}
-    delta = post.discrepancy_function(None if seed is None else seed + 1)
-    return _Problem(post.law, flat, post.log_noise(seed).values.reshape(-1), k, max_params, max_tokens, delta)
+    params = {k_: flat(v.values) for k_, v in post.params().items()}
+    delta = post.discrepancy_function(derived_seed(seed, 1))
+    return _Problem(post.law, params, flat(post.log_noise(seed).values), k, max_params, max_tokens, delta)
 
 
 @dataclass(frozen=True)
