@@ -36,6 +36,7 @@ import numpy as np
 import xarray as xr
 
 from bayeslaw._draws import SAMPLE_DIMS, unflat
+from bayeslaw._search import BUDGET_RULE, check_budgets
 from bayeslaw.errors import BayeslawError
 from bayeslaw.laws import Law, get_law
 from bayeslaw.posterior import LawPosterior
@@ -457,7 +458,11 @@ def _vectors(raw: Mapping[str, Any], law: Law, constants: Mapping[str, float] | 
                 raise check.fail(f"{where}.inputs", f"must give exactly the law's inputs {', '.join(law.inputs)}")
             inputs = {k: check.number(v, f"{where}.inputs.{k}") for k, v in given.items()}
         elif "budget" in item:
-            budget = check.number(item["budget"], f"{where}.budget", positive=True)
+            budget = check.number(item["budget"], f"{where}.budget")
+            try:
+                check_budgets(budget)
+            except BayeslawError:
+                raise check.fail(f"{where}.budget", f"{BUDGET_RULE}, got {budget!r}") from None
             if what not in ALLOCATION:
                 raise check.fail(f"{where}.what", f"must be one of {', '.join(ALLOCATION)} with a 'budget'")
         elif what not in known:

@@ -16,20 +16,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from bayeslaw._search import bisect_decreasing, golden_section
 from bayeslaw.errors import BayeslawError
-from bayeslaw.plan import broadcast_numpy, golden_section, require_allocation_inputs
+from bayeslaw.plan import broadcast_numpy, require_allocation_inputs
 from bayeslaw.posterior import as_posterior
 
 LOG_HUGE = np.log(1e60)  # stands in for D -> infinity
-
-
-def _bisect_decreasing(fn, lo, hi, steps: int = 60):
-    """Root of a decreasing fn on [lo, hi] (elementwise); fn(lo) > 0 > fn(hi) where a root exists."""
-    for _ in range(steps):
-        mid = (lo + hi) / 2
-        above = fn(mid) > 0
-        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
-    return (lo + hi) / 2
 
 
 def inference_optimal(source: Any, target_loss: float, inference_tokens: float, *,
@@ -52,11 +44,11 @@ def inference_optimal(source: Any, target_loss: float, inference_tokens: float, 
         return law.function(params, {"N": np.exp(u), "D": np.exp(v)}, np)
 
     template = np.zeros_like(params[law.published[0]])
-    u_min = _bisect_decreasing(lambda u: loss(u, LOG_HUGE) - target_loss, template, template + LOG_HUGE)
+    u_min = bisect_decreasing(lambda u: loss(u, LOG_HUGE) - target_loss, template, template + LOG_HUGE)
     reachable = loss(u_min + 1e-6, LOG_HUGE) < target_loss
 
     def tokens_for(u):
-        return _bisect_decreasing(lambda v: loss(u, v) - target_loss, template, template + LOG_HUGE)
+        return bisect_decreasing(lambda v: loss(u, v) - target_loss, template, template + LOG_HUGE)
 
     def total_cost(u, d_inf):
         return np.log(k_tr * np.exp(tokens_for(u)) + k_inf * d_inf) + u  # log of N (k_tr D + k_inf D_inf)

@@ -26,6 +26,7 @@ from matplotlib import MatplotlibDeprecationWarning, colormaps
 from matplotlib.figure import Figure
 
 from bayeslaw._draws import stacked
+from bayeslaw._search import check_budgets
 from bayeslaw.data import derive_inputs
 from bayeslaw.errors import BayeslawError
 from bayeslaw.files import atomic_write
@@ -82,10 +83,7 @@ def default_budgets(c: np.ndarray, count: int = 5) -> np.ndarray:
 def _budgets(budgets: float | Sequence[float] | None) -> np.ndarray | None:
     if budgets is None:
         return None
-    values = np.atleast_1d(np.asarray(budgets, dtype=float))
-    if values.ndim != 1 or not len(values) or not np.all(np.isfinite(values) & (values > 0)):
-        raise BayeslawError(f"budgets must be finite FLOP counts > 0, got {values.tolist()}")
-    return np.unique(values)
+    return np.unique(check_budgets(budgets))
 
 
 def isoflop(fit: Any, budgets: Sequence[float] | None = None, levels: Sequence[float] = (0.5, 0.9),

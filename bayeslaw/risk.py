@@ -25,13 +25,12 @@ import numpy as np
 import pandas as pd
 
 from bayeslaw._draws import derived_seed, flat
+from bayeslaw._search import check_budgets, golden_section
 from bayeslaw.errors import BayeslawError
 from bayeslaw.laws import Law
 from bayeslaw.plan import (
-    budget_array,
     check_caps,
     check_settings,
-    golden_section,
     optimal_allocation,
     require_allocation_inputs,
     search_bounds,
@@ -199,11 +198,12 @@ def decide(source: Any, budget: float | Sequence[float], risk: str | Risk = "mea
     if risk.name == "prob" and target_loss is None:
         target_loss = risk.level
     check_settings(flops_per_param_token, max_params=max_params, max_tokens=max_tokens)
-    check_caps(budget_array(budget).values, flops_per_param_token, max_params, max_tokens)
+    budgets = check_budgets(budget)
+    check_caps(budgets, flops_per_param_token, max_params, max_tokens)
     problem = _problem(post, flops_per_param_token, max_params, max_tokens, seed)
     point = {k: np.array([v]) for k, v in post.point_estimate().items()}
     rows, losses = [], {}
-    for c in budget_array(budget).values:
+    for c in budgets:
         n_opt = problem.optimum(c)
         best_mean = problem.best_expected(c, n_opt)
         point_n, _ = optimal_allocation(problem.law, point, np.asarray(c), flops_per_param_token=problem.k,
