@@ -514,9 +514,9 @@ def plan_command(
     as_csv: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
 ) -> None:
     """Compute-optimal N and D per budget under the posterior; risk-aware choices with --risk."""
-    from bayeslaw.inference import inference_optimal
     from bayeslaw.plan import plan
     from bayeslaw.risk import Risk, decide, min_budget
+    from bayeslaw.serving import inference_optimal
 
     budgets = list(budget) + _numbers(" ".join(ctx.args), "--budget") if ctx.args else list(budget)
     if model is not None and path is not None and not path.exists():
