@@ -11,6 +11,7 @@ each run's precision weight as a scale mixture of normals. Importing this module
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -25,11 +26,10 @@ if TYPE_CHECKING:
 Noise = Mapping[str, Any]  # noise parameter -> value (numbers, numpy arrays or PyTensor tensors)
 
 
-class Likelihood:
+class Likelihood(ABC):
     """A family of observation noise on log(target), with scale ``sigma`` and possibly more parameters."""
 
     name: ClassVar[str]
-    label: ClassVar[str]
     extra: ClassVar[Mapping[str, Prior]] = {}  # noise parameters beyond sigma, with their default priors
     doc: ClassVar[Mapping[str, str]] = {"sigma": "scale of the residuals on log(target)"}
 
@@ -56,21 +56,22 @@ class Likelihood:
         noise = {param: priors[param].build(param) for param in self.params}
         return self._observe(pm, name, mu, noise, observed, dims)
 
+    @abstractmethod
     def _observe(self, pm: Any, name: str, mu: Any, noise: Noise, observed: Any, dims: str) -> Any:
-        raise NotImplementedError
+        """The family's PyMC distribution, observed, given its noise parameters' random variables."""
 
+    @abstractmethod
     def logpdf(self, x: np.ndarray, noise: Noise, loc: Any = 0.0) -> np.ndarray:
         """log density of log(target) ``x`` around ``loc``; arguments broadcast elementwise."""
-        raise NotImplementedError
 
+    @abstractmethod
     def draw(self, rng: np.random.Generator, noise: Noise, shape: tuple[int, ...]) -> np.ndarray:
         """Draws of a new run's noise on log(target), ``shape`` (noise parameters broadcast to it)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def precision_weights(self, residuals: np.ndarray, sigma: float | None, nu: float | None) -> np.ndarray:
         """Each residual's posterior precision relative to 1 / sigma^2, the family seen as a scale mixture
         of normals (not capped). ``residuals`` are absolute values."""
-        raise NotImplementedError
 
     def _scale(self, sigma: float | None) -> float:
         if sigma is None or not sigma > 0:
@@ -79,7 +80,7 @@ class Likelihood:
 
 
 class StudentT(Likelihood):
-    name, label = "student_t", "Student-t"
+    name = "student_t"
     extra: ClassVar[Mapping[str, Prior]] = {"nu": Prior("Gamma", alpha=2.0, beta=0.1)}
     doc: ClassVar[Mapping[str, str]] = {**Likelihood.doc,
                                         "nu": "Student-t degrees of freedom (Gamma(2, 0.1), Juarez & Steel 2010)"}
@@ -105,7 +106,7 @@ class StudentT(Likelihood):
 
 
 class Normal(Likelihood):
-    name, label = "normal", "normal"
+    name = "normal"
 
     def _observe(self, pm, name, mu, noise, observed, dims):
         return pm.Normal(name, mu=mu, sigma=noise["sigma"], observed=observed, dims=dims)
@@ -124,7 +125,7 @@ class Normal(Likelihood):
 
 
 class Laplace(Likelihood):
-    name, label = "laplace", "Laplace"
+    name = "laplace"
 
     def _observe(self, pm, name, mu, noise, observed, dims):
         return pm.Laplace(name, mu=mu, b=noise["sigma"], observed=observed, dims=dims)
