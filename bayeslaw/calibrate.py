@@ -27,7 +27,7 @@ from bayeslaw.data import Runs, load_runs
 from bayeslaw.discrepancy import check_kind
 from bayeslaw.errors import BayeslawError
 from bayeslaw.holdout import Holdout, score_heldout
-from bayeslaw.model import model_priors
+from bayeslaw.model import model_parameters, model_priors
 from bayeslaw.posterior import as_posterior
 
 LEVELS = (0.5, 0.8, 0.9)
@@ -102,7 +102,7 @@ def calibrate(data: Any, law: str, holdouts: Sequence[str | Holdout | Split], *,
         raise BayeslawError("give at least one holdout rule, e.g. 'C>1e21'")
     runs = load_runs(data, law, columns)
     rules = [_parse(h) for h in holdouts]
-    names = list(model_priors(runs.law, likelihood, fit_kwargs.get("priors")))
+    names = model_parameters(model_priors(runs.law, likelihood, fit_kwargs.get("priors")))
     check_splits(runs, rules, len(names), names, min_heldout)
     rows, sources, problems = [], {}, {}
     for rule in rules:

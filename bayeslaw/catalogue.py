@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from bayeslaw._draws import SAMPLE_DIMS, unflat
+from bayeslaw._search import BUDGET_RULE, check_budgets
 from bayeslaw.errors import BayeslawError
 from bayeslaw.laws import Law, get_law
 from bayeslaw.posterior import LawPosterior
@@ -139,7 +141,7 @@ class Entry:
         if draws < 1:
             raise CatalogueError(f"draws must be >= 1, got {draws}")
         values = _draw(self, draws, np.random.default_rng(seed))
-        data = {name: (("chain", "draw"), values[name][None, :]) for name in self.law.published}
+        data = {name: (SAMPLE_DIMS, unflat(values[name], 1)) for name in self.law.published}
         count = "" if self.uncertainty.kind == "none" else f" ({draws} draws)"
         return LawPosterior(self.law, xr.Dataset(data), likelihood=None,
                             source=f"{self.name}: {self.uncertainty.label}{count}")
@@ -266,7 +268,8 @@ def _parse(raw: Mapping[str, Any], path: Path) -> Entry:
     if missing:
         raise check.fail("conventions", f"must say what each input and the target mean; missing {', '.join(missing)}")
 
-    from bayeslaw.model import LIKELIHOODS, model_priors
+    from bayeslaw.likelihoods import LIKELIHOODS
+    from bayeslaw.model import model_priors
 
     likelihood = raw.get("likelihood", "student_t")
     if likelihood not in LIKELIHOODS:
@@ -455,7 +458,11 @@ def _vectors(raw: Mapping[str, Any], law: Law, constants: Mapping[str, float] | 
                 raise check.fail(f"{where}.inputs", f"must give exactly the law's inputs {', '.join(law.inputs)}")
             inputs = {k: check.number(v, f"{where}.inputs.{k}") for k, v in given.items()}
         elif "budget" in item:
-            budget = check.number(item["budget"], f"{where}.budget", positive=True)
+            budget = check.number(item["budget"], f"{where}.budget")
+            try:
+                check_budgets(budget)
+            except BayeslawError:
+                raise check.fail(f"{where}.budget", f"{BUDGET_RULE}, got {budget!r}") from None
             if what not in ALLOCATION:
                 raise check.fail(f"{where}.what", f"must be one of {', '.join(ALLOCATION)} with a 'budget'")
         elif what not in known:

@@ -19,6 +19,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from bayeslaw._search import check_budgets
 from bayeslaw.errors import BayeslawError, ConvergenceWarning
 
 EXIT_ERROR = 1
@@ -366,7 +367,7 @@ def demo_command(
     from bayeslaw.laws.chinchilla import chinchilla_optimum
     from bayeslaw.plan import plan
 
-    _finite(budget, "--budget")
+    _checked(lambda: check_budgets(budget, "--budget"))
     _finite(noise, "--noise", positive=False)
     if noise < 0:
         _usage(f"--noise must be >= 0, got {noise}")
@@ -513,9 +514,9 @@ def plan_command(
     as_csv: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
 ) -> None:
     """Compute-optimal N and D per budget under the posterior; risk-aware choices with --risk."""
-    from bayeslaw.inference import inference_optimal
     from bayeslaw.plan import plan
     from bayeslaw.risk import Risk, decide, min_budget
+    from bayeslaw.serving import inference_optimal
 
     budgets = list(budget) + _numbers(" ".join(ctx.args), "--budget") if ctx.args else list(budget)
     if model is not None and path is not None and not path.exists():
@@ -525,8 +526,7 @@ def plan_command(
         except ValueError:
             pass
     _one_source(path, model)
-    for value in budgets:
-        _finite(value, "--budget")
+    _checked(lambda: check_budgets(budgets, "--budget"))
     for option, value in (("--max-params", max_params), ("--unique-tokens", unique_tokens),
                           ("--inference-tokens", inference_tokens), ("--target-loss", target_loss),
                           ("--flops-per-param-token", flops_per_param_token)):
@@ -601,8 +601,8 @@ def compare_command(
     from bayeslaw.compare import bayes_factors, compare, failed_checks, marginal_likelihood
     from bayeslaw.data import load_runs, readable_columns
     from bayeslaw.fit import MAX_POINTWISE_VALUES, fit
-    from bayeslaw.holdout import Holdout, check_sizes, is_default, is_off, model_parameters, resolve_split
-    from bayeslaw.model import model_priors
+    from bayeslaw.holdout import Holdout, check_sizes, is_default, is_off, resolve_split
+    from bayeslaw.model import model_parameters, model_priors
 
     chosen = [_law(n.strip()) for n in laws.split(",") if n.strip()]
     if len(chosen) < 2:
@@ -712,8 +712,8 @@ def _budget_list(ctx: typer.Context, budget: list[float] | None) -> list[float] 
     if ctx.args and not budget:
         _usage(f"unexpected arguments: {_one_line(' '.join(ctx.args), 80)}")
     values = list(budget or []) + (_numbers(" ".join(ctx.args), "--budget") if ctx.args else [])
-    for value in values:
-        _finite(value, "--budget")
+    if values:
+        _checked(lambda: check_budgets(values, "--budget"))
     return values or None
 
 

@@ -36,12 +36,12 @@ from bayeslaw.holdout import (
     check_sizes,
     is_default,
     is_off,
-    model_parameters,
     plain_key,
     resolve_split,
     score_heldout,
     split_runs,
 )
+from bayeslaw.model import model_parameters
 from bayeslaw.priors import Prior
 
 PARETO_K_LIMIT = 0.7

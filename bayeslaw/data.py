@@ -28,6 +28,7 @@ import pandas as pd
 
 from bayeslaw.errors import DataError
 from bayeslaw.laws import Law, get_law, model_scale
+from bayeslaw.likelihoods import n_parameters
 from bayeslaw.units import parse_count
 
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -345,7 +346,8 @@ def load_runs(
 
     ``columns`` maps canonical names to source columns, e.g. ``{"loss": "val-loss"}``.
     ``flops_per_param_token`` overrides the law's k in C = k N D. ``likelihood`` (the fit's) sets how many
-    noise parameters the table must outnumber with the law's: sigma, and nu for the Student-t.
+    noise parameters the table must outnumber with the law's (``bayeslaw.likelihoods``: sigma, and nu for the
+    Student-t).
     """
     law = get_law(law)
     if isinstance(source, Runs):
@@ -397,9 +399,7 @@ def load_runs(
                         f"the table has {', '.join(map(str, frame.columns))}. Expected {hints}. "
                         "Map other names with columns={...} (CLI: --column NAME=COLUMN)" + _reader_hint(frame.columns))
     _check_ranges(values, wanted, mapped, line_offset)
-    from bayeslaw.model import model_priors  # model.py reads Runs from here
-
-    n_params = len(model_priors(law, likelihood))  # the law's parameters, the noise scale and (Student-t) nu
+    n_params = n_parameters(law, likelihood)  # the law's and the likelihood's noise parameters (sigma[, nu])
     if len(frame) < n_params:
         raise DataError(f"{len(frame)} runs are fewer than the {n_params} parameters of law '{law.name}' "
                         f"({len(law.params)} law parameters plus noise); give at least {n_params} runs")

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import xarray as xr
 
+from bayeslaw.likelihoods import NOISE_PARAMETERS
+
 MAX_RHAT = 1.01
 MIN_ESS_PER_CHAIN = 100
 MAX_TREEDEPTH_FRACTION = 0.01
@@ -83,7 +85,7 @@ class Diagnostics:
         names = list(dict.fromkeys([*(n for n in self.slowest if any(n in pair[:2] for pair in self.ridge)),
                                     *(name for a, b, _ in self.ridge for name in (a, b))]))
         pairs = ", ".join(f"{a}~{b} {r:+.2f}" for a, b, r in self.ridge[:4])
-        first = next((n for n in names if n not in ("sigma", "nu")), names[0])
+        first = next((n for n in names if n not in NOISE_PARAMETERS), names[0])
         return (f"ridge: {', '.join(names)} trade off (posterior correlations {pairs}); the runs pin a "
                 f"combination of them, not each one. Remedies: priors from published fits (prior_from="
                 f"'literature', CLI --prior-from literature), a tighter prior or a fixed value for one of them "

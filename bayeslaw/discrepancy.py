@@ -116,6 +116,7 @@ from typing import Any
 import numpy as np
 
 from bayeslaw.errors import BayeslawError
+from bayeslaw.likelihoods import get_likelihood
 
 KINDS = ("gp",)
 ETA_RATE = 60.0          # eta ~ Exponential(60)
@@ -158,29 +159,14 @@ def check_kind(kind: str | None) -> str | None:
 
 def robust_weights(residuals: np.ndarray, likelihood: str | None, sigma: float | None = None,
                    nu: float | None = None) -> np.ndarray:
-    """Each run's posterior precision weight under the likelihood's scale mixture of normals, capped at 1.
-
-    Student-t(nu, sigma) is a normal with precision lambda / sigma^2, lambda ~ Gamma(nu/2, nu/2), and
-    E[lambda | r] = (nu + 1) / (nu + (r / sigma)^2) (Lange, Little & Taylor 1989, JASA 84:881). The Laplace
-    with scale b is a normal whose variance is exponential (Andrews & Mallows 1974, JRSS B 36:99), with
-    E[1/v | r] = 1 / (b |r|): relative to the precision 1/b^2 of a run at |r| = b, w = b / |r|. A normal
-    likelihood gives every run weight 1. Capped at 1: runs are only ever down-weighted.
+    """Each run's posterior precision weight under the likelihood's scale mixture of normals, capped at 1
+    (``Likelihood.precision_weights``: Student-t (nu + 1) / (nu + (r / sigma)^2), Laplace sigma / |r|, normal and
+    no likelihood 1). Capped at 1: runs are only ever down-weighted.
     """
     r = np.abs(np.asarray(residuals, dtype=float))
-    if likelihood in (None, "normal"):
+    if likelihood is None:
         return np.ones_like(r)
-    if sigma is None or not sigma > 0:
-        raise BayeslawError(f"robust weights for a {likelihood} likelihood need its scale sigma > 0, got {sigma}")
-    if likelihood == "student_t":
-        if nu is None or not nu > 0:
-            raise BayeslawError(f"robust weights for a Student-t likelihood need nu > 0, got {nu}")
-        w = (nu + 1) / (nu + (r / sigma) ** 2)
-    elif likelihood == "laplace":
-        w = sigma / np.maximum(r, 1e-300)
-    else:
-        raise BayeslawError(f"unknown likelihood '{likelihood}' for robust weights; allowed: student_t, laplace, "
-                            "normal")
-    return np.minimum(w, 1.0)
+    return np.minimum(get_likelihood(likelihood).precision_weights(r, sigma, nu), 1.0)
 
 
 def _coordinate_values(values: Mapping[str, Any], inputs: tuple[str, ...], transform: str,

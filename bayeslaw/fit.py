@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayeslaw._draws import flat, n_samples
 from bayeslaw.data import Runs, load_runs
 from bayeslaw.diagnostics import Diagnostics, diagnose
 from bayeslaw.discrepancy import Discrepancy, check_kind, estimate
@@ -21,8 +22,8 @@ from bayeslaw.errors import BayeslawError, ConvergenceWarning, FitFileError
 from bayeslaw.files import check_writable, write_bytes_atomic
 from bayeslaw.fixed import Fixing, resolve_fixed
 from bayeslaw.laws import Law, get_law
+from bayeslaw.likelihoods import LIKELIHOODS, NOISE_PARAMETERS
 from bayeslaw.model import (
-    LIKELIHOODS,
     build_model,
     data_pivots,
     log_likelihood,
@@ -70,8 +71,8 @@ class Fit:
         """Published parameters, derived quantities and noise parameters, in that order."""
         names = list(self.law.published)
         names += [n for n in self.posterior.data_vars if n not in names and n not in self.law.params
-                  and n not in ("sigma", "nu")]
-        return names + [n for n in ("sigma", "nu") if n in self.posterior]
+                  and n not in NOISE_PARAMETERS]
+        return names + [n for n in NOISE_PARAMETERS if n in self.posterior]
 
     @property
     def fixed(self) -> dict[str, float]:
@@ -184,7 +185,7 @@ def fit(
             "sample_seconds": sum(a["sample_seconds"] for a in attempts), "attempts": attempts,
             "fixed": dict(fixing.values), "prior_from": prior_from,
             "priors_given": {k: Prior.parse(v, k).to_dict() for k, v in (priors or {}).items()}}
-    values = posterior.sizes["chain"] * posterior.sizes["draw"] * len(runs)
+    values = n_samples(posterior) * len(runs)
     if values > MAX_POINTWISE_VALUES:
         info["notes"] = [f"pointwise log-likelihood not stored: {posterior.sizes['chain']} chains x "
                          f"{posterior.sizes['draw']} draws x {len(runs)} runs would take {values * 8 / 1e9:.3g} GB "
@@ -217,15 +218,15 @@ def run_blocks(n_runs: int, n_draws: int) -> list[slice]:
 def median_log_mean(law: Law, posterior: xr.Dataset, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
     """The median over posterior draws of log f(theta; x_i) at each run, in blocks of runs (bounded memory);
     with more than ``MEDIAN_DRAWS`` draws and a large table, over evenly thinned draws."""
-    flat = {n: posterior[n].values.reshape(-1, 1) for n in law.published}
-    n_draws = len(next(iter(flat.values())))
+    params = {n: flat(posterior[n].values)[:, None] for n in law.published}
+    n_draws = len(next(iter(params.values())))
     n_runs = len(next(iter(inputs.values())))
     if n_draws > MEDIAN_DRAWS and n_draws * n_runs > 50 * BLOCK_VALUES:
         keep = np.linspace(0, n_draws - 1, MEDIAN_DRAWS).round().astype(int)
-        flat, n_draws = {n: v[keep] for n, v in flat.items()}, MEDIAN_DRAWS
+        params, n_draws = {n: v[keep] for n, v in params.items()}, MEDIAN_DRAWS
     out = np.empty(n_runs)
     for block in run_blocks(n_runs, n_draws):
-        mean = law.function(flat, {k: np.asarray(v)[block] for k, v in inputs.items()}, np)
+        mean = law.function(params, {k: np.asarray(v)[block] for k, v in inputs.items()}, np)
         out[block] = np.median(np.log(mean), axis=0)
     return out
 
@@ -291,9 +292,9 @@ def assemble(runs: Runs, priors: Mapping[str, Prior], likelihood: str, posterior
     inputs = {k: xr.DataArray(v, dims="run", coords={"run": run}) for k, v in runs.inputs.items()}
     obs_name = f"log_{law.target}"
     log_target = xr.DataArray(np.log(runs.target), dims="run", coords={"run": run})
-    stored = posterior.sizes["chain"] * posterior.sizes["draw"] * len(runs) <= MAX_POINTWISE_VALUES
+    stored = n_samples(posterior) * len(runs) <= MAX_POINTWISE_VALUES
     if stored:
-        blocks = run_blocks(len(runs), posterior.sizes["chain"] * posterior.sizes["draw"])
+        blocks = run_blocks(len(runs), n_samples(posterior))
         loglik = xr.concat([log_likelihood(law, likelihood, posterior, {k: v[b] for k, v in inputs.items()},
                                            log_target[b]) for b in blocks], dim="run")
     constant = xr.Dataset({**inputs, law.target: xr.DataArray(runs.target, dims="run", coords={"run": run}),
@@ -384,7 +385,7 @@ def load(path: str | os.PathLike, law: Law | str | None = None) -> Fit:
     if runs.digest() != attrs.get("data_sha256"):
         raise FitFileError(f"{path}: the runs stored in the file do not match their recorded hash (attribute "
                            "'data_sha256'); the file was edited or damaged")
-    known = (*current.params, "sigma", "nu")
+    known = (*current.params, *NOISE_PARAMETERS)
     priors = read("priors", lambda v: _priors(v, known))
     diagnostics = read("diagnostics", lambda v: Diagnostics.from_dict(_json_object(v)))
     info = read("info", _info)

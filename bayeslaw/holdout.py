@@ -29,8 +29,10 @@ import pandas as pd
 import xarray as xr
 from scipy.special import logsumexp
 
+from bayeslaw._draws import derived_seed, flat
 from bayeslaw.data import Runs, derive_inputs
 from bayeslaw.errors import BayeslawError
+from bayeslaw.model import model_parameters, model_priors
 from bayeslaw.posterior import as_posterior
 from bayeslaw.priors import short
 
@@ -160,11 +162,6 @@ def plain_key(name: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
 
 
-def model_parameters(priors: Mapping[str, Any]) -> list[str]:
-    """The sampled parameters of a model (law and noise): its priors that are not Fixed."""
-    return [name for name, prior in priors.items() if getattr(prior, "dist", None) != "Fixed"]
-
-
 def score_heldout(source: Any, heldout: Runs, levels: Sequence[float] = (0.5, 0.8, 0.9),
                   seed: int | None = 0) -> dict[str, Any]:
     """Log predictive density, interval coverage and median relative error on held-out runs.
@@ -183,13 +180,13 @@ def score_heldout(source: Any, heldout: Runs, levels: Sequence[float] = (0.5, 0.
     log_y = np.log(heldout.target)
     mean = np.log(law.function(post.params(), inputs, np)).transpose("chain", "draw", "run")
     if post.conditional is not None:  # one draw of delta per posterior draw and run (a Monte Carlo draw of the mixture)
-        mean = mean + post.log_discrepancy(inputs, seed=None if seed is None else seed + 1)
+        mean = mean + post.log_discrepancy(inputs, seed=derived_seed(seed, 1))
     mu = mean.transpose("chain", "draw", "run").values
     loglik = post.log_noise_density(log_y - mu)
-    samples = loglik.reshape(-1, len(heldout)).T  # (run, sample)
+    samples = flat(loglik).T  # (run, sample)
     lpd = logsumexp(samples, axis=1) - np.log(samples.shape[1])
     noise = post.log_noise(seed, runs=len(heldout)).transpose("chain", "draw", "run").values
-    predictive = (mu + noise).reshape(-1, len(heldout)).T
+    predictive = flat(mu + noise).T
     out: dict[str, Any] = {"n_heldout": len(heldout), "lpd": float(lpd.sum()), "lpd_per_run": float(lpd.mean())}
     for level in levels:
         lo, hi = np.quantile(predictive, [(1 - level) / 2, (1 + level) / 2], axis=1)
@@ -210,7 +207,6 @@ def leave_future_out(laws: Sequence[str], data: Any, holdout: str | Holdout = DE
     """
     from bayeslaw.data import load_runs
     from bayeslaw.fit import fit
-    from bayeslaw.model import model_priors
 
     loaded = [load_runs(data, name, columns) for name in laws]
     if not loaded:

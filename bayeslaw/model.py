@@ -1,6 +1,6 @@
 """The one place that builds a PyMC model from (law, runs, priors, likelihood).
 
-    log y_i ~ Likelihood(mu_i = log f(theta; x_i), sigma[, nu])
+    log y_i ~ Likelihood(mu_i = log f(theta; x_i), sigma[, nu])     (``bayeslaw.likelihoods``)
 
 f is the law's pure function on its published parameters theta, which are computed from the
 sampled coordinates (log terms at the pivots, exponents, E). Inputs and pivots enter as
@@ -19,35 +19,31 @@ from bayeslaw.data import Runs
 from bayeslaw.fixed import Fixing
 from bayeslaw.laws import Law, pivots_of
 from bayeslaw.laws.base import Coordinates
+from bayeslaw.likelihoods import LIKELIHOODS, REGISTRY, get_likelihood  # noqa: F401 (LIKELIHOODS: re-exported)
 from bayeslaw.priors import Prior, Support, log_abs_jacobian, resolve_priors
 
 if TYPE_CHECKING:  # PyMC is imported where a model is built: 1.5 s that commands which do not fit need not pay
     import pymc as pm
 
-LIKELIHOODS = ("student_t", "normal", "laplace")
-NOISE_DOC = {
-    "sigma": "scale of the residuals on log(target)",
-    "nu": "Student-t degrees of freedom (Gamma(2, 0.1), Juarez & Steel 2010)",
-}
+NOISE_DOC = {name: text for family in REGISTRY.values() for name, text in family.doc.items()}
 
 
 def check_likelihood(likelihood: str) -> str:
-    from bayeslaw.errors import PriorError
-
-    if likelihood not in LIKELIHOODS:
-        raise PriorError(f"unknown likelihood '{likelihood}'; allowed: {', '.join(LIKELIHOODS)}")
-    return likelihood
+    """``likelihood`` when the registry has it; a PriorError naming the allowed ones otherwise."""
+    return get_likelihood(likelihood).name
 
 
 def model_priors(law: Law, likelihood: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Prior]:
-    """All priors of the model: the law's parameters, the noise scale and (Student-t) nu."""
-    check_likelihood(likelihood)
-    defaults = law.default_priors | {"sigma": law.noise_prior}
-    supports: dict[str, Support] = law.supports | {"sigma": "positive"}
-    if likelihood == "student_t":
-        defaults["nu"] = Prior("Gamma", alpha=2.0, beta=0.1)
-        supports["nu"] = "positive"
+    """All priors of the model: the law's parameters, then the likelihood's noise parameters (sigma, nu)."""
+    family = get_likelihood(likelihood)
+    defaults = law.default_priors | family.default_priors(law)
+    supports: dict[str, Support] = law.supports | family.supports()
     return resolve_priors(defaults, supports, overrides)
+
+
+def model_parameters(priors: Mapping[str, Any]) -> list[str]:
+    """The sampled parameters of a model (law and noise): its priors that are not Fixed."""
+    return [name for name, prior in priors.items() if getattr(prior, "dist", None) != "Fixed"]
 
 
 def data_pivots(runs: Runs) -> dict[str, float]:
@@ -120,7 +116,7 @@ def build_model(runs: Runs, priors: Mapping[str, Prior], likelihood: str = "stud
     import pytensor.tensor as pt
 
     law = runs.law
-    check_likelihood(likelihood)
+    family = get_likelihood(likelihood)
     fixing = fixing or Fixing()
     coords = {"run": np.arange(len(runs))}
     coordinates = sampling_coordinates(law, priors, fixing) if reparameterise else None
@@ -133,15 +129,8 @@ def build_model(runs: Runs, priors: Mapping[str, Prior], likelihood: str = "stud
             if name not in sampled:
                 pm.Deterministic(name, value)
         mu = pt.log(law.function(published, inputs, pt))
-        sigma = priors["sigma"].build("sigma")
         observed = pm.Data(f"log_{law.target}", np.log(runs.target), dims="run")
-        name = f"obs_log_{law.target}"
-        if likelihood == "student_t":
-            pm.StudentT(name, nu=priors["nu"].build("nu"), mu=mu, sigma=sigma, observed=observed, dims="run")
-        elif likelihood == "normal":
-            pm.Normal(name, mu=mu, sigma=sigma, observed=observed, dims="run")
-        else:
-            pm.Laplace(name, mu=mu, b=sigma, observed=observed, dims="run")
+        family.observe(f"obs_log_{law.target}", mu, priors, observed, dims="run")
     return model
 
 
@@ -150,18 +139,11 @@ def log_likelihood(law: Law, likelihood: str, posterior, inputs: Mapping[str, An
 
     ``shift`` (dims chain, draw, run) is added to mu: a draw of the model discrepancy at new runs.
     """
-    import xarray as xr
-    from scipy import stats
-
+    family = get_likelihood(likelihood)
     mu = np.log(law.function(posterior, inputs, np))
     if shift is not None:
         mu = mu + shift
-    extra = [posterior["nu"]] if likelihood == "student_t" else []
-    y, mu, sigma, *extra = xr.broadcast(log_target, mu, posterior["sigma"], *extra)
-    if likelihood == "student_t":
-        values = stats.t.logpdf(y.values, df=extra[0].values, loc=mu.values, scale=sigma.values)
-    elif likelihood == "normal":
-        values = stats.norm.logpdf(y.values, loc=mu.values, scale=sigma.values)
-    else:
-        values = stats.laplace.logpdf(y.values, loc=mu.values, scale=sigma.values)
+    y, mu, *noise = xr.broadcast(log_target, mu, *(posterior[name] for name in family.params))
+    values = family.logpdf(y.values, {name: v.values for name, v in zip(family.params, noise, strict=True)},
+                           loc=mu.values)
     return y.copy(data=values).transpose("chain", "draw", ...)

@@ -13,7 +13,7 @@ DeepSeek's allocation laws give M_opt (FLOPs per token) directly, with D_opt = C
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,29 +21,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayeslaw._draws import stacked
+from bayeslaw._search import GOLDEN, SEARCH_STEPS, check_budgets, golden_section  # noqa: F401 (re-exported)
 from bayeslaw.errors import BayeslawError
 from bayeslaw.laws import Law
 from bayeslaw.posterior import LawPosterior, as_posterior
 from bayeslaw.predict import check_levels, interval_columns
-
-GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
-SEARCH_STEPS = 90  # shrinks a 60-decade bracket below 1e-12 relative in N
-
-
-def golden_section(objective: Callable[[np.ndarray], np.ndarray], lo, hi, steps: int = SEARCH_STEPS) -> np.ndarray:
-    """Minimiser of a unimodal ``objective`` on [lo, hi], elementwise over numpy arrays of brackets."""
-    a, b = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
-    c, d = b - GOLDEN * (b - a), a + GOLDEN * (b - a)
-    fc, fd = objective(c), objective(d)
-    for _ in range(steps):
-        left = fc < fd  # the minimum lies in [a, d]
-        a, b = np.where(left, a, c), np.where(left, d, b)
-        c_new, d_new = b - GOLDEN * (b - a), a + GOLDEN * (b - a)
-        # the surviving interior point is reused; only the new one is evaluated
-        c, d = np.where(left, c_new, d), np.where(left, c, d_new)
-        f_new = objective(np.where(left, c, d))
-        fc, fd = np.where(left, f_new, fd), np.where(left, fc, f_new)
-    return (a + b) / 2
 
 
 def broadcast_numpy(params, *arrays):
@@ -128,15 +111,13 @@ class Plan:
         levels = check_levels(levels)
         columns = {"budget": self.draws["budget"].values}
         for name in self.draws.data_vars:
-            samples = self.draws[name].stack(sample=("chain", "draw")).transpose("budget", "sample").values
-            columns |= interval_columns(samples, levels, prefix=f"{name} ")
+            columns |= interval_columns(stacked(self.draws[name], "budget"), levels, prefix=f"{name} ")
         return pd.DataFrame(columns).set_index("budget")
 
 
 def budget_array(budget: float | Sequence[float] | np.ndarray) -> xr.DataArray:
-    values = np.atleast_1d(np.asarray(budget, dtype=float))
-    if values.ndim != 1 or not np.all(np.isfinite(values) & (values > 0)):
-        raise BayeslawError(f"budgets must be finite FLOP counts > 0, got {values.tolist()}")
+    """Checked budgets (``check_budgets``) along dim "budget"."""
+    values = check_budgets(budget)
     return xr.DataArray(values, dims="budget", coords={"budget": values})
 
 

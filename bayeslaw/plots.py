@@ -25,6 +25,8 @@ import pandas as pd
 from matplotlib import MatplotlibDeprecationWarning, colormaps
 from matplotlib.figure import Figure
 
+from bayeslaw._draws import stacked
+from bayeslaw._search import check_budgets
 from bayeslaw.data import derive_inputs
 from bayeslaw.errors import BayeslawError
 from bayeslaw.files import atomic_write
@@ -50,11 +52,6 @@ def observed_runs(fit: Any) -> dict[str, np.ndarray]:
         raise BayeslawError(f"this plot needs a fit with its runs, got {type(fit).__name__}")
     values, _ = derive_inputs(fit.law, fit.runs.inputs)
     return {**values, fit.law.target: fit.runs.target}
-
-
-def _samples(da, along: str) -> np.ndarray:
-    """Draws as a (sample, along) array."""
-    return da.stack(sample=("chain", "draw")).transpose("sample", along).values
 
 
 def _bands(ax, x: np.ndarray, samples: np.ndarray, levels: Sequence[float], color, label: str | None) -> None:
@@ -86,10 +83,7 @@ def default_budgets(c: np.ndarray, count: int = 5) -> np.ndarray:
 def _budgets(budgets: float | Sequence[float] | None) -> np.ndarray | None:
     if budgets is None:
         return None
-    values = np.atleast_1d(np.asarray(budgets, dtype=float))
-    if values.ndim != 1 or not len(values) or not np.all(np.isfinite(values) & (values > 0)):
-        raise BayeslawError(f"budgets must be finite FLOP counts > 0, got {values.tolist()}")
-    return np.unique(values)
+    return np.unique(check_budgets(budgets))
 
 
 def isoflop(fit: Any, budgets: Sequence[float] | None = None, levels: Sequence[float] = (0.5, 0.9),
@@ -108,7 +102,8 @@ def isoflop(fit: Any, budgets: Sequence[float] | None = None, levels: Sequence[f
     n_lo, n_hi = obs["N"].min() / 3, obs["N"].max() * 3
     grid = np.geomspace(n_lo, n_hi, GRID)
     pred = predict(fit, N=np.tile(grid, len(budgets)), C=np.repeat(budgets, len(grid)))
-    draws = _samples(pred.predictive if predictive else pred.mean, "point").reshape(-1, len(budgets), len(grid))
+    draws = stacked(pred.predictive if predictive else pred.mean, "sample", "point")
+    draws = draws.reshape(-1, len(budgets), len(grid))  # (sample, budget, N)
     optimum = plan(fit, budgets).draws
     fig = Figure(figsize=(8, 5.5), layout="constrained")
     ax = fig.add_subplot()
@@ -175,8 +170,8 @@ def frontier(source: Any, budgets: Sequence[float] | None = None,
     if post is not None:
         draws = plan(post, grid).draws
         n_name = "N_opt" if "N_opt" in draws else "M_opt"
-        n_draws = _samples(draws[n_name], "budget") / (6 if n_name == "M_opt" else 1)
-        for ax, values in ((ax_n, n_draws), (ax_d, _samples(draws["D_opt"], "budget"))):
+        n_draws = stacked(draws[n_name], "sample", "budget") / (6 if n_name == "M_opt" else 1)
+        for ax, values in ((ax_n, n_draws), (ax_d, stacked(draws["D_opt"], "sample", "budget"))):
             _mark_fitted(ax, post)
             _bands(ax, grid, values, levels, "C0", f"{post.law.name} posterior median")
             _band_legend(ax, levels)
@@ -222,10 +217,10 @@ def extrapolation(fit: Any, budgets: Sequence[float] | None = None, levels: Sequ
         lo, hi = min(lo, budgets.min()), max(obs[x_name].max(), budgets.max())
     grid = np.geomspace(lo, hi, GRID)
     if x_name == "C" and law.inputs != ("C",):
-        samples = _samples(plan(fit, grid).draws[law.target], "budget")
+        samples = stacked(plan(fit, grid).draws[law.target], "sample", "budget")
         what = "at the compute-optimal N and D"
     else:
-        samples = _samples(predict(fit, **{x_name: grid}).mean, "point")
+        samples = stacked(predict(fit, **{x_name: grid}).mean, "sample", "point")
         what = "the law"
     fig = Figure(figsize=(8, 5.5), layout="constrained")
     ax = fig.add_subplot()

@@ -14,12 +14,13 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from scipy import stats
 
+from bayeslaw._draws import flat, n_samples, unflat
 from bayeslaw.data import derive_inputs
 from bayeslaw.discrepancy import Conditional, Discrepancy
 from bayeslaw.errors import BayeslawError
 from bayeslaw.laws import Law, get_law
+from bayeslaw.likelihoods import NOISE_PARAMETERS, get_likelihood
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class LawPosterior:
 
     @property
     def n_draws(self) -> int:
-        return int(self.draws.sizes["chain"] * self.draws.sizes["draw"])
+        return n_samples(self.draws)
 
     def params(self) -> dict[str, xr.DataArray]:
         return {name: self.draws[name] for name in self.law.published}
@@ -52,9 +53,9 @@ class LawPosterior:
         normal with each draw's nugget s ("sigma") or, with probability "rate", an outlier from the law's
         likelihood ("outlier", "outlier_sigma", "outlier_nu"); (None, {}) when the noise is unknown."""
         shape = (self.draws.sizes["chain"], self.draws.sizes["draw"])
-        law = {k: self.draws[k].values for k in ("sigma", "nu") if k in self.draws}
+        law = {k: self.draws[k].values for k in NOISE_PARAMETERS if k in self.draws}
         if self.conditional is not None and self.discrepancy.noise == "nugget" and self.likelihood is not None:
-            return "contaminated", {"sigma": self.conditional.nuggets.reshape(shape),
+            return "contaminated", {"sigma": unflat(self.conditional.nuggets, shape[0]),
                                     "rate": np.full(shape, self.discrepancy.outlier_rate),
                                     "outlier": self.likelihood, **{f"outlier_{k}": v for k, v in law.items()}}
         if self.likelihood is None:
@@ -74,11 +75,11 @@ class LawPosterior:
         extra = (1,) if runs is not None else ()
         shaped = {k: v.reshape(v.shape + extra) for k, v in params.items() if isinstance(v, np.ndarray)}
         if family == "contaminated":
-            regular = shaped["sigma"] * rng.standard_normal(template.shape)
-            outlier = _draw(params["outlier"], shaped["outlier_sigma"], shaped.get("outlier_nu"), template.shape, rng)
+            regular = _NORMAL.draw(rng, shaped, template.shape)
+            outlier = get_likelihood(params["outlier"]).draw(rng, _outlier(shaped), template.shape)
             noise = np.where(rng.uniform(size=template.shape) < shaped["rate"], outlier, regular)
         else:
-            noise = _draw(family, shaped["sigma"], shaped.get("nu"), template.shape, rng)
+            noise = get_likelihood(family).draw(rng, shaped, template.shape)
         return template.copy(data=noise)
 
     def log_noise_density(self, residual: np.ndarray) -> np.ndarray:
@@ -90,11 +91,11 @@ class LawPosterior:
         extra = residual.ndim - 2
         shaped = {k: v.reshape(v.shape + (1,) * extra) for k, v in params.items() if isinstance(v, np.ndarray)}
         if family == "contaminated":
-            regular = stats.norm.logpdf(residual, scale=shaped["sigma"])
-            outlier = _logpdf(params["outlier"], residual, shaped["outlier_sigma"], shaped.get("outlier_nu"))
+            regular = _NORMAL.logpdf(residual, shaped)
+            outlier = get_likelihood(params["outlier"]).logpdf(residual, _outlier(shaped))
             with np.errstate(divide="ignore"):  # rate 0: fits saved before outliers were counted
                 return np.logaddexp(np.log1p(-shaped["rate"]) + regular, np.log(shaped["rate"]) + outlier)
-        return _logpdf(family, residual, shaped["sigma"], shaped.get("nu"))
+        return get_likelihood(family).logpdf(residual, shaped)
 
     def uncertainty(self, noise: bool = True) -> dict[str, str]:
         """What a prediction or decision from this posterior accounts for: the law's parameters, a new run's
@@ -125,12 +126,12 @@ class LawPosterior:
         if self.discrepancy is None or self.fitted_runs is None:
             return None
         law = self.law
-        flat = {name: self.draws[name].values.reshape(-1, 1) for name in law.published}
+        params = {name: flat(self.draws[name].values)[:, None] for name in law.published}
         inputs = {name: self.fitted_runs[name] for name in law.inputs}
 
         def residuals(keep: np.ndarray) -> np.ndarray:  # (k, S) at the runs conditioned on only
             at = {name: values[keep] for name, values in inputs.items()}
-            return (np.log(self.fitted_runs[law.target][keep]) - np.log(law.function(flat, at, np))).T
+            return (np.log(self.fitted_runs[law.target][keep]) - np.log(law.function(params, at, np))).T
 
         return Conditional(self.discrepancy, inputs, residuals)
 
@@ -160,30 +161,22 @@ class LawPosterior:
         shared = not any(isinstance(inputs[x], xr.DataArray) and {"chain", "draw"} & set(inputs[x].dims)
                          for x in self.law.inputs)
         # inputs that do not vary by draw are evaluated once per point (the variance once per hyperparameter set)
-        flat = {x: a.transpose(*template.dims).values.reshape(*template.shape[:-2], -1)[..., :1] if shared else
-                a.transpose(*template.dims).values.reshape(*template.shape[:-2], -1)
-                for x, a in zip(self.law.inputs, arrays[1:], strict=True)}
-        mean, var = self.conditional.evaluate(flat)
+        points = {x: a.transpose(*template.dims).values.reshape(*template.shape[:-2], -1)[..., :1] if shared else
+                  a.transpose(*template.dims).values.reshape(*template.shape[:-2], -1)
+                  for x, a in zip(self.law.inputs, arrays[1:], strict=True)}
+        mean, var = self.conditional.evaluate(points)
         rng = np.random.default_rng(seed)
         noise = rng.standard_normal(mean.shape[-1]) if smooth else rng.standard_normal(mean.shape)
         values = (mean + np.sqrt(var) * noise).reshape(template.shape)
         return template.copy(data=values).transpose("chain", "draw", ...)
 
 
-def _draw(family: str, sigma: np.ndarray, nu: np.ndarray | None, shape, rng: np.random.Generator) -> np.ndarray:
-    if family == "student_t":
-        return sigma * rng.standard_t(np.broadcast_to(nu, shape), size=shape)
-    if family == "normal":
-        return sigma * rng.standard_normal(shape)
-    return rng.laplace(0.0, np.broadcast_to(sigma, shape), size=shape)
+_NORMAL = get_likelihood("normal")  # a new run's noise under a discrepancy's nugget: N(0, s^2)
 
 
-def _logpdf(family: str, x: np.ndarray, sigma: np.ndarray, nu: np.ndarray | None) -> np.ndarray:
-    if family == "student_t":
-        return stats.t.logpdf(x, df=nu, scale=sigma)
-    if family == "normal":
-        return stats.norm.logpdf(x, scale=sigma)
-    return stats.laplace.logpdf(x, scale=sigma)
+def _outlier(noise: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The outlier likelihood's parameters out of a contaminated noise's ("outlier_sigma" -> "sigma")."""
+    return {k.removeprefix("outlier_"): v for k, v in noise.items() if k.startswith("outlier_")}
 
 
 def as_posterior(source: Any) -> LawPosterior:
@@ -198,7 +191,7 @@ def as_posterior(source: Any) -> LawPosterior:
     values = {name: source.runs.frame[name].to_numpy() for name in law.inputs}
     values, _ = derive_inputs(law, values)
     ranges = {name: (float(np.min(v)), float(np.max(v))) for name, v in values.items()}
-    keep = [*law.published, *(n for n in ("sigma", "nu") if n in source.posterior)]
+    keep = [*law.published, *(n for n in NOISE_PARAMETERS if n in source.posterior)]
     spec = getattr(source, "discrepancy", None)
     label = f"fit of {law.name}" + ("" if spec is None else " with a GP discrepancy")
     runs = {name: source.runs.frame[name].to_numpy(dtype=float) for name in (*law.inputs, law.target)}

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayeslaw._draws import derived_seed, stacked
 from bayeslaw.data import RANGE_RULES, derivation_rules, derive_inputs
 from bayeslaw.errors import BayeslawError
 from bayeslaw.posterior import LawPosterior, as_posterior
@@ -63,11 +64,10 @@ class Prediction:
     def summary(self, levels: Sequence[float] = (0.5, 0.9)) -> pd.DataFrame:
         """Per point: inputs, posterior-predictive median and intervals, the law's median, decades outside."""
         levels = check_levels(levels)
-        flat = lambda da: da.stack(sample=("chain", "draw")).transpose("point", "sample").values  # noqa: E731
         table = self.points.copy()
-        for name, values in interval_columns(flat(self.predictive), levels).items():
+        for name, values in interval_columns(stacked(self.predictive, "point"), levels).items():
             table[name] = values
-        table["law median"] = np.median(flat(self.mean), axis=-1)
+        table["law median"] = np.median(stacked(self.mean, "point"), axis=-1)
         table["decades outside"] = self.extrapolation.max(axis=1).to_numpy()
         table["furthest input"] = [row.idxmax() if row.max() > 0 else "" for _, row in self.extrapolation.iterrows()]
         return table
@@ -118,7 +118,7 @@ def predict(source: Any, *, seed: int | None = 0, flops_per_param_token: float |
     mean = law.function(post.params(), coords, np).transpose("chain", "draw", "point")
     log_shift = post.log_noise(seed)
     if post.conditional is not None:
-        log_shift = log_shift + post.log_discrepancy(coords, None if seed is None else seed + 1)
+        log_shift = log_shift + post.log_discrepancy(coords, derived_seed(seed, 1))
     predictive = mean * np.exp(log_shift)
     outside = {name: decades_outside(points[name].to_numpy(), post.fitted_ranges[name])
                for name in points.columns if name in post.fitted_ranges}

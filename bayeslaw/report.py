@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from bayeslaw import plots
+from bayeslaw._search import check_budgets
 from bayeslaw.errors import BayeslawError
 from bayeslaw.files import check_writable, write_bytes_atomic
 from bayeslaw.plan import plan
@@ -158,9 +159,7 @@ def render(fit: Any, budgets: Sequence[float] | None = None) -> str:
     from bayeslaw import __version__
 
     law = fit.law
-    budgets = default_report_budgets(fit) if budgets is None else [float(b) for b in budgets]
-    if any(not (np.isfinite(b) and b > 0) for b in budgets):
-        raise BayeslawError(f"budgets must be finite FLOP counts > 0, got {budgets}")
+    budgets = default_report_budgets(fit) if budgets is None else check_budgets(budgets).tolist()
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in fit.runs.notes())
     info = fit.info
     sections = [

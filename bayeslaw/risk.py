@@ -24,13 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayeslaw._draws import derived_seed, flat
+from bayeslaw._search import check_budgets, golden_section
 from bayeslaw.errors import BayeslawError
 from bayeslaw.laws import Law
 from bayeslaw.plan import (
-    budget_array,
     check_caps,
     check_settings,
-    golden_section,
     optimal_allocation,
     require_allocation_inputs,
     search_bounds,
@@ -161,9 +161,9 @@ class _Problem:
 
 def _problem(post: LawPosterior, k: float, max_params, max_tokens, seed) -> _Problem:
     require_allocation_inputs(post.law, "risk-aware allocation")
-    flat = {k_: v.values.reshape(-1) for k_, v in post.params().items()}
-    delta = post.discrepancy_function(None if seed is None else seed + 1)
-    return _Problem(post.law, flat, post.log_noise(seed).values.reshape(-1), k, max_params, max_tokens, delta)
+    params = {k_: flat(v.values) for k_, v in post.params().items()}
+    delta = post.discrepancy_function(derived_seed(seed, 1))
+    return _Problem(post.law, params, flat(post.log_noise(seed).values), k, max_params, max_tokens, delta)
 
 
 @dataclass(frozen=True)
@@ -198,11 +198,12 @@ def decide(source: Any, budget: float | Sequence[float], risk: str | Risk = "mea
     if risk.name == "prob" and target_loss is None:
         target_loss = risk.level
     check_settings(flops_per_param_token, max_params=max_params, max_tokens=max_tokens)
-    check_caps(budget_array(budget).values, flops_per_param_token, max_params, max_tokens)
+    budgets = check_budgets(budget)
+    check_caps(budgets, flops_per_param_token, max_params, max_tokens)
     problem = _problem(post, flops_per_param_token, max_params, max_tokens, seed)
     point = {k: np.array([v]) for k, v in post.point_estimate().items()}
     rows, losses = [], {}
-    for c in budget_array(budget).values:
+    for c in budgets:
         n_opt = problem.optimum(c)
         best_mean = problem.best_expected(c, n_opt)
         point_n, _ = optimal_allocation(problem.law, point, np.asarray(c), flops_per_param_token=problem.k,

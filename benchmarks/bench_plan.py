@@ -40,10 +40,10 @@ def main() -> int:
 
     import bayeslaw as bl
     from bayeslaw.demo import chinchilla_sweep
-    from bayeslaw.inference import inference_optimal
     from bayeslaw.plan import plan
     from bayeslaw.posterior import as_posterior
     from bayeslaw.risk import decide, min_budget
+    from bayeslaw.serving import inference_optimal
 
     fit = bl.fit("chinchilla", chinchilla_sweep(), seed=0)
     post = as_posterior(fit)

@@ -75,7 +75,7 @@ def test_unconverged_fit_exits_3_and_says_why(runs_csv):
         (["fit", "{runs}", "--column", "loss=nothere"], "column 'nothere'", EXIT_ERROR),
         (["fit", "{bad}"], "column 'val-loss' (loss): line 3 is zero or negative", EXIT_ERROR),
         (["summary", "{runs}"], "not a bayeslaw fit file", EXIT_ERROR),
-        (["demo", "--budget", "-1"], "--budget must be a finite number > 0", EXIT_USAGE),
+        (["demo", "--budget", "-1"], "--budget must be finite FLOP counts > 0", EXIT_USAGE),
     ],
 )
 def test_errors_are_one_line_with_a_non_zero_exit(args, message, code, runs_csv, tmp_path):
@@ -189,7 +189,7 @@ def test_plan_with_a_data_constrained_law_repeats_the_unique_tokens():
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--budget", "-1e22"], "--budget must be a finite number > 0"),
+    [(["--budget", "-1e22"], "--budget must be finite FLOP counts > 0"),
      (["--budget", "1e22", "--risk", "cvar:1.5"], "must lie in (0, 1)"),
      (["--budget", "1e22", "--risk", "worst"], "unknown risk 'worst'"),
      (["--budget", "1e22", "--inference-tokens", "1e12"], "--inference-tokens needs --target-loss"),

@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 
 import bayeslaw as bl
 from bayeslaw.errors import BayeslawError
-from bayeslaw.inference import inference_optimal
 from bayeslaw.laws import get_law
 from bayeslaw.laws.base import sample_inputs
 from bayeslaw.plan import optimal_allocation, plan
 from bayeslaw.posterior import LawPosterior, as_posterior, from_constants
 from bayeslaw.predict import predict
 from bayeslaw.risk import Risk, decide, min_budget
+from bayeslaw.serving import inference_optimal
 
 CHINCHILLA = get_law("chinchilla")
 
@@ -240,6 +240,9 @@ def test_inference_aware_allocation():
     assert bool((served["N"] < served["chinchilla_N"]).all()) and bool((served["saving"] > 0).all())
     below_e = inference_optimal(post, 1.0, 5e12)
     assert bool(below_e["N"].isnull().all())
+    from bayeslaw.inference import inference_optimal as former_name  # the module's old name, kept for one release
+
+    assert former_name is inference_optimal
 
 
 def test_predict_matches_the_law_and_flags_extrapolation(real_fit):

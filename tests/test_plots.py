@@ -238,7 +238,7 @@ def test_cli_plot(saved, tmp_path, kind, suffix):
     (["--kind", "bars", "-o", "x.png"], "unknown plot kind 'bars'"),
     (["--kind", "pairs", "-o", "x.pdf"], ".png or .svg"),
     (["--kind", "isoflop", "-o", "x.png", "--budget", "1e20", "lots"], "--budget must be numbers"),
-    (["--kind", "isoflop", "-o", "x.png", "--budget", "-1"], "--budget must be a finite number > 0"),
+    (["--kind", "isoflop", "-o", "x.png", "--budget", "-1"], "--budget must be finite FLOP counts > 0"),
 ])
 def test_cli_plot_errors(saved, tmp_path, args, message):
     result = runner.invoke(app, ["plot", str(saved[0]), *args])
