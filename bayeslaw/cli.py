@@ -213,6 +213,54 @@ def models_command() -> None:
 CHAINS = typer.Option(min=1, max=64, help="independent chains")
 DRAWS = typer.Option(min=1, max=MAX_TOTAL_DRAWS, help="kept draws per chain")
 TUNE = typer.Option(min=0, max=100_000, help="tuning steps per chain")
+WHERE = typer.Option(help="fit only the runs meeting a rule: COLUMN OP NUMBER joined by and/or, e.g. 'C<=1e21' or "
+                          "'N>=70M and D<1.4T' (C = 6 N D is derived)")
+EXCLUDE_ROWS = typer.Option(help="leave out these runs: 0-based row numbers, comma-separated (as `fit --json` and "
+                                 "the notes number them)")
+
+
+def _chosen_runs(path: Path, law, mapping: dict[str, str], where: str | None, exclude_rows: str | None):
+    """The table at ``path``, or only its rows meeting ``where`` and not in ``exclude_rows`` (a frame; the rule is
+    read on ``law``'s canonical columns, the rows keep their order)."""
+    if where is None and exclude_rows is None:
+        return path
+    import numpy as np
+
+    from bayeslaw.data import load_runs, read_table
+    from bayeslaw.holdout import columns_of
+    from bayeslaw.where import Where
+
+    frame, _ = read_table(path)
+    runs = load_runs(frame, law, mapping)
+    keep = np.ones(len(runs), dtype=bool) if where is None else Where.parse(where).mask(columns_of(runs))
+    for row in _rows(exclude_rows):
+        if not 0 <= row < len(runs):
+            raise BayeslawError(f"--exclude-rows: row {row} does not exist (the runs are rows 0 to {len(runs) - 1})")
+        keep[row] = False
+    if not keep.any():
+        raise BayeslawError(f"--where and --exclude-rows leave none of the {len(runs)} runs")
+    typer.echo(f"note: {int(keep.sum())} of {len(runs)} runs chosen"
+               + (f" by where '{Where.parse(where)}'" if where else "")
+               + (f", rows {exclude_rows} left out" if exclude_rows else ""), err=True)
+    return frame[keep].reset_index(drop=True)
+
+
+def _check_choice(where: str | None, exclude_rows: str | None) -> None:
+    """--where and --exclude-rows read before anything is fitted (usage errors, exit 2)."""
+    from bayeslaw.where import Where
+
+    if where is not None:
+        _checked(lambda: Where.parse(where))
+    _rows(exclude_rows)
+
+
+def _rows(text: str | None) -> list[int]:
+    if text is None:
+        return []
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        _usage(f"--exclude-rows takes 0-based row numbers separated by commas, got '{_one_line(text, 40)}'")
 
 
 @app.command("fit")
@@ -236,6 +284,8 @@ def fit_command(
                                                              "for most)")] = None,
     retry: Annotated[bool, typer.Option(help="sample once more, longer, when the convergence checks fail")] = True,
     progress: Annotated[bool, typer.Option(help="show the sampler's progress bar")] = True,
+    where: Annotated[str | None, WHERE] = None,
+    exclude_rows: Annotated[str | None, EXCLUDE_ROWS] = None,
     discrepancy: Annotated[str, typer.Option(help="model discrepancy: gp (default; intervals widen beyond the "
                                                   "runs) or none (the law with independent noise)")] = "gp",
 ) -> None:
@@ -262,6 +312,7 @@ def fit_command(
     _checked(lambda: check_kind(discrepancy))
     if target_accept is not None and not 0 < target_accept < 1:
         _usage(f"--target-accept must lie in (0, 1), got {target_accept}")
+    _check_choice(where, exclude_rows)
     _draws(chains, draws)
     chosen = _seed(seed)
     _output(out)  # a folder that is missing or read-only, or a directory in the way: before sampling (exit 1)
@@ -270,7 +321,7 @@ def fit_command(
         from bayeslaw.data import load_runs
         from bayeslaw.fit import fit
 
-        table = load_runs(runs, chosen_law, mapping)
+        table = load_runs(_chosen_runs(runs, chosen_law, mapping, where, exclude_rows), chosen_law, mapping)
         for note in table.notes():
             typer.echo(f"note: {note}")
         if len(table) >= LARGE_TABLE:
@@ -589,6 +640,8 @@ def compare_command(
     marginal: Annotated[bool, typer.Option(help="also estimate marginal likelihoods by SMC (slow)")] = False,
     plot: Annotated[Path | None, typer.Option(help="also draw elpd and stacking weights to this .png/.svg")] = None,
     column: Annotated[list[str] | None, typer.Option(help="CANONICAL=COLUMN, e.g. loss=val-loss")] = None,
+    where: Annotated[str | None, WHERE] = None,
+    exclude_rows: Annotated[str | None, EXCLUDE_ROWS] = None,
     chains: Annotated[int, CHAINS] = 4,
     draws: Annotated[int, DRAWS] = 1000,
     tune: Annotated[int, TUNE] = 500,
@@ -619,12 +672,16 @@ def compare_command(
         _checked(lambda: Holdout.parse(split))
     if plot is not None:
         _figure_path(plot)
+    _check_choice(where, exclude_rows)
     _draws(chains, draws)
     seed = _seed(seed)
     _output(plot)
 
     def go():
-        loaded = {law.name: load_runs(runs, law, {k: v for k, v in mapping.items() if k in reads[law.name]})
+        first = chosen[0]
+        source = _chosen_runs(runs, first, {k: v for k, v in mapping.items() if k in reads[first.name]}, where,
+                              exclude_rows)
+        loaded = {law.name: load_runs(source, law, {k: v for k, v in mapping.items() if k in reads[law.name]})
                   for law in chosen}
         size = len(next(iter(loaded.values()))) * chains * draws
         if size > MAX_POINTWISE_VALUES:
@@ -790,6 +847,8 @@ def calibrate_command(
     law: Annotated[str, typer.Option(help="law name (see `bayeslaw laws`)")] = "chinchilla",
     discrepancy: Annotated[str, typer.Option(help="the discrepancy compared with the plain law")] = "gp",
     column: Annotated[list[str] | None, typer.Option(help="CANONICAL=COLUMN, e.g. loss=val-loss")] = None,
+    where: Annotated[str | None, WHERE] = None,
+    exclude_rows: Annotated[str | None, EXCLUDE_ROWS] = None,
     chains: Annotated[int, CHAINS] = 4,
     draws: Annotated[int, DRAWS] = 1000,
     tune: Annotated[int, TUNE] = 500,
@@ -811,11 +870,13 @@ def calibrate_command(
         _usage("--discrepancy: calibrate compares the law with and without a discrepancy; give one, e.g. gp")
     for rule in holdout:
         _checked(lambda rule=rule: Holdout.parse(rule))
+    _check_choice(where, exclude_rows)
     _draws(chains, draws)
     seed = _seed(seed)
 
     def go():
-        return calibrate(runs, chosen.name, holdout, discrepancy=discrepancy, columns=mapping,
+        table = _chosen_runs(runs, chosen, mapping, where, exclude_rows)
+        return calibrate(table, chosen.name, holdout, discrepancy=discrepancy, columns=mapping,
                          seed=seed, chains=chains, draws=draws, tune=tune,
                          progress=lambda line: typer.echo(line, err=True))
 

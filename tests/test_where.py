@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import converged_exit
 
 from bayeslaw.data import load_runs
 from bayeslaw.demo import chinchilla_sweep
@@ -51,3 +52,29 @@ def test_choose_runs_keeps_renumbers_and_refuses_empty_or_unknown(runs):
         choose_runs(runs, exclude_rows=[9999])
     with pytest.raises(BayeslawError, match="the threshold must be a finite number"):
         choose_runs(runs, "C<inf")
+
+
+def test_commands_that_fit_take_where_and_exclude_rows(tmp_path, capsys):
+    """fit, compare and calibrate: the rule and the rows are read before anything is fitted (exit 2 when they
+    cannot be), and the fit sees only the chosen runs."""
+    import bayeslaw as bl
+    from bayeslaw.cli import EXIT_USAGE, main
+
+    frame = chinchilla_sweep("besiroglu2024", noise=0.01, seed=0)
+    path = tmp_path / "runs.csv"
+    frame.to_csv(path, index=False)
+    c = 6 * frame["N"] * frame["D"]
+    for command in (["fit", str(path)], ["compare", str(path), "--laws", "chinchilla,power"],
+                    ["calibrate", str(path), "--holdout", "C>1e20"]):
+        assert main([*command, "--where", "N.__class__>1"]) == EXIT_USAGE
+        assert main([*command, "--exclude-rows", "1;2"]) == EXIT_USAGE
+    out = tmp_path / "fit.nc"
+    code = main(["fit", str(path), "--where", "C<=1e20 and N>=50M", "--exclude-rows", "0,1", "--chains", "1",
+                 "--draws", "60", "--tune", "60", "--no-retry", "--discrepancy", "none", "--seed", "0",
+                 "--no-progress", "--out", str(out)])
+    stderr = capsys.readouterr().err
+    assert converged_exit(code, stderr) and "runs chosen by where 'C<=1e+20 and N>=5e+07', rows 0,1 left out" in stderr
+    chosen = frame[(c <= 1e20) & (frame["N"] >= 5e7) & (np.arange(len(frame)) > 1)]
+    fitted = bl.load(out).runs.frame
+    assert len(fitted) == len(chosen) and np.allclose(fitted["N"], chosen["N"])
+    assert np.allclose(fitted["D"], chosen["D"])
