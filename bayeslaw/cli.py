@@ -336,6 +336,11 @@ def fit_command(
                      discrepancy=discrepancy, retry=retry)
         if result.discrepancy is not None:
             typer.echo(f"note: {result.discrepancy.describe()}")
+        from bayeslaw.outliers import describe
+
+        outlying = describe(result, exclude_hint=where is None and exclude_rows is None)
+        if outlying:
+            typer.echo(f"note: {outlying}")
         if out is not None:
             result.save(out)
             typer.echo(f"saved to {out}")

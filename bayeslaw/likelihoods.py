@@ -65,6 +65,10 @@ class Likelihood(ABC):
         """log density of log(target) ``x`` around ``loc``; arguments broadcast elementwise."""
 
     @abstractmethod
+    def tail(self, residuals: np.ndarray, noise: Noise) -> np.ndarray:
+        """P(|eps| >= |r|): the two-sided tail probability of each residual under the family."""
+
+    @abstractmethod
     def draw(self, rng: np.random.Generator, noise: Noise, shape: tuple[int, ...]) -> np.ndarray:
         """Draws of a new run's noise on log(target), ``shape`` (noise parameters broadcast to it)."""
 
@@ -93,6 +97,11 @@ class StudentT(Likelihood):
 
         return stats.t.logpdf(x, df=noise["nu"], loc=loc, scale=noise["sigma"])
 
+    def tail(self, residuals, noise):
+        from scipy import stats
+
+        return 2 * stats.t.sf(np.abs(residuals) / noise["sigma"], noise["nu"])
+
     def draw(self, rng, noise, shape):
         return noise["sigma"] * rng.standard_t(np.broadcast_to(noise["nu"], shape), size=shape)
 
@@ -116,6 +125,11 @@ class Normal(Likelihood):
 
         return stats.norm.logpdf(x, loc=loc, scale=noise["sigma"])
 
+    def tail(self, residuals, noise):
+        from scipy import stats
+
+        return 2 * stats.norm.sf(np.abs(residuals) / noise["sigma"])
+
     def draw(self, rng, noise, shape):
         return noise["sigma"] * rng.standard_normal(shape)
 
@@ -134,6 +148,9 @@ class Laplace(Likelihood):
         from scipy import stats
 
         return stats.laplace.logpdf(x, loc=loc, scale=noise["sigma"])
+
+    def tail(self, residuals, noise):
+        return np.exp(-np.abs(residuals) / noise["sigma"])
 
     def draw(self, rng, noise, shape):
         return rng.laplace(0.0, np.broadcast_to(noise["sigma"], shape), size=shape)

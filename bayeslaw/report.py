@@ -135,6 +135,16 @@ def headline(fit: Any, budgets: Sequence[float]) -> list[str]:
     return lines
 
 
+def _outliers(fit: Any) -> str:
+    from bayeslaw.outliers import describe, outlying_runs
+
+    line = describe(fit)
+    if line is None:
+        family = html.escape(fit.likelihood)
+        return f'<p class="note">No run lies in the outer 1% of the fit\'s {family} likelihood.</p>'
+    return f"<p>{html.escape(line)}.</p>" + _table(outlying_runs(fit))
+
+
 def _answer(fit: Any, budgets: list[float]) -> str:
     rows = "".join(f"<p>{html.escape(line)}</p>" for line in headline(fit, budgets))
     return f'<section id="answer">{rows}</section>'
@@ -173,6 +183,7 @@ def render(fit: Any, budgets: Sequence[float] | None = None) -> str:
         f"bayeslaw {html.escape(__version__)}</p>",
         "<h2>Data</h2>", f"<p>{len(fit.runs)} runs.</p>", _table(data_summary(fit)),
         f"<ul class='note'>{notes}</ul>" if notes else "",
+        _outliers(fit),
         "<h2>Diagnostics</h2>", _diagnostics(fit),
         "<h2>Parameters</h2>", '<p class="note">posterior median, mean, sd, 94% HDI, ESS and R-hat</p>',
         _table(fit.summary()),
