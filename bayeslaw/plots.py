@@ -62,10 +62,11 @@ def _bands(ax, x: np.ndarray, samples: np.ndarray, levels: Sequence[float], colo
     ax.plot(x, np.nanmedian(samples, axis=0), color=color, linewidth=1.8, label=label)
 
 
-def _band_legend(ax, levels: Sequence[float]) -> None:
-    """Grey legend entries for the credible bands drawn by ``_bands``."""
+def _band_legend(ax, levels: Sequence[float], color="0.4") -> None:
+    """Legend entries for the credible bands drawn by ``_bands``: in their colour where all bands share one,
+    grey where each budget has its own."""
     for i, level in enumerate(sorted(levels, reverse=True)):
-        ax.fill_between([], [], [], color="0.4", alpha=0.15 + 0.15 * i, linewidth=0, label=f"{level:.0%} credible")
+        ax.fill_between([], [], [], color=color, alpha=0.15 + 0.15 * i, linewidth=0, label=f"{level:.0%} credible")
 
 
 def _mark_fitted(ax, post: LawPosterior, name: str = "C") -> None:
@@ -75,7 +76,15 @@ def _mark_fitted(ax, post: LawPosterior, name: str = "C") -> None:
 
 
 def default_budgets(c: np.ndarray, count: int = 5) -> np.ndarray:
-    """``count`` budgets spread over the runs' compute, rounded to one significant digit."""
+    """``count`` budgets spread over the runs' compute. Where the runs come as isoFLOP profiles (at least two
+    levels of C, within 0.02 decade, shared by 3 or more runs each) the budgets are those levels, spread;
+    otherwise quantiles of C rounded to one significant digit."""
+    logs = np.round(np.log10(c) / 0.02) * 0.02
+    levels, counts = np.unique(logs, return_counts=True)
+    shared = levels[counts >= 3]
+    if len(shared) >= 2:
+        picked = shared[np.unique(np.round(np.linspace(0, len(shared) - 1, min(count, len(shared)))).astype(int))]
+        return np.array([float(np.median(c[logs == level])) for level in picked])
     raw = np.quantile(np.log10(c), np.linspace(0.1, 0.9, count))
     return np.unique([float(f"{10.0 ** v:.0e}") for v in raw])
 
@@ -112,8 +121,12 @@ def isoflop(fit: Any, budgets: Sequence[float] | None = None, levels: Sequence[f
     nearest = np.where(distance.min(axis=1) <= 0.1, distance.argmin(axis=1), -1)
     target = obs[law.target]
     ax.scatter(obs["N"][nearest < 0], target[nearest < 0], s=8, color="0.75", label="other runs")
+    shown = target[(obs["N"] >= n_lo) & (obs["N"] <= n_hi)]
+    lowest = np.nanmin(np.nanquantile(draws, 0.05, axis=0))
+    bottom, top = min(shown.min(), lowest) * 0.97, shown.max() * 1.05  # curves soar where D gets tiny
     for j, (budget, color) in enumerate(zip(budgets, colors, strict=True)):
-        _bands(ax, grid, draws[:, j, :], levels, color, f"C = {budget:.0e} FLOPs")
+        inside = _inside(np.nanmedian(draws[:, j, :], axis=0), top)
+        _bands(ax, grid[inside], draws[:, j, inside], levels, color, f"C = {budget:.2g} FLOPs")
         mine = nearest == j
         ax.scatter(obs["N"][mine], target[mine], s=14, color=color, edgecolor="k", linewidth=0.4, zorder=3)
         at = optimum.sel(budget=budget)
@@ -124,14 +137,29 @@ def isoflop(fit: Any, budgets: Sequence[float] | None = None, levels: Sequence[f
     _band_legend(ax, levels)
     ax.set_xscale("log")
     ax.set_xlim(n_lo, n_hi)
-    shown = target[(obs["N"] >= n_lo) & (obs["N"] <= n_hi)]
-    lowest = np.nanmin(np.nanquantile(draws, 0.05, axis=0))
-    ax.set_ylim(min(shown.min(), lowest) * 0.97, shown.max() * 1.05)  # curves soar where D gets tiny
+    ax.set_ylim(bottom, top)
     ax.set_xlabel(_label("N"))
     ax.set_ylabel(_label(law.target))
     ax.set_title(f"isoFLOP profiles: {law.name} ({'a new run' if predictive else 'the law'}, median and bands)")
     ax.legend(fontsize=8, ncols=2)
     return fig
+
+
+def _inside(median: np.ndarray, top: float) -> np.ndarray:
+    """The stretch of an isoFLOP curve around its minimum where the median stays below ``top`` (the curve
+    leaves the axes at both ends otherwise: loss soars where N or D gets tiny)."""
+    keep = np.isfinite(median) & (median <= top)
+    if not keep.any():
+        return keep
+    best = int(np.nanargmin(np.where(keep, median, np.inf)))
+    lo, hi = best, best
+    while lo > 0 and keep[lo - 1]:
+        lo -= 1
+    while hi < len(keep) - 1 and keep[hi + 1]:
+        hi += 1
+    out = np.zeros_like(keep)
+    out[lo:hi + 1] = True
+    return out
 
 
 def published_allocation(name: str, budgets: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
@@ -174,7 +202,7 @@ def frontier(source: Any, budgets: Sequence[float] | None = None,
         for ax, values in ((ax_n, n_draws), (ax_d, stacked(draws["D_opt"], "sample", "budget"))):
             _mark_fitted(ax, post)
             _bands(ax, grid, values, levels, "C0", f"{post.law.name} posterior median")
-            _band_legend(ax, levels)
+            _band_legend(ax, levels, "C0")
     styles = iter(["--", "-.", ":", (0, (5, 1, 1, 1))])
     for name in references:
         n, d, label = published_allocation(str(name).lower(), grid)
@@ -213,8 +241,8 @@ def extrapolation(fit: Any, budgets: Sequence[float] | None = None, levels: Sequ
     obs = observed_runs(fit)
     budgets = _budgets(budgets)
     lo, hi = obs[x_name].min(), obs[x_name].max() * 10**decades
-    if budgets is not None:
-        lo, hi = min(lo, budgets.min()), max(obs[x_name].max(), budgets.max())
+    if budgets is not None:  # the largest budget's marker one third of a decade inside the right edge
+        lo, hi = min(lo, budgets.min()), max(obs[x_name].max(), budgets.max()) * 10 ** (1 / 3)
     grid = np.geomspace(lo, hi, GRID)
     if x_name == "C" and law.inputs != ("C",):
         samples = stacked(plan(fit, grid).draws[law.target], "sample", "budget")
@@ -227,7 +255,7 @@ def extrapolation(fit: Any, budgets: Sequence[float] | None = None, levels: Sequ
     _mark_fitted(ax, post, x_name)
     ax.scatter(obs[x_name], obs[law.target], s=9, color="0.45", label="runs", zorder=3)
     _bands(ax, grid, samples, levels, "C1", f"{law.name} median, {what}")
-    _band_legend(ax, levels)
+    _band_legend(ax, levels, "C1")
     for budget in budgets if budgets is not None else ():
         ax.axvline(budget, color="C3", linestyle=":", linewidth=1)
     if budgets is not None:
