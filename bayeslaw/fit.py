@@ -29,6 +29,7 @@ from bayeslaw.model import (
     log_likelihood,
     model_priors,
     parameters_from_draws,
+    predictive_draws,
 )
 from bayeslaw.priors import Prior
 
@@ -204,6 +205,7 @@ def fit(
     return result
 
 
+PREDICTIVE_STREAM = 7  # the posterior predictive's random stream, apart from the sampler's and the discrepancy's
 MAX_POINTWISE_VALUES = 25_000_000  # chains x draws x runs of the stored pointwise log-likelihood (200 MB)
 BLOCK_VALUES = 2_000_000  # draws x runs evaluated at once when computing per-run quantities (16 MB a block)
 MEDIAN_DRAWS = 4000  # the median over draws of the law at each run uses at most this many draws
@@ -282,7 +284,9 @@ def complete_posterior(law: Law, posterior: xr.Dataset, pivots: Mapping[str, flo
 
 def assemble(runs: Runs, priors: Mapping[str, Prior], likelihood: str, posterior: xr.Dataset,
              stats: xr.Dataset, diagnostics: Diagnostics, info: Mapping[str, Any]) -> az.InferenceData:
-    """An InferenceData with posterior, log_likelihood, observed_data, constant_data and sample_stats."""
+    """An InferenceData with posterior, log_likelihood, posterior_predictive (one replicate of the observed
+    log target per draw and run, seeded from the fit's seed on a stream of its own), observed_data,
+    constant_data and sample_stats. The pointwise groups are left out beyond ``MAX_POINTWISE_VALUES``."""
     from bayeslaw import __version__
 
     law = runs.law
@@ -297,6 +301,9 @@ def assemble(runs: Runs, priors: Mapping[str, Prior], likelihood: str, posterior
         blocks = run_blocks(len(runs), n_samples(posterior))
         loglik = xr.concat([log_likelihood(law, likelihood, posterior, {k: v[b] for k, v in inputs.items()},
                                            log_target[b]) for b in blocks], dim="run")
+        rng = np.random.default_rng([int(info.get("seed") or 0), PREDICTIVE_STREAM])
+        replicates = xr.concat([predictive_draws(law, likelihood, posterior, {k: v[b] for k, v in inputs.items()},
+                                                 rng) for b in blocks], dim="run")
     constant = xr.Dataset({**inputs, law.target: xr.DataArray(runs.target, dims="run", coords={"run": run}),
                            **{f"pivot_{k}": v for k, v in pivots.items()}})
     attrs = {
@@ -314,6 +321,7 @@ def assemble(runs: Runs, priors: Mapping[str, Prior], likelihood: str, posterior
     groups = {"posterior": posterior.assign_attrs(attrs)}
     if stored:
         groups["log_likelihood"] = xr.Dataset({obs_name: loglik})
+        groups["posterior_predictive"] = xr.Dataset({obs_name: replicates})
     import arviz as az
 
     return az.InferenceData(**groups, sample_stats=stats, observed_data=xr.Dataset({obs_name: log_target}),

@@ -134,6 +134,16 @@ def build_model(runs: Runs, priors: Mapping[str, Prior], likelihood: str = "stud
     return model
 
 
+def predictive_draws(law: Law, likelihood: str, posterior, inputs: Mapping[str, Any], rng: np.random.Generator):
+    """One replicate of log(target) per draw and run: log f(theta_s; x_i) + eps, eps from the likelihood at the
+    draw's noise parameters (the posterior predictive of the fitted model, without the discrepancy)."""
+    family = get_likelihood(likelihood)
+    mu = np.log(law.function(posterior, inputs, np)).transpose("chain", "draw", ...)
+    noise = {name: posterior[name].values.reshape(posterior[name].shape + (1,) * (mu.ndim - 2))
+             for name in family.params}
+    return mu.copy(data=mu.values + family.draw(rng, noise, mu.shape))
+
+
 def log_likelihood(law: Law, likelihood: str, posterior, inputs: Mapping[str, Any], log_target, shift=None):
     """Pointwise log density of log(target) per draw and run, on an xarray posterior (no compile).
 
