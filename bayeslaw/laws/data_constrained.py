@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayeslaw.laws.base import EXPONENT, Law, Param, Preset, loss_at_pivot, share
+from bayeslaw.laws.base import EXPONENT, Law, Param, Preset
 from bayeslaw.laws.chinchilla import chinchilla_derived
+from bayeslaw.laws.coords import coefficient_at_pivot, loss_at_pivot, share, split_by_share, term_at_pivot
 from bayeslaw.priors import Prior
 
 MUENNIGHOFF = "Muennighoff et al. 2023, arXiv:2305.16264"
@@ -80,23 +81,21 @@ def _terms_params(reducible: Prior) -> dict[str, Param]:
 
 def _terms_to_published(s, pivots, xp):
     """E, A, alpha, B, beta from the loss at the pivots, its shares and the exponents."""
-    loss = xp.exp(s["log_loss_at_pivot"])
-    reducible = s["reducible_share"] * loss
-    data_term = s["data_share"] * reducible
-    params_term = reducible - data_term
+    reducible, irreducible = split_by_share(xp.exp(s["log_loss_at_pivot"]), s["reducible_share"])
+    data_term, params_term = split_by_share(reducible, s["data_share"])
     return {
-        "E": loss - reducible,
-        "A": params_term * xp.exp(s["alpha"] * xp.log(pivots["N"])),
+        "E": irreducible,
+        "A": coefficient_at_pivot(params_term, s["alpha"], pivots["N"], xp),
         "alpha": s["alpha"],
-        "B": data_term * xp.exp(s["beta"] * xp.log(pivots["D"])),
+        "B": coefficient_at_pivot(data_term, s["beta"], pivots["D"], xp),
         "beta": s["beta"],
     }
 
 
 def _terms_from_published(p, pivots) -> dict[str, float]:
-    params_term = p["A"] * pivots["N"] ** (-p["alpha"])
-    data_term = p["B"] * pivots["D"] ** (-p["beta"])
-    loss = p["E"] + params_term + data_term
+    params_term = term_at_pivot(p["A"], p["alpha"], pivots["N"])
+    data_term = term_at_pivot(p["B"], p["beta"], pivots["D"])
+    loss = p["E"] + params_term + data_term  # summed in this order, as before: the same bits
     return {
         "log_loss_at_pivot": float(np.log(loss)),
         "reducible_share": (params_term + data_term) / loss,

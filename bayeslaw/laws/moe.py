@@ -23,24 +23,23 @@ from typing import Any
 
 import numpy as np
 
-from bayeslaw.laws.base import (
-    EXPONENT,
-    Coordinates,
-    Inputs,
-    Law,
-    Param,
-    Params,
-    Preset,
+from bayeslaw.laws.base import EXPONENT, Coordinates, Inputs, Law, Param, Params, Preset
+from bayeslaw.laws.coords import (
+    coefficient_at_pivot,
+    coefficient_from_pivot,
     exponent_from_slope,
     join_three,
     join_two,
     loss_at_pivot,
     share,
     slope_from_exponent,
+    split_coordinates,
     split_in_three,
     split_in_two,
+    split_loss,
+    split_params,
+    term_at_pivot,
 )
-from bayeslaw.laws.sparse import split_coordinates, split_loss, split_params
 from bayeslaw.priors import Prior
 
 CLARK = "Clark et al. 2022, arXiv:2202.01169"
@@ -167,11 +166,11 @@ def krajewski_function(p: Params, inputs: Inputs, xp: ModuleType) -> Any:
 
 def _krajewski_to_published(s: Params, pivots: Mapping[str, Any], xp: ModuleType) -> dict[str, Any]:
     n_term, data_term, irreducible, beta = split_loss(s, xp)
-    total = n_term * xp.exp(s["alpha"] * xp.log(pivots["N"]))
+    total = coefficient_at_pivot(n_term, s["alpha"], pivots["N"], xp)
     return {
         "a": (1.0 - s["granular_share"]) * total,
         "alpha": s["alpha"],
-        "b": data_term * xp.exp(beta * xp.log(pivots["D"])),
+        "b": coefficient_at_pivot(data_term, beta, pivots["D"], xp),
         "beta": beta,
         "g": s["granular_share"] * total,
         "gamma": s["gamma"],
@@ -181,8 +180,8 @@ def _krajewski_to_published(s: Params, pivots: Mapping[str, Any], xp: ModuleType
 
 def _krajewski_from_published(p: Params, pivots: Mapping[str, float]) -> dict[str, float]:
     total = p["a"] + p["g"]
-    n_term = total * pivots["N"] ** (-p["alpha"])
-    data_term = p["b"] * pivots["D"] ** (-p["beta"])
+    n_term = term_at_pivot(total, p["alpha"], pivots["N"])
+    data_term = term_at_pivot(p["b"], p["beta"], pivots["D"])
     return split_coordinates(n_term, data_term, p["c"], p["beta"]) | {
         "granular_share": p["g"] / total, "gamma": p["gamma"], "alpha": p["alpha"]}
 
@@ -205,7 +204,7 @@ def _krajewski_from_coordinates(u: Params, pivots: Mapping[str, Any], xp: Module
     alpha = exponent_from_slope(u["log_slope_N"], log_total, log_n, xp)
     beta = exponent_from_slope(u["log_slope_D"], log_total, log_d, xp)
     gamma = exponent_from_slope(u["log_slope_G"], log_total, log_g, xp)
-    g1 = xp.exp(log_g + gamma * xp.log(pivots["granularity"]))  # the g part at G = 1
+    g1 = coefficient_from_pivot(log_g, gamma, pivots["granularity"], xp)  # the g part at G = 1
     a, c, d = xp.exp(log_a), xp.exp(log_c), xp.exp(log_d)
     n1 = a + g1
     loss = n1 + d + c
@@ -219,7 +218,7 @@ def _krajewski_to_coordinates(p: Params, pivots: Mapping[str, float]) -> dict[st
     n1 = p["N_share"] * loss
     d = p["data_share"] * (loss - n1)
     c = loss - n1 - d
-    g = p["granular_share"] * n1 * pivots["granularity"] ** (-p["gamma"])
+    g = term_at_pivot(p["granular_share"] * n1, p["gamma"], pivots["granularity"])
     a = (1.0 - p["granular_share"]) * n1
     log_total, logit_power, logit_n = join_three(c, a + g, d)
     log_n, logit_g = join_two(g, a)
