@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from bayeslaw.priors import Prior, Support
+from bayeslaw.errors import LawError
+from bayeslaw.priors import Prior, PriorError, Support
 
 Params = Mapping[str, Any]
 Inputs = Mapping[str, Any]
@@ -29,11 +30,21 @@ Inputs = Mapping[str, Any]
 
 @dataclass(frozen=True)
 class Param:
-    """A sampled parameter: its default prior, support and meaning."""
+    """A sampled parameter: its default prior, support and meaning.
+
+    ``doc`` says what the parameter means; the prior's words (distribution, 95% range) are generated from
+    ``prior`` (``description``), on the scale of ``log_of`` too when the parameter is the log of a quantity.
+    """
 
     prior: Prior
     support: Support
     doc: str
+    log_of: str = ""
+
+    @property
+    def description(self) -> str:
+        """What the parameter means and its default prior in words."""
+        return f"{self.doc}; {self.prior.describe(self.log_of)}"
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,10 @@ class Law:
     # one is fixed and the others are not (bayeslaw.fixed)
     ties: Mapping[str, tuple[str, Callable[..., Any]]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """The law's contract, checked when it is made (``check_contract``)."""
+        check_contract(self)
+
     @property
     def default_priors(self) -> dict[str, Prior]:
         return {name: p.prior for name, p in self.params.items()}
@@ -131,6 +146,81 @@ class Law:
         }
 
 
+def check_contract(law: Law) -> None:
+    """Raise LawError, naming the law and the rule, where its parts do not fit together.
+
+    Structure: inputs are named and distinct and the target is not one of them; conventions say what each
+    input and the target are; every parameter's default prior lies in its support; presets give exactly the
+    published parameters; ties fix published parameters through sampled ones; sampling coordinate names
+    are distinct. Then, at the first preset and pivots in the middle of the input ranges (a few numpy
+    scalar operations): ``from_published`` gives exactly the law's parameters, ``to_published`` every
+    published one, ``derived`` none of them, and the coordinates map onto exactly the parameters.
+    """
+
+    def fail(rule: str) -> LawError:
+        return LawError(f"law '{law.name}': {rule}")
+
+    if not law.inputs or len(set(law.inputs)) != len(law.inputs) or not all(
+            isinstance(x, str) and x for x in law.inputs):
+        raise fail(f"inputs must be distinct non-empty names, got {law.inputs!r}")
+    if law.target in law.inputs:
+        raise fail(f"the target '{law.target}' is also an input")
+    missing = [x for x in (*law.inputs, law.target) if x not in law.conventions]
+    if missing:
+        raise fail(f"conventions must say what each input and the target are; missing {', '.join(missing)}")
+    unknown = [x for x in law.input_ranges if x not in law.inputs]
+    if unknown or not all(lo < hi for lo, hi in law.input_ranges.values()):
+        raise fail(f"input_ranges must be (low, high) of inputs, got {dict(law.input_ranges)}")
+    if not law.params or not law.published or len(set(law.published)) != len(law.published):
+        raise fail("needs parameters and distinct published parameters")
+    for name, param in law.params.items():
+        try:
+            param.prior.check_support(name, param.support)
+        except PriorError as err:
+            raise fail(f"default {err}") from None
+    for preset, values in law.presets.items():
+        if set(values.values) != set(law.published):
+            raise fail(f"preset '{preset}' must give exactly the published parameters {', '.join(law.published)}, "
+                       f"got {', '.join(values.values)}")
+    for published, (param, _) in law.ties.items():
+        if published not in law.published or param not in law.params:
+            raise fail(f"tie '{published}' -> '{param}' must fix a published parameter through a law parameter")
+    if law.coordinates is not None and len(set(law.coordinates.names)) != len(law.coordinates.names):
+        raise fail(f"sampling coordinate names must be distinct, got {law.coordinates.names}")
+    if not 0 < law.target_accept < 1:
+        raise fail(f"target_accept must lie in (0, 1), got {law.target_accept}")
+    if law.presets and set(law.input_ranges) == set(law.inputs):
+        _check_maps(law, fail)
+
+
+def _check_maps(law: Law, fail: Callable[[str], LawError]) -> None:
+    """The maps between published parameters, the law's parameters and its coordinates, at the first preset."""
+    values = next(iter(law.presets.values())).values
+    middle = {x: float(np.sqrt(lo * hi)) if lo > 0 else (lo + hi) / 2 for x, (lo, hi) in law.input_ranges.items()}
+    pivots = {x: v for x, v in middle.items() if law.input_ranges[x][0] > 0}
+    with np.errstate(all="ignore"):
+        pivots[law.target] = float(law.function(values, middle, np))
+        sampled = law.from_published(values, pivots)
+        if set(sampled) != set(law.params):
+            raise fail(f"from_published gives {', '.join(sampled)}, not the parameters {', '.join(law.params)}")
+        published = law.to_published(sampled, pivots, np)
+        if set(published) != set(law.published):
+            raise fail(f"to_published gives {', '.join(published)}, not the published {', '.join(law.published)}")
+        shadowed = set(law.derived(values, np) if law.derived is not None else ()) & set(law.published)
+        if shadowed:
+            raise fail(f"derived quantities {', '.join(sorted(shadowed))} would replace published ones")
+        if law.coordinates is not None:
+            coordinates = law.coordinates
+            u = coordinates.from_params(sampled, pivots)
+            start = coordinates.initial(pivots)
+            if set(u) != set(coordinates.names) or set(start) != set(coordinates.names):
+                raise fail(f"coordinates' from_params and initial must give exactly {', '.join(coordinates.names)}")
+            theta = coordinates.to_params(u, pivots, np)
+            if set(theta) != set(law.params):
+                raise fail(f"coordinates' to_params gives {', '.join(theta)}, not the parameters "
+                           f"{', '.join(law.params)}")
+
+
 def pivots_of(inputs: Inputs, names: tuple[str, ...]) -> dict[str, float]:
     """Geometric mean of each named, strictly positive input: where the law's constants are centred.
 
@@ -152,9 +242,9 @@ def sample_inputs(law: Law, n: int, rng: np.random.Generator) -> dict[str, np.nd
 # Shared parameter blocks (the reparameterisations are in coords.py) ------------------------------
 
 EXPONENT = Param(Prior("LogNormal", mu=float(np.log(0.3)), sigma=0.7), "positive",
-                 "exponent; prior 95% range about 0.08 to 1.2")
+                 "exponent")
 IRREDUCIBLE = Param(Prior("HalfNormal", sigma=2.5), "positive",
-                    "irreducible loss E in nats; prior 95% below about 4.9")
+                    "irreducible loss E in nats")
 
 
 # Names that moved to coords.py (the shared reparameterisations) stay importable from here

@@ -93,8 +93,6 @@ def make_bnsl(n_breaks: int) -> Law:
     breaks = range(1, n_breaks + 1)
     width = _WIDTHS[n_breaks]
     slope = Prior("LogNormal", mu=float(np.log(0.1)), sigma=width["slope"])
-    low, high = 0.1 * np.exp(-1.96 * width["slope"]), 0.1 * np.exp(1.96 * width["slope"])
-    slope_range = f"prior 95% range {low:.2g} to {high:.2g}"
 
     def function(p, inputs, xp):
         log_x = xp.log(inputs[X])
@@ -126,20 +124,18 @@ def make_bnsl(n_breaks: int) -> Law:
     params = {
         "log_loss_at_pivot": loss_at_pivot("the loss at the pivot C0 (the data's geometric mean of C)"),
         "reducible_share": share("share of the loss at C0 above the limit a: (y - a) / y"),
-        "c0": Param(slope, "positive", f"log-log slope before the first break; {slope_range}"),
+        "c0": Param(slope, "positive", "log-log slope before the first break"),
         "log_d1_over_pivot": Param(Prior("Normal", mu=0.0, sigma=3.0), "real",
-                                   "log(d1 / C0): first break relative to the pivot; prior 95% within "
-                                   "about 2.6 decades of C0"),
+                                   "log(d1 / C0): first break relative to the pivot", log_of="d1 / C0"),
     }
     for i in breaks:
         if i > 1:
             gap = Prior("LogNormal", mu=float(np.log(4.0)), sigma=width["gap"])
             params[f"log_d{i}_over_d{i - 1}"] = Param(
-                gap, "positive", f"log(d{i} / d{i - 1}) > 0: breaks stay ordered; prior median 4 (1.7 decades)")
-        params[f"c{i}"] = Param(slope, "positive", f"steepening of the log-log slope at break {i}; {slope_range}")
+                gap, "positive", f"log(d{i} / d{i - 1}) > 0: breaks stay ordered", log_of=f"d{i} / d{i - 1}")
+        params[f"c{i}"] = Param(slope, "positive", f"steepening of the log-log slope at break {i}")
         params[f"log_f{i}"] = Param(Prior("Normal", mu=0.0, sigma=width["log_f"]), "real",
-                                    f"log sharpness of break {i} (width of the bend in ln C); prior 95% range "
-                                    f"f = {np.exp(-1.96 * width['log_f']):.2g} to {np.exp(1.96 * width['log_f']):.2g}")
+                                    f"log sharpness of break {i} (width of the bend in ln C)", log_of=f"f{i}")
 
     published = ("a", "b", "c0", *[f"{k}{i}" for i in breaks for k in ("c", "d", "f")])
     factors = " ".join(f"(1 + (C/d{i})^(1/f{i}))^(-c{i} f{i})" for i in breaks)

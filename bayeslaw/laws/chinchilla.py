@@ -163,7 +163,7 @@ QUOKKA = _chinchilla_like(
     "Quokka (Ni et al. 2025) compute-constrained law for diffusion LMs",
     "Ni et al. 2025, arXiv:2510.03280, eq 10/13",
     Param(Prior("HalfNormal", sigma=3.5), "positive",
-          "irreducible loss E in nats; diffusion ELBO losses sit higher (prior 95% below about 6.9)"),
+          "irreducible loss E in nats; diffusion ELBO losses sit higher"),
     {"ni2025": Preset({"E": 2.413, "A": 798.6, "B": 4604.9, "alpha": 0.379, "beta": 0.378},
                       "Ni et al. 2025, arXiv:2510.03280, eq 13")},
     {"N": "parameters (the paper does not say whether embeddings count)", "D": "training tokens",

@@ -76,13 +76,12 @@ def term_at_pivot(coefficient: Any, exponent: Any, pivot: Any) -> Any:
 
 def loss_at_pivot(what: str) -> Param:
     """The log of the loss at the data's pivots: the coordinate the runs pin best (Normal(1, 0.75))."""
-    return Param(Prior("Normal", mu=1.0, sigma=0.75), "real",
-                 f"log of {what}; Normal(1, 0.75), 95% range 0.6 to 12 nats")
+    return Param(Prior("Normal", mu=1.0, sigma=0.75), "real", f"log of {what}", log_of="loss in nats")
 
 
 def share(doc: str) -> Param:
     """A share of the loss (or of one of its parts) in (0, 1), away from both ends: Beta(1.5, 1.5)."""
-    return Param(Prior("Beta", alpha=1.5, beta=1.5), "unit", f"{doc}; Beta(1.5, 1.5)")
+    return Param(Prior("Beta", alpha=1.5, beta=1.5), "unit", doc)
 
 
 def split_by_share(total: Any, part_share: Any) -> tuple[Any, Any]:
@@ -109,8 +108,7 @@ def split_params(n_term: str, data_term: str, irreducible: str, data_exponent: s
                              "floor an unlimited model reaches after D0 tokens"),
         "floor_slope": Param(Prior("LogNormal", mu=float(np.log(0.1)), sigma=1.0), "positive",
                              f"{data_exponent} x data_share = -dlog(floor) / dlog D at D0, which even a narrow "
-                             f"range of D measures ({data_exponent} = floor_slope / data_share); "
-                             "LogNormal(log 0.1, 1), 95% range 0.014 to 0.7"),
+                             f"range of D measures ({data_exponent} = floor_slope / data_share)"),
     }
 
 

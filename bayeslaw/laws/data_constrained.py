@@ -118,7 +118,7 @@ def muennighoff_function(p, inputs, xp):
 
 def _repetition_prior(what: str) -> Param:
     return Param(Prior("LogNormal", mu=float(np.log(10.0)), sigma=1.0), "positive",
-                 f"{what}; prior median 10, 95% range about 1.4 to 71")
+                 what)
 
 
 def _muennighoff_to_published(s, pivots, xp):
@@ -200,16 +200,16 @@ QUOKKA_DC = Law(
     params={
         **_terms_params(Prior("Beta", alpha=1.0, beta=1.0)),
         "p_e": Param(Prior("LogNormal", mu=0.0, sigma=0.7), "positive",
-                     "growth exponent of effective data in epochs before overfitting; prior 95% range 0.25 to 4"),
+                     "growth exponent of effective data in epochs before overfitting"),
         "log_e_p_at_pivot": Param(Prior("Normal", mu=float(np.log(10.0)), sigma=2.0), "real",
-                                  "log of the overfitting scale e_p (epochs) at the pivots U0, N0; "
-                                  "prior 95% range 0.2 to 500 epochs"),
+                                  "log of the overfitting scale e_p (epochs) at the pivots U0, N0",
+                                  log_of="e_p in epochs"),
         "m_p": Param(Prior("Normal", mu=0.5, sigma=0.5), "real",
-                     "exponent of U in e_p (more unique data: later overfitting); prior 95% range -0.5 to 1.5"),
+                     "exponent of U in e_p (more unique data: later overfitting)"),
         "k_p": Param(Prior("Normal", mu=0.5, sigma=0.5), "real",
-                     "exponent of 1/N in e_p (larger models overfit sooner); prior 95% range -0.5 to 1.5"),
+                     "exponent of 1/N in e_p (larger models overfit sooner)"),
         "gamma": Param(Prior("LogNormal", mu=float(np.log(0.5)), sigma=0.7), "positive",
-                       "stretch exponent of the overfitting penalty; prior 95% range 0.13 to 2"),
+                       "stretch exponent of the overfitting penalty"),
     },
     published=("E", "A", "alpha", "B", "beta", "p_e", "c_p", "m_p", "k_p", "gamma"),
     function=quokka_dc_function,

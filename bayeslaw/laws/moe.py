@@ -118,20 +118,18 @@ CLARK_LAW = Law(
         "log_loss_at_pivot": loss_at_pivot("the loss at the pivots N0, E0 (the data's geometric means)"),
         "alpha_at_pivot": Param(Prior("LogNormal", mu=float(np.log(0.1)), sigma=0.7), "positive",
                                 "-(a + c log10 Ê(E0)): -dlog L / dlog N at the pivot E0 (no irreducible "
-                                "term, so small); LogNormal(log 0.1, 0.7), 95% range 0.025 to 0.4"),
+                                "term, so small)"),
         "expert_slope_at_pivot": Param(Prior("Normal", mu=0.0, sigma=0.1), "real",
                                        "dlog L / dlog E at the pivots N0, E0 (the expert count the runs "
-                                       "vary, not Ê); negative where experts help, either sign allowed; "
-                                       "Normal(0, 0.1)"),
+                                       "vary, not Ê); negative where experts help, either sign allowed"),
         "interaction_at_pivot": Param(Prior("Normal", mu=0.0, sigma=0.05), "real",
                                       "c dlog Ê / dlog E at E0: d2 log10 L / dlog10 N dlog10 E at the pivots "
-                                      "(positive: routing gains shrink with N); Normal(0, 0.05)"),
+                                      "(positive: routing gains shrink with N)"),
         "log_E_start": Param(Prior("Normal", mu=float(np.log(2.0)), sigma=1.0), "real",
-                             "log E_start, the effective expert count of the dense model; "
-                             "Normal(log 2, 1), 95% range 0.3 to 14"),
+                             "log E_start, the effective expert count of the dense model", log_of="E_start"),
         "log_E_max_excess": Param(Prior("Normal", mu=float(np.log(300.0)), sigma=1.5), "real",
                                   "log(E_max - E_start): where routing gains saturate (E_max > E_start by "
-                                  "construction); Normal(log 300, 1.5), 95% range 16 to 5,700 experts"),
+                                  "construction)", log_of="E_max - E_start"),
     },
     published=("a", "b", "c", "d", "E_start", "E_max"),
     function=clark_function,

@@ -61,7 +61,7 @@ CONVENTIONS = {
 
 def _signed(doc: str, sigma: float) -> Param:
     return Param(Prior("Normal", mu=0.0, sigma=sigma), "real",
-                 f"{doc}; either sign, Normal(0, {sigma:g}) (95% within +-{1.96 * sigma:.2g})")
+                 f"{doc}; either sign")
 
 
 # --- Frantar et al. 2023 -------------------------------------------------------------------------
@@ -116,7 +116,7 @@ FRANTAR_LAW = Law(
         **split_params("(a_S + c_S) N0^-b_N", "(a_D / D0)^b_D", "c", "b_D"),
         "sparse_share": share("a_S / (a_S + c_S): the part of the N-coefficient that shrinks as (1 - S)^b_S"),
         "b_S": Param(Prior("LogNormal", mu=float(np.log(0.5)), sigma=0.8), "positive",
-                     "sparsity exponent; LogNormal(log 0.5, 0.8), 95% range 0.1 to 2.4"),
+                     "sparsity exponent"),
         "b_N": EXPONENT,
     },
     published=("a_S", "b_S", "c_S", "b_N", "a_D", "b_D", "c"),
@@ -286,16 +286,14 @@ ABNAR_LAW = Law(
     inputs=("S", "N", "D"),
     params={
         "log_N_term_at_pivot": Param(Prior("Normal", mu=float(np.log(0.5)), sigma=1.5), "real",
-                                     "log of the faster-decaying N term a N0^-alpha at the pivot N0; "
-                                     "Normal(log 0.5, 1.5)"),
+                                     "log of the faster-decaying N term a N0^-alpha at the pivot N0"),
         "alpha_excess": Param(EXPONENT.prior, "positive",
-                              "alpha - gamma > 0 (a is the faster N term); LogNormal(log 0.3, 0.7), 95% range "
-                              "0.08 to 1.2"),
+                              "alpha - gamma > 0 (a is the faster N term)"),
         "log_D_term_at_pivot": log_term("D"),
         "beta": EXPONENT,
         "log_slow_at_pivot": Param(Prior("Normal", mu=0.5, sigma=1.0), "real",
-                                   "log(e + c + d N0^-gamma), the dense loss at N0 without the a and D terms; "
-                                   "Normal(0.5, 1), 95% range 0.2 to 12 nats"),
+                                   "log(e + c + d N0^-gamma), the dense loss at N0 without the a and D terms",
+                                   log_of="e + c + d N0^-gamma in nats"),
         "joint_share": share("d N0^-gamma / (e + c + d N0^-gamma): the joint term's share of that"),
         "gamma": EXPONENT,
         "delta": _signed("exponent of 1 / (1 - S) on the joint term", 0.5),
