@@ -15,21 +15,16 @@ Huber_delta(r) = r^2 / 2 for |r| <= delta, else delta (|r| - delta / 2), and del
 ``huber_fit`` is the point fit (either objective; analytic gradient, vectorised over runs; summed
 Huber is divided by delta so that L-BFGS-B does not stop early, the failure Besiroglu et al.
 diagnosed in Hoffmann et al.'s fit), ``bootstrap`` the resampling (about 80 ms a refit: two local fits of 40 ms).
-``python -m bayeslaw.bootstrap --write-besiroglu-covariance`` regenerates the covariance block of
-models/chinchilla-besiroglu2024.toml.
+``tools/besiroglu_covariance.py`` (not shipped) runs them on the Chinchilla runs and regenerates the
+covariance block of models/chinchilla-besiroglu2024.toml.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
-import sys
-import textwrap
-import time
 import warnings
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -47,7 +42,6 @@ CHINCHILLA_TEX = np.array([6.0073404, 6.0179186, 0.5267228, 0.33917084, 0.284908
 # Besiroglu et al. 2024 (laws.md section 3): estimates and bootstrap SEs (a = ln A, b = ln B, e = ln E)
 BESIROGLU = {"log_A": 6.17795598, "log_B": 7.64273236, "log_E": 0.59711196, "alpha": 0.34781, "beta": 0.36585}
 BESIROGLU_SE = {"log_A": 0.258, "log_B": 0.421, "log_E": 0.014, "alpha": 0.0154, "beta": 0.0206, "a": 0.020}
-CHINCHILLA_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "chinchilla_epoch_extracted.csv"
 
 
 def grid_starts(grid: dict[str, Sequence[float]] = COARSE_GRID) -> np.ndarray:
@@ -178,87 +172,3 @@ def summarise(boot: pd.DataFrame) -> dict[str, object]:
     frame = boot[COLUMNS].assign(a=boot["beta"] / (boot["alpha"] + boot["beta"]))
     se = frame.std(ddof=1)
     return {"se": se, "ratio": se / pd.Series(BESIROGLU_SE), "corr": boot[COLUMNS].corr()}
-
-
-LABEL = ("published bootstrap SEs, Besiroglu et al. 2024; correlations reconstructed by bayeslaw with their "
-         "protocol on the same 240 runs")
-
-
-def besiroglu_covariance_toml(boot: pd.DataFrame, resamples: int, seed: int) -> str:
-    """The [uncertainty] block: reconstructed correlations scaled by the published marginal SEs."""
-    info = summarise(boot)
-    corr = info["corr"].to_numpy()
-    sd = np.array([BESIROGLU_SE[c] for c in COLUMNS])
-    cov = corr * np.outer(sd, sd)
-    worst = float(np.max(np.abs(info["ratio"] - 1)))
-    rows = ",\n".join("  [" + ", ".join(f"{v:.8e}" for v in row) + "]" for row in cov)
-    names = ["ln~A", "ln~B", "ln~E", "alpha", "beta"]  # "~": a space that textwrap does not break
-    pairs = ", ".join(f"{names[i]}-{names[j]} {corr[i, j]:+.3f}" for i in range(5) for j in range(i + 1, 5))
-    ratios = ", ".join(f"{n} {v:.3f}" for n, v in zip([*names, "a"], info["ratio"], strict=True))
-    text = (f"Means: the published point estimates. Marginal SDs: the published bootstrap SEs (4,000 resamples) "
-            f"of ln~A, ln~B, ln~E (0.258, 0.421, 0.014; A, B, E are drawn on the log scale, their bootstrap being "
-            f"right-skewed) and of alpha, beta (0.0154, 0.0206). Correlations: not published; reconstructed by "
-            f"bayeslaw with the authors' protocol (Huber likelihood on log loss in the log-sum-exp form, delta "
-            f"1e-3, fitted scale, BFGS; the point fit reproduces the published estimates) on the same 240 runs: "
-            f"{resamples} resamples, seed {seed}; regenerate with `python -m bayeslaw.bootstrap "
-            f"--write-besiroglu-covariance --resamples {resamples} --seed {seed}`. That bootstrap reproduces the "
-            f"published marginal SEs within {math.ceil(100 * worst)}% (ratios: {ratios}). Correlations: {pairs}. "
-            f"A multivariate normal leaves out the bootstrap's skew and its curvature along the ln~A-alpha and "
-            f"ln~B-beta ridges.")
-    note = "\n".join(textwrap.wrap(text, 104, break_on_hyphens=False)).replace("~", " ")
-    return f'''[uncertainty]
-kind = "covariance"
-label = "{LABEL}"
-note = """
-{note}
-"""
-# covariance of (ln A, ln B, ln E, alpha, beta): reconstructed correlations x published SEs
-matrix = [
-{rows},
-]
-
-[uncertainty.params]
-A = {{ scale = "log" }}
-B = {{ scale = "log" }}
-E = {{ scale = "log" }}
-alpha = {{}}
-beta = {{}}
-'''
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bayeslaw.bootstrap --write-besiroglu-covariance [--resamples N] [--seed S] [--data CSV]``."""
-    parser = argparse.ArgumentParser(prog="python -m bayeslaw.bootstrap", description=__doc__.splitlines()[0])
-    parser.add_argument("--write-besiroglu-covariance", action="store_true",
-                        help="bootstrap the Chinchilla runs and print the TOML [uncertainty] block")
-    parser.add_argument("--resamples", type=int, default=4000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", type=Path, default=CHINCHILLA_DATA, help="chinchilla_epoch_extracted.csv")
-    parser.add_argument("--save", type=Path, help="also write the per-resample estimates to this CSV")
-    args = parser.parse_args(argv)
-    if not args.write_besiroglu_covariance:
-        parser.print_help()
-        return 2
-    from bayeslaw.datasets import chinchilla_runs
-
-    runs = chinchilla_runs(args.data)
-    N, C, loss = runs["Model Size"].to_numpy(), runs["Training FLOP"].to_numpy(), runs["loss"].to_numpy()
-    D = C / (6 * N)
-    point = huber_fit(N, D, loss)
-    print("# point fit:", ", ".join(f"{c} {point[c]:.5f}" for c in COLUMNS), file=sys.stderr)
-    tic = time.perf_counter()
-    boot = bootstrap(N, D, loss, args.resamples, args.seed)
-    seconds = time.perf_counter() - tic
-    print(f"# {args.resamples} resamples in {seconds:.0f} s ({1000 * seconds / args.resamples:.0f} ms a refit)",
-          file=sys.stderr)
-    if args.save:
-        boot.to_csv(args.save, index=False)
-    info = summarise(boot)
-    print("# SE ratios to the published:\n" + info["ratio"].round(3).to_string(), file=sys.stderr)
-    print("# correlations:\n" + info["corr"].round(3).to_string(), file=sys.stderr)
-    print(besiroglu_covariance_toml(boot, args.resamples, args.seed))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

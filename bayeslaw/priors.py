@@ -34,6 +34,7 @@ DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...], Support]] = {
     "Fixed": (("value",), (), "real"),
 }
 _POSITIVE_ARGS = {"sigma", "nu", "alpha", "beta", "lam"}
+_FROM_ZERO = ("HalfNormal", "HalfStudentT", "Exponential")  # described by the bound 95% lies below
 SUPPORT_BOUNDS: dict[str, tuple[float, float]] = {"real": (-math.inf, math.inf), "positive": (0.0, math.inf),
                                                   "unit": (0.0, 1.0)}
 
@@ -179,9 +180,64 @@ class Prior:
         """True when the prior has a density on the whole of ``support`` (no bounds inside it, not Fixed)."""
         return self.dist != "Fixed" and self.bounds == SUPPORT_BOUNDS[support]
 
+    def interval(self, mass: float = 0.95) -> tuple[float, float]:
+        """The central interval holding ``mass`` of the prior; from 0 for HalfNormal, HalfStudentT, Exponential."""
+        from scipy import stats  # only when a description is asked for
+
+        k = self.kwargs
+        lower = self.dist in _FROM_ZERO
+        q = (0.0, mass) if lower else ((1 - mass) / 2, (1 + mass) / 2)
+        dist = {
+            "Normal": lambda: stats.norm(k["mu"], k["sigma"]),
+            "StudentT": lambda: stats.t(k["nu"], k["mu"], k["sigma"]),
+            "LogNormal": lambda: stats.lognorm(k["sigma"], scale=math.exp(k["mu"])),
+            "HalfNormal": lambda: stats.halfnorm(scale=k["sigma"]),
+            "HalfStudentT": lambda: stats.t(k["nu"], scale=k["sigma"]),
+            "Gamma": lambda: stats.gamma(k["alpha"], scale=1 / k["beta"]),
+            "Exponential": lambda: stats.expon(scale=1 / k["lam"]),
+            "Beta": lambda: stats.beta(k["alpha"], k["beta"]),
+            "Uniform": lambda: stats.uniform(k["lower"], k["upper"] - k["lower"]),
+        }
+        if self.dist == "Fixed":
+            return k["value"], k["value"]
+        if self.dist == "TruncatedNormal":
+            lo, hi = self.bounds
+            mu, sigma = k["mu"], k["sigma"]
+            frozen = stats.truncnorm((lo - mu) / sigma, (hi - mu) / sigma, mu, sigma)
+        else:
+            frozen = dist[self.dist]()
+        if self.dist == "HalfStudentT":  # |t|: the mass-quantile of |t| is the (1 + mass) / 2 quantile of t
+            return 0.0, float(frozen.ppf((1 + mass) / 2))
+        return float(frozen.ppf(q[0])), float(frozen.ppf(q[1]))
+
+    def describe(self, log_of: str = "") -> str:
+        """The prior in words: the distribution and its 95% range (e.g. for a parameter's documentation).
+
+        ``log_of`` names the quantity a parameter is the log of, whose range is added on its own scale.
+        """
+        if self.dist == "Fixed":
+            return f"fixed at {self.kwargs['value']:g}"
+        args = [f"log {math.exp(v):.3g}" if self.dist == "LogNormal" and name == "mu" and v != 0 else f"{v:.3g}"
+                for name, v in self.kwargs.items()]
+        lo, hi = self.interval()
+        text = f"{self.dist}({', '.join(args)}), 95% " + (f"below {_number(hi)}" if self.dist in _FROM_ZERO
+                                                           else f"range {_number(lo)} to {_number(hi)}")
+        if log_of:
+            text += f" ({log_of}: {_number(math.exp(lo))} to {_number(math.exp(hi))})"
+        return text
+
     def __str__(self) -> str:
         args = ", ".join(f"{k}={v:g}" if float(f"{v:g}") == v else f"{k}={v!r}" for k, v in self.kwargs.items())
         return f"{self.dist}({args})"
+
+
+def _number(x: float) -> str:
+    """Two significant digits, without an exponent between 0.001 and 100,000 (500, not 5e+02)."""
+    if x == 0 or 1e-3 <= abs(x) < 100:
+        return f"{x:.2g}"
+    if abs(x) < 1e5:
+        return f"{float(f'{x:.2g}'):,.0f}"
+    return f"{x:.1e}"
 
 
 def log_abs_jacobian(value, support: Support, xp):

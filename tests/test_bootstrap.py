@@ -1,13 +1,16 @@
-"""The classic Chinchilla point fit and bootstrap (bayeslaw.bootstrap) against Besiroglu et al. 2024, and the
-catalogue entry whose correlations it reconstructs."""
+"""The classic Chinchilla point fit and bootstrap (bayeslaw.bootstrap) against Besiroglu et al. 2024, the
+catalogue entry whose correlations it reconstructs, and the tool that writes that entry's block."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SHARED_DATA, shared_data_path
 
 from bayeslaw.bootstrap import (
     BESIROGLU,
@@ -16,11 +19,20 @@ from bayeslaw.bootstrap import (
     COLUMNS,
     bootstrap,
     huber_fit,
-    main,
     summarise,
 )
 from bayeslaw.catalogue import entry_posterior, load_entry
 from bayeslaw.plan import plan
+
+TOOL = Path(__file__).resolve().parents[1] / "tools" / "besiroglu_covariance.py"
+
+
+def _tool():
+    """tools/besiroglu_covariance.py as a module (a script of the repository, not of the package)."""
+    spec = importlib.util.spec_from_file_location("besiroglu_covariance", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _arrays(runs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -121,6 +133,32 @@ def test_catalogue_plan_at_1e24_is_narrow():
     assert 6 < lo < mid < hi < 50 and hi / lo < 6, (lo, mid, hi)
 
 
-def test_main_without_the_flag_prints_help(capsys):
-    assert main([]) == 2
-    assert "--write-besiroglu-covariance" in capsys.readouterr().out
+def test_tool_needs_the_data_folder(capsys, tmp_path):
+    tool = _tool()
+    with pytest.raises(SystemExit) as exit_:
+        tool.main([])
+    assert exit_.value.code == 2 and "data" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        tool.main([str(tmp_path)])
+    assert exit_.value.code == 2 and "chinchilla_epoch_extracted.csv: no such file" in capsys.readouterr().err
+
+
+def test_tool_writes_an_uncertainty_block_the_catalogue_accepts(capsys, tmp_path):
+    shared_data_path("chinchilla_epoch_extracted.csv")  # skips (fails in CI) without the data
+    # 12 resamples: enough for a positive definite correlation of 5 parameters
+    assert _tool().main([str(SHARED_DATA), "--resamples", "12", "--seed", "1"]) == 0
+    block = capsys.readouterr().out
+    assert "--resamples 12 --seed 1" in " ".join(block.split())
+    entry = load_entry("chinchilla-besiroglu2024")
+    text = entry.path.read_text()
+    start = text.index("[uncertainty]")
+    end = text.index("[[test_vectors]]")
+    path = tmp_path / entry.path.name
+    path.write_text(text[:start] + block + "\n" + text[end:])
+    rebuilt = load_entry(path)
+    assert rebuilt.uncertainty.kind == "covariance"
+    assert list(rebuilt.uncertainty.params) == ["A", "B", "E", "alpha", "beta"]
+    # the published SEs are the diagonal whatever the resamples
+    np.testing.assert_allclose(np.sqrt(np.diag(rebuilt.uncertainty.matrix)), [BESIROGLU_SE[c] for c in COLUMNS])
+    note = " ".join(entry.uncertainty.note.split())
+    assert "regenerate with `python tools/besiroglu_covariance.py ../shared/data" in note

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -307,6 +308,9 @@ def test_catalogue_ships_in_the_wheel(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(ROOT), "-w", str(wheels)],
                    check=True, capture_output=True, timeout=300)
     wheel = next(wheels.glob("bayeslaw-*.whl"))
+    shipped = zipfile.ZipFile(wheel).namelist()
+    assert "bayeslaw/catalogue/schema.py" in shipped and "bayeslaw/models/chinchilla-besiroglu2024.toml" in shipped
+    assert not [name for name in shipped if name.startswith(("tools/", "tests/"))]  # repository scripts stay out
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -10,7 +12,8 @@ import xarray as xr
 
 from bayeslaw.errors import LawError
 from bayeslaw.laws import LAWS, chinchilla_optimum, get_law, model_scale
-from bayeslaw.laws.base import pivots_of, sample_inputs
+from bayeslaw.laws.base import Coordinates, Param, Preset, pivots_of, sample_inputs
+from bayeslaw.priors import Prior
 
 # (law, preset, inputs, expected, relative tolerance); values from ../shared/laws.md
 VECTORS = [
@@ -183,3 +186,54 @@ def test_sampling_coordinates_round_trip_and_preserve_volume(name):
         jacobian = np.column_stack([(v(point + step * e) - v(point - step * e)) / (2 * step)
                                     for e in np.eye(point.size)])
         assert abs(np.linalg.det(jacobian)) == pytest.approx(1.0, rel=1e-5)
+
+
+# ---- the contract every Law checks when it is made (Law.__post_init__) ------------------------------------
+
+
+def _broken(**changes):
+    import dataclasses
+
+    return lambda: dataclasses.replace(LAWS["chinchilla"], **changes)
+
+
+def _drop(mapping_fn, key):
+    return lambda *args: {k: v for k, v in mapping_fn(*args).items() if k != key}
+
+
+CHINCHILLA = LAWS["chinchilla"]
+BROKEN = [
+    (_broken(inputs=("N", "loss")), "the target 'loss' is also an input"),
+    (_broken(inputs=("N", "N")), "inputs must be distinct"),
+    (_broken(conventions={"N": "parameters", "D": "tokens"}), "conventions must say what each input and the target"),
+    (_broken(params={**CHINCHILLA.params, "E": Param(Prior("Normal", mu=1.8, sigma=0.5), "positive", "E")}),
+     "default prior for 'E'"),
+    (_broken(presets={"x": Preset({"E": 1.7, "A": 400.0, "alpha": 0.3, "beta": 0.3}, "missing B")}),
+     "preset 'x' must give exactly the published parameters"),
+    (_broken(to_published=_drop(CHINCHILLA.to_published, "B")),
+     "to_published gives E, A, alpha, beta, not the published"),
+    (_broken(from_published=_drop(CHINCHILLA.from_published, "beta")), "from_published gives"),
+    (_broken(derived=lambda p, xp: {"alpha": p["alpha"]}), "derived quantities alpha would replace published ones"),
+    (_broken(ties={"G": ("log_A_at_pivot", None)}), "tie 'G' -> 'log_A_at_pivot'"),
+    (_broken(coordinates=Coordinates(CHINCHILLA.coordinates.names, _drop(CHINCHILLA.coordinates.to_params, "E"),
+                                     CHINCHILLA.coordinates.from_params, CHINCHILLA.coordinates.initial)),
+     "coordinates' to_params gives"),
+    (_broken(target_accept=1.0), "target_accept must lie in (0, 1)"),
+]
+
+
+@pytest.mark.parametrize(("make", "rule"), BROKEN)
+def test_a_law_whose_parts_do_not_fit_is_refused_when_made(make, rule):
+    with pytest.raises(LawError, match="law 'chinchilla': ") as err:
+        make()
+    assert rule in str(err.value)
+
+
+def test_prior_words_are_generated_not_written_by_hand():
+    for name, law in LAWS.items():
+        for param, spec in law.params.items():
+            assert not re.search(r"95%|prior median|Normal\(|Beta\(|LogNormal", spec.doc), (name, param, spec.doc)
+            assert spec.description.startswith(spec.doc + "; " + spec.prior.dist), (name, param)
+    assert LAWS["chinchilla"].params["alpha"].description == "exponent; LogNormal(log 0.3, 0.7), 95% range 0.076 to 1.2"
+    assert LAWS["power-C"].params["log_loss_at_pivot"].description.endswith(
+        "Normal(1, 0.75), 95% range -0.47 to 2.5 (loss in nats: 0.63 to 12)")

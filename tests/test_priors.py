@@ -374,3 +374,29 @@ def test_priors_are_immutable_hashable_values():
         prior.kwargs["sigma"] = -1.0  # validated once, cannot be changed after
     with pytest.raises(PriorError, match="arguments of Normal must be numbers"):
         Prior("Normal", mu="zero", sigma=1)
+
+
+@pytest.mark.parametrize(("prior", "words"), [
+    (Prior("Normal", mu=0.0, sigma=1.0), "Normal(0, 1), 95% range -2 to 2"),
+    (Prior("HalfNormal", sigma=2.5), "HalfNormal(2.5), 95% below 4.9"),
+    (Prior("LogNormal", mu=math.log(0.3), sigma=0.7), "LogNormal(log 0.3, 0.7), 95% range 0.076 to 1.2"),
+    (Prior("Beta", alpha=1.5, beta=1.5), "Beta(1.5, 1.5), 95% range 0.061 to 0.94"),
+    (Prior("Exponential", lam=60.0), "Exponential(60), 95% below 0.05"),
+    (Prior("Uniform", lower=0.0, upper=2.0), "Uniform(0, 2), 95% range 0.05 to 1.9"),
+    (Prior("Fixed", value=0.3), "fixed at 0.3"),
+])
+def test_a_prior_describes_itself(prior, words):
+    assert prior.describe() == words
+
+
+def test_a_prior_on_a_log_also_gives_the_range_of_the_quantity():
+    assert Prior("Normal", mu=0.0, sigma=3.0).describe("d1 / C0").endswith("(d1 / C0: 0.0028 to 360)")
+    assert Prior("Normal", mu=float(np.log(300)), sigma=1.5).describe("E").endswith("(E: 16 to 5,700)")
+
+
+@pytest.mark.parametrize("dist", list(DISTRIBUTIONS))
+def test_every_distribution_has_a_95_percent_interval(dist):
+    prior = Prior(dist, **EXAMPLES[dist])
+    lo, hi = prior.interval()
+    assert lo <= hi and math.isfinite(lo) and math.isfinite(hi)
+    assert prior.describe()

@@ -7,7 +7,9 @@ inside the PyMC model. So the same code evaluates in the model, on data, and on 
 Each law samples in well-conditioned coordinates (log of each term at a pivot, the data's
 geometric mean of each input) and maps them to the published parameterisation with
 ``to_published``; ``from_published`` is its inverse, used to turn published constants into
-sampling coordinates (synthetic-data tests, starting points).
+sampling coordinates (synthetic-data tests, starting points). The reparameterisations the laws
+share (terms at a pivot, the loss at the pivot plus shares, split and slope coordinates) are
+written once in ``coords.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from bayeslaw.priors import Prior, Support
+from bayeslaw.errors import LawError
+from bayeslaw.priors import Prior, PriorError, Support
 
 Params = Mapping[str, Any]
 Inputs = Mapping[str, Any]
@@ -27,11 +30,21 @@ Inputs = Mapping[str, Any]
 
 @dataclass(frozen=True)
 class Param:
-    """A sampled parameter: its default prior, support and meaning."""
+    """A sampled parameter: its default prior, support and meaning.
+
+    ``doc`` says what the parameter means; the prior's words (distribution, 95% range) are generated from
+    ``prior`` (``description``), on the scale of ``log_of`` too when the parameter is the log of a quantity.
+    """
 
     prior: Prior
     support: Support
     doc: str
+    log_of: str = ""
+
+    @property
+    def description(self) -> str:
+        """What the parameter means and its default prior in words."""
+        return f"{self.doc}; {self.prior.describe(self.log_of)}"
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,10 @@ class Law:
     # one is fixed and the others are not (bayeslaw.fixed)
     ties: Mapping[str, tuple[str, Callable[..., Any]]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """The law's contract, checked when it is made (``check_contract``)."""
+        check_contract(self)
+
     @property
     def default_priors(self) -> dict[str, Prior]:
         return {name: p.prior for name, p in self.params.items()}
@@ -129,6 +146,81 @@ class Law:
         }
 
 
+def check_contract(law: Law) -> None:
+    """Raise LawError, naming the law and the rule, where its parts do not fit together.
+
+    Structure: inputs are named and distinct and the target is not one of them; conventions say what each
+    input and the target are; every parameter's default prior lies in its support; presets give exactly the
+    published parameters; ties fix published parameters through sampled ones; sampling coordinate names
+    are distinct. Then, at the first preset and pivots in the middle of the input ranges (a few numpy
+    scalar operations): ``from_published`` gives exactly the law's parameters, ``to_published`` every
+    published one, ``derived`` none of them, and the coordinates map onto exactly the parameters.
+    """
+
+    def fail(rule: str) -> LawError:
+        return LawError(f"law '{law.name}': {rule}")
+
+    if not law.inputs or len(set(law.inputs)) != len(law.inputs) or not all(
+            isinstance(x, str) and x for x in law.inputs):
+        raise fail(f"inputs must be distinct non-empty names, got {law.inputs!r}")
+    if law.target in law.inputs:
+        raise fail(f"the target '{law.target}' is also an input")
+    missing = [x for x in (*law.inputs, law.target) if x not in law.conventions]
+    if missing:
+        raise fail(f"conventions must say what each input and the target are; missing {', '.join(missing)}")
+    unknown = [x for x in law.input_ranges if x not in law.inputs]
+    if unknown or not all(lo < hi for lo, hi in law.input_ranges.values()):
+        raise fail(f"input_ranges must be (low, high) of inputs, got {dict(law.input_ranges)}")
+    if not law.params or not law.published or len(set(law.published)) != len(law.published):
+        raise fail("needs parameters and distinct published parameters")
+    for name, param in law.params.items():
+        try:
+            param.prior.check_support(name, param.support)
+        except PriorError as err:
+            raise fail(f"default {err}") from None
+    for preset, values in law.presets.items():
+        if set(values.values) != set(law.published):
+            raise fail(f"preset '{preset}' must give exactly the published parameters {', '.join(law.published)}, "
+                       f"got {', '.join(values.values)}")
+    for published, (param, _) in law.ties.items():
+        if published not in law.published or param not in law.params:
+            raise fail(f"tie '{published}' -> '{param}' must fix a published parameter through a law parameter")
+    if law.coordinates is not None and len(set(law.coordinates.names)) != len(law.coordinates.names):
+        raise fail(f"sampling coordinate names must be distinct, got {law.coordinates.names}")
+    if not 0 < law.target_accept < 1:
+        raise fail(f"target_accept must lie in (0, 1), got {law.target_accept}")
+    if law.presets and set(law.input_ranges) == set(law.inputs):
+        _check_maps(law, fail)
+
+
+def _check_maps(law: Law, fail: Callable[[str], LawError]) -> None:
+    """The maps between published parameters, the law's parameters and its coordinates, at the first preset."""
+    values = next(iter(law.presets.values())).values
+    middle = {x: float(np.sqrt(lo * hi)) if lo > 0 else (lo + hi) / 2 for x, (lo, hi) in law.input_ranges.items()}
+    pivots = {x: v for x, v in middle.items() if law.input_ranges[x][0] > 0}
+    with np.errstate(all="ignore"):
+        pivots[law.target] = float(law.function(values, middle, np))
+        sampled = law.from_published(values, pivots)
+        if set(sampled) != set(law.params):
+            raise fail(f"from_published gives {', '.join(sampled)}, not the parameters {', '.join(law.params)}")
+        published = law.to_published(sampled, pivots, np)
+        if set(published) != set(law.published):
+            raise fail(f"to_published gives {', '.join(published)}, not the published {', '.join(law.published)}")
+        shadowed = set(law.derived(values, np) if law.derived is not None else ()) & set(law.published)
+        if shadowed:
+            raise fail(f"derived quantities {', '.join(sorted(shadowed))} would replace published ones")
+        if law.coordinates is not None:
+            coordinates = law.coordinates
+            u = coordinates.from_params(sampled, pivots)
+            start = coordinates.initial(pivots)
+            if set(u) != set(coordinates.names) or set(start) != set(coordinates.names):
+                raise fail(f"coordinates' from_params and initial must give exactly {', '.join(coordinates.names)}")
+            theta = coordinates.to_params(u, pivots, np)
+            if set(theta) != set(law.params):
+                raise fail(f"coordinates' to_params gives {', '.join(theta)}, not the parameters "
+                           f"{', '.join(law.params)}")
+
+
 def pivots_of(inputs: Inputs, names: tuple[str, ...]) -> dict[str, float]:
     """Geometric mean of each named, strictly positive input: where the law's constants are centred.
 
@@ -147,112 +239,23 @@ def sample_inputs(law: Law, n: int, rng: np.random.Generator) -> dict[str, np.nd
     return out
 
 
-# Shared building blocks -----------------------------------------------------------------------
+# Shared parameter blocks (the reparameterisations are in coords.py) ------------------------------
 
 EXPONENT = Param(Prior("LogNormal", mu=float(np.log(0.3)), sigma=0.7), "positive",
-                 "exponent; prior 95% range about 0.08 to 1.2")
+                 "exponent")
 IRREDUCIBLE = Param(Prior("HalfNormal", sigma=2.5), "positive",
-                    "irreducible loss E in nats; prior 95% below about 4.9")
+                    "irreducible loss E in nats")
 
 
-def loss_at_pivot(what: str) -> Param:
-    """The log of the loss at the data's pivots: the coordinate the runs pin best (Normal(1, 0.75))."""
-    return Param(Prior("Normal", mu=1.0, sigma=0.75), "real",
-                 f"log of {what}; Normal(1, 0.75), 95% range 0.6 to 12 nats")
+# Names that moved to coords.py (the shared reparameterisations) stay importable from here
+_COORDS = ("coefficient_from_pivot", "exponent_from_slope", "free_name", "from_free", "join_three", "join_two",
+           "log_share", "log_term", "logit", "loss_at_pivot", "pivot_from_coefficient", "share", "slope_from_exponent",
+           "softplus", "split_in_three", "split_in_two", "to_free")
 
 
-def share(doc: str) -> Param:
-    """A share of the loss (or of one of its parts) in (0, 1), away from both ends: Beta(1.5, 1.5)."""
-    return Param(Prior("Beta", alpha=1.5, beta=1.5), "unit", f"{doc}; Beta(1.5, 1.5)")
+def __getattr__(name: str) -> Any:
+    if name in _COORDS:
+        from bayeslaw.laws import coords
 
-
-def log_share(x, xp):
-    """log s and log(1 - s) of the share s = sigmoid(x): -softplus(-x) and -softplus(x), stable for any x."""
-    return -softplus(-x, xp), -softplus(x, xp)
-
-
-def split_in_three(log_total, logit_reducible, logit_first, xp):
-    """Logs of three positive parts of a total L = e^log_total: rest = (1 - r) L, first = q r L and
-    second = (1 - q) r L, with r, q the sigmoids of the logits. The map from (log L, logit r, logit q) to
-    the three logs has |det J| = 1: a volume-preserving change of sampling coordinates."""
-    log_r, log_not_r = log_share(logit_reducible, xp)
-    log_q, log_not_q = log_share(logit_first, xp)
-    return log_total + log_not_r, log_total + log_r + log_q, log_total + log_r + log_not_q
-
-
-def join_three(rest: float, first: float, second: float) -> tuple[float, float, float]:
-    """Inverse of :func:`split_in_three`: (log L, logit r, logit q) from the three parts."""
-    total = rest + first + second
-    return float(np.log(total)), logit((first + second) / total), logit(first / (first + second))
-
-
-def free_name(name: str, support: Support) -> str:
-    """The sampling coordinate of a parameter taken over unchanged: its log, logit or itself."""
-    return {"positive": f"log_{name}", "unit": f"logit_{name}", "real": name}[support]
-
-
-def from_free(value, support: Support, xp):
-    """A parameter from its unconstrained value (exp, sigmoid or itself)."""
-    if support == "positive":
-        return xp.exp(value)
-    if support == "unit":
-        return xp.exp(log_share(value, xp)[0])
-    return value
-
-
-def to_free(value: float, support: Support) -> float:
-    """Inverse of :func:`from_free`."""
-    if support == "positive":
-        return float(np.log(value))
-    if support == "unit":
-        return logit(value)
-    return float(value)
-
-
-def softplus(x, xp):
-    """log(1 + e^x) without overflow."""
-    return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))
-
-
-def logit(p: float) -> float:
-    return float(np.log(p) - np.log1p(-p))
-
-
-def log_term(input_name: str) -> Param:
-    return Param(Prior("Normal", mu=float(np.log(0.5)), sigma=1.5), "real",
-                 f"log of the {input_name} term at the pivot {input_name}0 (the data's geometric mean)")
-
-
-def coefficient_from_pivot(log_term_value, exponent, pivot, xp):
-    """A in A * X^-alpha, from the log of the term at the pivot X0: A = exp(l + alpha log X0)."""
-    return xp.exp(log_term_value + exponent * xp.log(pivot))
-
-
-def pivot_from_coefficient(coefficient: float, exponent: float, pivot: float) -> float:
-    """Inverse of :func:`coefficient_from_pivot`: l = log A - alpha log X0."""
-    return float(np.log(coefficient) - exponent * np.log(pivot))
-
-
-# Volume-preserving building blocks of sampling coordinates (appended) ---------------------------------
-
-def split_in_two(log_total, logit_first, xp):
-    """Logs of two positive parts of a total L = e^log_total: first = s L and second = (1 - s) L, with s the
-    sigmoid of the logit. The map from (log L, logit s) to the two logs has |det J| = 1."""
-    log_s, log_not_s = log_share(logit_first, xp)
-    return log_total + log_s, log_total + log_not_s
-
-
-def join_two(first: float, second: float) -> tuple[float, float]:
-    """Inverse of :func:`split_in_two`: (log L, logit s) from the two parts."""
-    return float(np.log(first + second)), float(np.log(first) - np.log(second))
-
-
-def exponent_from_slope(log_slope, log_total, log_term, xp):
-    """The exponent k of a term T = c X^-k from the log-log slope g = k T / L that it gives the total L at the
-    pivot: k = exp(log g + log L - log T). At fixed L and T it is a shift of log k (a shear: |det J| = 1)."""
-    return xp.exp(log_slope + log_total - log_term)
-
-
-def slope_from_exponent(exponent: float, log_total: float, log_term: float) -> float:
-    """Inverse of :func:`exponent_from_slope`: log g = log k + log T - log L."""
-    return float(np.log(exponent) + log_term - log_total)
+        return getattr(coords, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

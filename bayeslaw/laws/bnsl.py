@@ -21,7 +21,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayeslaw.laws.base import Coordinates, Law, Param, Preset, log_share, loss_at_pivot, share, softplus
+from bayeslaw.laws.base import Coordinates, Law, Param, Preset
+from bayeslaw.laws.coords import (
+    exponent_from_share_slope,
+    log_share,
+    logit,
+    loss_and_share,
+    loss_at_pivot,
+    share,
+    share_slope_from_exponent,
+    softplus,
+    split_by_share,
+)
 from bayeslaw.priors import Prior
 
 CABALLERO = "Caballero et al. 2022, arXiv:2210.14891 (ICLR 2023), eq 1"
@@ -62,13 +73,12 @@ def one_break_coordinates() -> Coordinates:
     def to_params(u, pivots, xp):
         log_r = log_share(u["logit_reducible_share"], xp)[0]
         return {**{k: u[k] for k in kept}, "reducible_share": xp.exp(log_r),
-                **{c: xp.exp(u[f"log_r_{c}"] - log_r) for c in slopes}}
+                **{c: exponent_from_share_slope(u[f"log_r_{c}"], log_r, xp) for c in slopes}}
 
     def from_params(p, pivots):
         log_r = float(np.log(p["reducible_share"]))
-        logit_r = log_r - float(np.log1p(-p["reducible_share"]))
-        return {**{k: float(p[k]) for k in kept}, "logit_reducible_share": logit_r,
-                **{f"log_r_{c}": log_r + float(np.log(p[c])) for c in slopes}}
+        return {**{k: float(p[k]) for k in kept}, "logit_reducible_share": logit(p["reducible_share"]),
+                **{f"log_r_{c}": share_slope_from_exponent(p[c], log_r) for c in slopes}}
 
     def initial(pivots):
         return {**{k: 0.0 for k in kept}, "log_loss_at_pivot": float(np.log(pivots["loss"])),
@@ -83,8 +93,6 @@ def make_bnsl(n_breaks: int) -> Law:
     breaks = range(1, n_breaks + 1)
     width = _WIDTHS[n_breaks]
     slope = Prior("LogNormal", mu=float(np.log(0.1)), sigma=width["slope"])
-    low, high = 0.1 * np.exp(-1.96 * width["slope"]), 0.1 * np.exp(1.96 * width["slope"])
-    slope_range = f"prior 95% range {low:.2g} to {high:.2g}"
 
     def function(p, inputs, xp):
         log_x = xp.log(inputs[X])
@@ -98,16 +106,14 @@ def make_bnsl(n_breaks: int) -> Law:
             if i > 1:
                 log_d = log_d + s[f"log_d{i}_over_d{i - 1}"]
             out |= {f"c{i}": s[f"c{i}"], f"d{i}": xp.exp(log_d), f"f{i}": xp.exp(s[f"log_f{i}"])}
-        loss = xp.exp(s["log_loss_at_pivot"])
-        reducible = s["reducible_share"] * loss
+        reducible, limit = split_by_share(xp.exp(s["log_loss_at_pivot"]), s["reducible_share"])
         log_b = xp.log(reducible) + s["c0"] * log_x0 + _log_breaks(out, log_x0, n_breaks, xp)
-        return {"a": loss - reducible, "b": xp.exp(log_b), **out}
+        return {"a": limit, "b": xp.exp(log_b), **out}
 
     def from_published(p, pivots):
         x0 = pivots[X]
-        reducible = float(function({**p, "a": 0.0}, {X: x0}, np))
-        loss = p["a"] + reducible
-        out = {"log_loss_at_pivot": float(np.log(loss)), "reducible_share": reducible / loss, "c0": p["c0"],
+        log_loss, reducible_share = loss_and_share(float(function({**p, "a": 0.0}, {X: x0}, np)), p["a"])
+        out = {"log_loss_at_pivot": log_loss, "reducible_share": reducible_share, "c0": p["c0"],
                "log_d1_over_pivot": float(np.log(p["d1"] / x0))}
         for i in breaks:
             out |= {f"c{i}": p[f"c{i}"], f"log_f{i}": float(np.log(p[f"f{i}"]))}
@@ -118,20 +124,18 @@ def make_bnsl(n_breaks: int) -> Law:
     params = {
         "log_loss_at_pivot": loss_at_pivot("the loss at the pivot C0 (the data's geometric mean of C)"),
         "reducible_share": share("share of the loss at C0 above the limit a: (y - a) / y"),
-        "c0": Param(slope, "positive", f"log-log slope before the first break; {slope_range}"),
+        "c0": Param(slope, "positive", "log-log slope before the first break"),
         "log_d1_over_pivot": Param(Prior("Normal", mu=0.0, sigma=3.0), "real",
-                                   "log(d1 / C0): first break relative to the pivot; prior 95% within "
-                                   "about 2.6 decades of C0"),
+                                   "log(d1 / C0): first break relative to the pivot", log_of="d1 / C0"),
     }
     for i in breaks:
         if i > 1:
             gap = Prior("LogNormal", mu=float(np.log(4.0)), sigma=width["gap"])
             params[f"log_d{i}_over_d{i - 1}"] = Param(
-                gap, "positive", f"log(d{i} / d{i - 1}) > 0: breaks stay ordered; prior median 4 (1.7 decades)")
-        params[f"c{i}"] = Param(slope, "positive", f"steepening of the log-log slope at break {i}; {slope_range}")
+                gap, "positive", f"log(d{i} / d{i - 1}) > 0: breaks stay ordered", log_of=f"d{i} / d{i - 1}")
+        params[f"c{i}"] = Param(slope, "positive", f"steepening of the log-log slope at break {i}")
         params[f"log_f{i}"] = Param(Prior("Normal", mu=0.0, sigma=width["log_f"]), "real",
-                                    f"log sharpness of break {i} (width of the bend in ln C); prior 95% range "
-                                    f"f = {np.exp(-1.96 * width['log_f']):.2g} to {np.exp(1.96 * width['log_f']):.2g}")
+                                    f"log sharpness of break {i} (width of the bend in ln C)", log_of=f"f{i}")
 
     published = ("a", "b", "c0", *[f"{k}{i}" for i in breaks for k in ("c", "d", "f")])
     factors = " ".join(f"(1 + (C/d{i})^(1/f{i}))^(-c{i} f{i})" for i in breaks)

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayeslaw.laws.base import (
-    EXPONENT,
-    IRREDUCIBLE,
-    Coordinates,
-    Law,
-    Param,
-    Preset,
+from bayeslaw.laws.base import EXPONENT, IRREDUCIBLE, Coordinates, Law, Param, Preset
+from bayeslaw.laws.coords import (
     coefficient_from_pivot,
+    exponent_from_slope,
     join_three,
     log_term,
     pivot_from_coefficient,
+    slope_from_exponent,
     split_in_three,
 )
 from bayeslaw.laws.power import RANGES
@@ -61,25 +58,26 @@ def _params_from_slopes(u, pivots, xp):
     logits), and the exponents from the log-log slopes at the pivots, g_N = alpha a0 / L0 and
     g_D = beta b0 / L0, which the runs pin even on a short ladder of sizes.
     """
-    log_e, log_a, log_b = split_in_three(u["log_loss_at_pivot"], u["logit_reducible_share"], u["logit_N_share"], xp)
+    log_loss = u["log_loss_at_pivot"]
+    log_e, log_a, log_b = split_in_three(log_loss, u["logit_reducible_share"], u["logit_N_share"], xp)
     return {
         "E": xp.exp(log_e),
         "log_A_at_pivot": log_a,
         "log_B_at_pivot": log_b,
-        "alpha": xp.exp(u["log_slope_N"] + u["log_loss_at_pivot"] - log_a),
-        "beta": xp.exp(u["log_slope_D"] + u["log_loss_at_pivot"] - log_b),
+        "alpha": exponent_from_slope(u["log_slope_N"], log_loss, log_a, xp),
+        "beta": exponent_from_slope(u["log_slope_D"], log_loss, log_b, xp),
     }
 
 
 def _slopes_from_params(p, pivots):
-    a0, b0 = np.exp(p["log_A_at_pivot"]), np.exp(p["log_B_at_pivot"])
-    log_loss, logit_r, logit_q = join_three(p["E"], a0, b0)
+    log_a, log_b = p["log_A_at_pivot"], p["log_B_at_pivot"]
+    log_loss, logit_r, logit_q = join_three(p["E"], np.exp(log_a), np.exp(log_b))
     return {
         "log_loss_at_pivot": log_loss,
         "logit_reducible_share": logit_r,
         "logit_N_share": logit_q,
-        "log_slope_N": float(np.log(p["alpha"] * a0) - log_loss),
-        "log_slope_D": float(np.log(p["beta"] * b0) - log_loss),
+        "log_slope_N": slope_from_exponent(p["alpha"], log_loss, log_a),
+        "log_slope_D": slope_from_exponent(p["beta"], log_loss, log_b),
     }
 
 
@@ -165,7 +163,7 @@ QUOKKA = _chinchilla_like(
     "Quokka (Ni et al. 2025) compute-constrained law for diffusion LMs",
     "Ni et al. 2025, arXiv:2510.03280, eq 10/13",
     Param(Prior("HalfNormal", sigma=3.5), "positive",
-          "irreducible loss E in nats; diffusion ELBO losses sit higher (prior 95% below about 6.9)"),
+          "irreducible loss E in nats; diffusion ELBO losses sit higher"),
     {"ni2025": Preset({"E": 2.413, "A": 798.6, "B": 4604.9, "alpha": 0.379, "beta": 0.378},
                       "Ni et al. 2025, arXiv:2510.03280, eq 13")},
     {"N": "parameters (the paper does not say whether embeddings count)", "D": "training tokens",

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayeslaw.laws.base import EXPONENT, Law, Param, Preset, loss_at_pivot, share
+from bayeslaw.laws.base import EXPONENT, Law, Param, Preset
 from bayeslaw.laws.chinchilla import chinchilla_derived
+from bayeslaw.laws.coords import coefficient_at_pivot, loss_at_pivot, share, split_by_share, term_at_pivot
 from bayeslaw.priors import Prior
 
 MUENNIGHOFF = "Muennighoff et al. 2023, arXiv:2305.16264"
@@ -80,23 +81,21 @@ def _terms_params(reducible: Prior) -> dict[str, Param]:
 
 def _terms_to_published(s, pivots, xp):
     """E, A, alpha, B, beta from the loss at the pivots, its shares and the exponents."""
-    loss = xp.exp(s["log_loss_at_pivot"])
-    reducible = s["reducible_share"] * loss
-    data_term = s["data_share"] * reducible
-    params_term = reducible - data_term
+    reducible, irreducible = split_by_share(xp.exp(s["log_loss_at_pivot"]), s["reducible_share"])
+    data_term, params_term = split_by_share(reducible, s["data_share"])
     return {
-        "E": loss - reducible,
-        "A": params_term * xp.exp(s["alpha"] * xp.log(pivots["N"])),
+        "E": irreducible,
+        "A": coefficient_at_pivot(params_term, s["alpha"], pivots["N"], xp),
         "alpha": s["alpha"],
-        "B": data_term * xp.exp(s["beta"] * xp.log(pivots["D"])),
+        "B": coefficient_at_pivot(data_term, s["beta"], pivots["D"], xp),
         "beta": s["beta"],
     }
 
 
 def _terms_from_published(p, pivots) -> dict[str, float]:
-    params_term = p["A"] * pivots["N"] ** (-p["alpha"])
-    data_term = p["B"] * pivots["D"] ** (-p["beta"])
-    loss = p["E"] + params_term + data_term
+    params_term = term_at_pivot(p["A"], p["alpha"], pivots["N"])
+    data_term = term_at_pivot(p["B"], p["beta"], pivots["D"])
+    loss = p["E"] + params_term + data_term  # summed in this order, as before: the same bits
     return {
         "log_loss_at_pivot": float(np.log(loss)),
         "reducible_share": (params_term + data_term) / loss,
@@ -119,7 +118,7 @@ def muennighoff_function(p, inputs, xp):
 
 def _repetition_prior(what: str) -> Param:
     return Param(Prior("LogNormal", mu=float(np.log(10.0)), sigma=1.0), "positive",
-                 f"{what}; prior median 10, 95% range about 1.4 to 71")
+                 what)
 
 
 def _muennighoff_to_published(s, pivots, xp):
@@ -201,16 +200,16 @@ QUOKKA_DC = Law(
     params={
         **_terms_params(Prior("Beta", alpha=1.0, beta=1.0)),
         "p_e": Param(Prior("LogNormal", mu=0.0, sigma=0.7), "positive",
-                     "growth exponent of effective data in epochs before overfitting; prior 95% range 0.25 to 4"),
+                     "growth exponent of effective data in epochs before overfitting"),
         "log_e_p_at_pivot": Param(Prior("Normal", mu=float(np.log(10.0)), sigma=2.0), "real",
-                                  "log of the overfitting scale e_p (epochs) at the pivots U0, N0; "
-                                  "prior 95% range 0.2 to 500 epochs"),
+                                  "log of the overfitting scale e_p (epochs) at the pivots U0, N0",
+                                  log_of="e_p in epochs"),
         "m_p": Param(Prior("Normal", mu=0.5, sigma=0.5), "real",
-                     "exponent of U in e_p (more unique data: later overfitting); prior 95% range -0.5 to 1.5"),
+                     "exponent of U in e_p (more unique data: later overfitting)"),
         "k_p": Param(Prior("Normal", mu=0.5, sigma=0.5), "real",
-                     "exponent of 1/N in e_p (larger models overfit sooner); prior 95% range -0.5 to 1.5"),
+                     "exponent of 1/N in e_p (larger models overfit sooner)"),
         "gamma": Param(Prior("LogNormal", mu=float(np.log(0.5)), sigma=0.7), "positive",
-                       "stretch exponent of the overfitting penalty; prior 95% range 0.13 to 2"),
+                       "stretch exponent of the overfitting penalty"),
     },
     published=("E", "A", "alpha", "B", "beta", "p_e", "c_p", "m_p", "k_p", "gamma"),
     function=quokka_dc_function,

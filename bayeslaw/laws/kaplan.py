@@ -21,7 +21,7 @@ from bayeslaw.priors import Prior
 PF_DAY = 8.64e19  # FLOPs in one petaflop/s-day
 SOURCE = "Kaplan et al. 2020, arXiv:2001.08361"
 KAPLAN_EXPONENT = Param(Prior("LogNormal", mu=float(np.log(0.1)), sigma=0.7), "positive",
-                        "exponent; Kaplan laws have no E, so exponents are small (prior 95%: 0.025 to 0.4)")
+                        "exponent; Kaplan laws have no E, so exponents are small")
 CONVENTIONS = {
     "N": "non-embedding parameters",
     "D": "training tokens",

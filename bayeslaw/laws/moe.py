@@ -23,24 +23,23 @@ from typing import Any
 
 import numpy as np
 
-from bayeslaw.laws.base import (
-    EXPONENT,
-    Coordinates,
-    Inputs,
-    Law,
-    Param,
-    Params,
-    Preset,
+from bayeslaw.laws.base import EXPONENT, Coordinates, Inputs, Law, Param, Params, Preset
+from bayeslaw.laws.coords import (
+    coefficient_at_pivot,
+    coefficient_from_pivot,
     exponent_from_slope,
     join_three,
     join_two,
     loss_at_pivot,
     share,
     slope_from_exponent,
+    split_coordinates,
     split_in_three,
     split_in_two,
+    split_loss,
+    split_params,
+    term_at_pivot,
 )
-from bayeslaw.laws.sparse import split_coordinates, split_loss, split_params
 from bayeslaw.priors import Prior
 
 CLARK = "Clark et al. 2022, arXiv:2202.01169"
@@ -119,20 +118,18 @@ CLARK_LAW = Law(
         "log_loss_at_pivot": loss_at_pivot("the loss at the pivots N0, E0 (the data's geometric means)"),
         "alpha_at_pivot": Param(Prior("LogNormal", mu=float(np.log(0.1)), sigma=0.7), "positive",
                                 "-(a + c log10 Ê(E0)): -dlog L / dlog N at the pivot E0 (no irreducible "
-                                "term, so small); LogNormal(log 0.1, 0.7), 95% range 0.025 to 0.4"),
+                                "term, so small)"),
         "expert_slope_at_pivot": Param(Prior("Normal", mu=0.0, sigma=0.1), "real",
                                        "dlog L / dlog E at the pivots N0, E0 (the expert count the runs "
-                                       "vary, not Ê); negative where experts help, either sign allowed; "
-                                       "Normal(0, 0.1)"),
+                                       "vary, not Ê); negative where experts help, either sign allowed"),
         "interaction_at_pivot": Param(Prior("Normal", mu=0.0, sigma=0.05), "real",
                                       "c dlog Ê / dlog E at E0: d2 log10 L / dlog10 N dlog10 E at the pivots "
-                                      "(positive: routing gains shrink with N); Normal(0, 0.05)"),
+                                      "(positive: routing gains shrink with N)"),
         "log_E_start": Param(Prior("Normal", mu=float(np.log(2.0)), sigma=1.0), "real",
-                             "log E_start, the effective expert count of the dense model; "
-                             "Normal(log 2, 1), 95% range 0.3 to 14"),
+                             "log E_start, the effective expert count of the dense model", log_of="E_start"),
         "log_E_max_excess": Param(Prior("Normal", mu=float(np.log(300.0)), sigma=1.5), "real",
                                   "log(E_max - E_start): where routing gains saturate (E_max > E_start by "
-                                  "construction); Normal(log 300, 1.5), 95% range 16 to 5,700 experts"),
+                                  "construction)", log_of="E_max - E_start"),
     },
     published=("a", "b", "c", "d", "E_start", "E_max"),
     function=clark_function,
@@ -167,11 +164,11 @@ def krajewski_function(p: Params, inputs: Inputs, xp: ModuleType) -> Any:
 
 def _krajewski_to_published(s: Params, pivots: Mapping[str, Any], xp: ModuleType) -> dict[str, Any]:
     n_term, data_term, irreducible, beta = split_loss(s, xp)
-    total = n_term * xp.exp(s["alpha"] * xp.log(pivots["N"]))
+    total = coefficient_at_pivot(n_term, s["alpha"], pivots["N"], xp)
     return {
         "a": (1.0 - s["granular_share"]) * total,
         "alpha": s["alpha"],
-        "b": data_term * xp.exp(beta * xp.log(pivots["D"])),
+        "b": coefficient_at_pivot(data_term, beta, pivots["D"], xp),
         "beta": beta,
         "g": s["granular_share"] * total,
         "gamma": s["gamma"],
@@ -181,8 +178,8 @@ def _krajewski_to_published(s: Params, pivots: Mapping[str, Any], xp: ModuleType
 
 def _krajewski_from_published(p: Params, pivots: Mapping[str, float]) -> dict[str, float]:
     total = p["a"] + p["g"]
-    n_term = total * pivots["N"] ** (-p["alpha"])
-    data_term = p["b"] * pivots["D"] ** (-p["beta"])
+    n_term = term_at_pivot(total, p["alpha"], pivots["N"])
+    data_term = term_at_pivot(p["b"], p["beta"], pivots["D"])
     return split_coordinates(n_term, data_term, p["c"], p["beta"]) | {
         "granular_share": p["g"] / total, "gamma": p["gamma"], "alpha": p["alpha"]}
 
@@ -205,7 +202,7 @@ def _krajewski_from_coordinates(u: Params, pivots: Mapping[str, Any], xp: Module
     alpha = exponent_from_slope(u["log_slope_N"], log_total, log_n, xp)
     beta = exponent_from_slope(u["log_slope_D"], log_total, log_d, xp)
     gamma = exponent_from_slope(u["log_slope_G"], log_total, log_g, xp)
-    g1 = xp.exp(log_g + gamma * xp.log(pivots["granularity"]))  # the g part at G = 1
+    g1 = coefficient_from_pivot(log_g, gamma, pivots["granularity"], xp)  # the g part at G = 1
     a, c, d = xp.exp(log_a), xp.exp(log_c), xp.exp(log_d)
     n1 = a + g1
     loss = n1 + d + c
@@ -219,7 +216,7 @@ def _krajewski_to_coordinates(p: Params, pivots: Mapping[str, float]) -> dict[st
     n1 = p["N_share"] * loss
     d = p["data_share"] * (loss - n1)
     c = loss - n1 - d
-    g = p["granular_share"] * n1 * pivots["granularity"] ** (-p["gamma"])
+    g = term_at_pivot(p["granular_share"] * n1, p["gamma"], pivots["granularity"])
     a = (1.0 - p["granular_share"]) * n1
     log_total, logit_power, logit_n = join_three(c, a + g, d)
     log_n, logit_g = join_two(g, a)

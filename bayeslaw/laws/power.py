@@ -11,17 +11,17 @@ E-alpha ridge of small exponents becomes a near-linear one in (log alpha, logit 
 
 from __future__ import annotations
 
-import numpy as np
-
-from bayeslaw.laws.base import (
-    EXPONENT,
-    Law,
-    Preset,
+from bayeslaw.laws.base import EXPONENT, Law, Preset
+from bayeslaw.laws.coords import (
+    coefficient_at_pivot,
     coefficient_from_pivot,
     log_term,
+    loss_and_share,
     loss_at_pivot,
     pivot_from_coefficient,
     share,
+    split_by_share,
+    term_at_pivot,
 )
 
 _UNITS = {"N": "parameters", "D": "training tokens", "C": "training FLOPs"}
@@ -59,16 +59,14 @@ def make_power_law(x: str, irreducible: bool) -> Law:
     def to_published(s, pivots, xp):
         if not irreducible:
             return {"A": coefficient_from_pivot(s[term], s["alpha"], pivots[x], xp), "alpha": s["alpha"]}
-        loss = xp.exp(s["log_loss_at_pivot"])
-        reducible = s["reducible_share"] * loss
-        return {"E": loss - reducible, "A": reducible * xp.exp(s["alpha"] * xp.log(pivots[x])), "alpha": s["alpha"]}
+        reducible, e = split_by_share(xp.exp(s["log_loss_at_pivot"]), s["reducible_share"])
+        return {"E": e, "A": coefficient_at_pivot(reducible, s["alpha"], pivots[x], xp), "alpha": s["alpha"]}
 
     def from_published(p, pivots):
         if not irreducible:
             return {term: pivot_from_coefficient(p["A"], p["alpha"], pivots[x]), "alpha": p["alpha"]}
-        reducible = p["A"] * pivots[x] ** (-p["alpha"])
-        loss = p["E"] + reducible
-        return {"log_loss_at_pivot": float(np.log(loss)), "reducible_share": reducible / loss, "alpha": p["alpha"]}
+        log_loss, reducible_share = loss_and_share(term_at_pivot(p["A"], p["alpha"], pivots[x]), p["E"])
+        return {"log_loss_at_pivot": log_loss, "reducible_share": reducible_share, "alpha": p["alpha"]}
 
     if irreducible:
         params = {

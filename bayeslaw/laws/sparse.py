@@ -8,7 +8,8 @@
              Abnar et al. 2025, arXiv:2501.12370, in the closed form Hossain et al. fit
 
 S has no pivot (it can be 0), so terms are taken at S = 0 and the data's geometric means N0, D0.
-``frantar`` and ``hossain`` (and ``krajewski`` in moe.py) sample the dense loss L0 at the pivots,
+``frantar`` and ``hossain`` (and ``krajewski`` in moe.py) have as parameters the dense loss L0 at the
+pivots (``coords.split_params``),
 the N term's share of it, the data term's share of the rest (the "floor" an unlimited model reaches
 after D0 tokens) and floor_slope = data exponent x data share. The data pin L0, N_share x exponent
 and floor_slope, so the directions they leave open (an exponent against the irreducible loss, as
@@ -23,23 +24,25 @@ from typing import Any
 
 import numpy as np
 
-from bayeslaw.laws.base import (
-    EXPONENT,
-    Coordinates,
-    Inputs,
-    Law,
-    Param,
-    Params,
-    Preset,
+from bayeslaw.laws.base import EXPONENT, Coordinates, Inputs, Law, Param, Params, Preset
+from bayeslaw.laws.coords import (
+    coefficient_at_pivot,
     coefficient_from_pivot,
+    exponent_from_slope,
     free_name,
     from_free,
     join_three,
     log_term,
-    loss_at_pivot,
+    loss_and_share,
     pivot_from_coefficient,
     share,
+    slope_from_exponent,
+    split_by_share,
+    split_coordinates,
     split_in_three,
+    split_loss,
+    split_params,
+    term_at_pivot,
     to_free,
 )
 from bayeslaw.priors import Prior
@@ -58,42 +61,7 @@ CONVENTIONS = {
 
 def _signed(doc: str, sigma: float) -> Param:
     return Param(Prior("Normal", mu=0.0, sigma=sigma), "real",
-                 f"{doc}; either sign, Normal(0, {sigma:g}) (95% within +-{1.96 * sigma:.2g})")
-
-
-# --- Loss split shared by frantar, hossain and krajewski ------------------------------------------
-
-def split_params(n_term: str, data_term: str, irreducible: str, data_exponent: str,
-                 where: str = "S = 0") -> dict[str, Param]:
-    """Coordinates L0 = n_term + data_term + irreducible at the pivots, with the given term names."""
-    return {
-        "log_loss_at_pivot": loss_at_pivot(f"L0, the loss at {where} and the pivots N0, D0 (the data's "
-                                           "geometric means)"),
-        "N_share": share(f"{n_term} / L0: the N term's share of L0"),
-        "data_share": share(f"{data_term} / ({irreducible} + {data_term}): the data term's share of the "
-                             "floor an unlimited model reaches after D0 tokens"),
-        "floor_slope": Param(Prior("LogNormal", mu=float(np.log(0.1)), sigma=1.0), "positive",
-                             f"{data_exponent} x data_share = -dlog(floor) / dlog D at D0, which even a narrow "
-                             f"range of D measures ({data_exponent} = floor_slope / data_share); "
-                             "LogNormal(log 0.1, 1), 95% range 0.014 to 0.7"),
-    }
-
-
-def split_loss(s: Params, xp: ModuleType) -> tuple[Any, Any, Any, Any]:
-    """(N term at the pivots, data term at D0, irreducible loss, data exponent) from ``split_params``."""
-    loss = xp.exp(s["log_loss_at_pivot"])
-    floor = (1.0 - s["N_share"]) * loss
-    return (s["N_share"] * loss, s["data_share"] * floor, (1.0 - s["data_share"]) * floor,
-            s["floor_slope"] / s["data_share"])
-
-
-def split_coordinates(n_term: float, data_term: float, irreducible: float,
-                      data_exponent: float) -> dict[str, float]:
-    """Inverse of :func:`split_loss`."""
-    loss = n_term + data_term + irreducible
-    floor = data_term + irreducible
-    return {"log_loss_at_pivot": float(np.log(loss)), "N_share": n_term / loss,
-            "data_share": data_term / floor, "floor_slope": data_exponent * data_term / floor}
+                 f"{doc}; either sign")
 
 
 # --- Frantar et al. 2023 -------------------------------------------------------------------------
@@ -119,7 +87,7 @@ def frantar_function(p: Params, inputs: Inputs, xp: ModuleType) -> Any:
 
 def _frantar_to_published(s: Params, pivots: Mapping[str, Any], xp: ModuleType) -> dict[str, Any]:
     n_term, data_term, irreducible, b_d = split_loss(s, xp)
-    total = n_term * xp.exp(s["b_N"] * xp.log(pivots["N"]))
+    total = coefficient_at_pivot(n_term, s["b_N"], pivots["N"], xp)
     return {
         "a_S": s["sparse_share"] * total,
         "b_S": s["b_S"],
@@ -133,7 +101,7 @@ def _frantar_to_published(s: Params, pivots: Mapping[str, Any], xp: ModuleType) 
 
 def _frantar_from_published(p: Params, pivots: Mapping[str, float]) -> dict[str, float]:
     total = p["a_S"] + p["c_S"]
-    n_term = total * pivots["N"] ** (-p["b_N"])
+    n_term = term_at_pivot(total, p["b_N"], pivots["N"])
     data_term = (p["a_D"] / pivots["D"]) ** p["b_D"]
     return split_coordinates(n_term, data_term, p["c"], p["b_D"]) | {
         "sparse_share": p["a_S"] / total, "b_S": p["b_S"], "b_N": p["b_N"]}
@@ -148,7 +116,7 @@ FRANTAR_LAW = Law(
         **split_params("(a_S + c_S) N0^-b_N", "(a_D / D0)^b_D", "c", "b_D"),
         "sparse_share": share("a_S / (a_S + c_S): the part of the N-coefficient that shrinks as (1 - S)^b_S"),
         "b_S": Param(Prior("LogNormal", mu=float(np.log(0.5)), sigma=0.8), "positive",
-                     "sparsity exponent; LogNormal(log 0.5, 0.8), 95% range 0.1 to 2.4"),
+                     "sparsity exponent"),
         "b_N": EXPONENT,
     },
     published=("a_S", "b_S", "c_S", "b_N", "a_D", "b_D", "c"),
@@ -178,11 +146,11 @@ def hossain_function(p: Params, inputs: Inputs, xp: ModuleType) -> Any:
 
 def _hossain_to_published(s: Params, pivots: Mapping[str, Any], xp: ModuleType) -> dict[str, Any]:
     n_term, data_term, irreducible, beta = split_loss(s, xp)
-    a = n_term * xp.exp(s["alpha"] * xp.log(pivots["N"]))
+    a = coefficient_at_pivot(n_term, s["alpha"], pivots["N"], xp)
     return {
         "e": irreducible,
         "a": a,
-        "b": data_term * xp.exp(beta * xp.log(pivots["D"])),
+        "b": coefficient_at_pivot(data_term, beta, pivots["D"], xp),
         "c": s["sparse_share"] / (1.0 - s["sparse_share"]) * a,
         "alpha": s["alpha"],
         "beta": beta,
@@ -191,8 +159,8 @@ def _hossain_to_published(s: Params, pivots: Mapping[str, Any], xp: ModuleType) 
 
 
 def _hossain_from_published(p: Params, pivots: Mapping[str, float]) -> dict[str, float]:
-    n_term = p["a"] * pivots["N"] ** (-p["alpha"])
-    data_term = p["b"] * pivots["D"] ** (-p["beta"])
+    n_term = term_at_pivot(p["a"], p["alpha"], pivots["N"])
+    data_term = term_at_pivot(p["b"], p["beta"], pivots["D"])
     return split_coordinates(n_term, data_term, p["e"], p["beta"]) | {
         "sparse_share": p["c"] / (p["a"] + p["c"]), "alpha": p["alpha"], "gamma": p["gamma"]}
 
@@ -244,16 +212,14 @@ def abnar_function(p: Params, inputs: Inputs, xp: ModuleType) -> Any:
 
 def _abnar_to_published(s: Params, pivots: Mapping[str, Any], xp: ModuleType) -> dict[str, Any]:
     alpha = s["gamma"] + s["alpha_excess"]
-    slow = xp.exp(s["log_slow_at_pivot"])
-    joint = s["joint_share"] * slow
-    irreducible = slow - joint
-    c = s["S_term_share"] * irreducible
+    joint, irreducible = split_by_share(xp.exp(s["log_slow_at_pivot"]), s["joint_share"])
+    c, e = split_by_share(irreducible, s["S_term_share"])
     return {
-        "e": irreducible - c,
+        "e": e,
         "a": coefficient_from_pivot(s["log_N_term_at_pivot"], alpha, pivots["N"], xp),
         "b": coefficient_from_pivot(s["log_D_term_at_pivot"], s["beta"], pivots["D"], xp),
         "c": c,
-        "d": joint * xp.exp(s["gamma"] * xp.log(pivots["N"])),
+        "d": coefficient_at_pivot(joint, s["gamma"], pivots["N"], xp),
         "alpha": alpha,
         "beta": s["beta"],
         "lambda": s["lambda"],
@@ -263,18 +229,17 @@ def _abnar_to_published(s: Params, pivots: Mapping[str, Any], xp: ModuleType) ->
 
 
 def _abnar_from_published(p: Params, pivots: Mapping[str, float]) -> dict[str, float]:
-    irreducible = p["e"] + p["c"]
-    joint = p["d"] * pivots["N"] ** (-p["gamma"])
+    log_slow, joint_share = loss_and_share(term_at_pivot(p["d"], p["gamma"], pivots["N"]), p["e"] + p["c"])
     return {
         "log_N_term_at_pivot": pivot_from_coefficient(p["a"], p["alpha"], pivots["N"]),
         "alpha_excess": p["alpha"] - p["gamma"],
         "log_D_term_at_pivot": pivot_from_coefficient(p["b"], p["beta"], pivots["D"]),
         "beta": p["beta"],
-        "log_slow_at_pivot": float(np.log(irreducible + joint)),
-        "joint_share": joint / (irreducible + joint),
+        "log_slow_at_pivot": log_slow,
+        "joint_share": joint_share,
         "gamma": p["gamma"],
         "delta": p["delta"],
-        "S_term_share": p["c"] / irreducible,
+        "S_term_share": loss_and_share(p["c"], p["e"])[1],
         "lambda": p["lambda"],
     }
 
@@ -292,7 +257,7 @@ def _abnar_from_coordinates(u: Params, pivots: Mapping[str, Any], xp: ModuleType
                                             u["logit_N_share"], xp)
     kept = {k: from_free(u[free_name(k, support)], support, xp) for k, support in _ABNAR_KEPT.items()}
     return {"log_N_term_at_pivot": log_n, "log_D_term_at_pivot": log_d, "log_slow_at_pivot": log_slow,
-            "beta": xp.exp(u["log_slope_D"] + u["log_dense_loss_at_pivot"] - log_d), **kept}
+            "beta": exponent_from_slope(u["log_slope_D"], u["log_dense_loss_at_pivot"], log_d, xp), **kept}
 
 
 def _abnar_to_coordinates(p: Params, pivots: Mapping[str, float]) -> dict[str, float]:
@@ -300,7 +265,7 @@ def _abnar_to_coordinates(p: Params, pivots: Mapping[str, float]) -> dict[str, f
                                                       p["log_D_term_at_pivot"]]))
     kept = {free_name(k, support): to_free(p[k], support) for k, support in _ABNAR_KEPT.items()}
     return {"log_dense_loss_at_pivot": log_total, "logit_power_share": logit_r, "logit_N_share": logit_q,
-            "log_slope_D": float(np.log(p["beta"]) + p["log_D_term_at_pivot"] - log_total), **kept}
+            "log_slope_D": slope_from_exponent(p["beta"], log_total, p["log_D_term_at_pivot"]), **kept}
 
 
 ABNAR_COORDINATES = Coordinates(
@@ -321,16 +286,14 @@ ABNAR_LAW = Law(
     inputs=("S", "N", "D"),
     params={
         "log_N_term_at_pivot": Param(Prior("Normal", mu=float(np.log(0.5)), sigma=1.5), "real",
-                                     "log of the faster-decaying N term a N0^-alpha at the pivot N0; "
-                                     "Normal(log 0.5, 1.5)"),
+                                     "log of the faster-decaying N term a N0^-alpha at the pivot N0"),
         "alpha_excess": Param(EXPONENT.prior, "positive",
-                              "alpha - gamma > 0 (a is the faster N term); LogNormal(log 0.3, 0.7), 95% range "
-                              "0.08 to 1.2"),
+                              "alpha - gamma > 0 (a is the faster N term)"),
         "log_D_term_at_pivot": log_term("D"),
         "beta": EXPONENT,
         "log_slow_at_pivot": Param(Prior("Normal", mu=0.5, sigma=1.0), "real",
-                                   "log(e + c + d N0^-gamma), the dense loss at N0 without the a and D terms; "
-                                   "Normal(0.5, 1), 95% range 0.2 to 12 nats"),
+                                   "log(e + c + d N0^-gamma), the dense loss at N0 without the a and D terms",
+                                   log_of="e + c + d N0^-gamma in nats"),
         "joint_share": share("d N0^-gamma / (e + c + d N0^-gamma): the joint term's share of that"),
         "gamma": EXPONENT,
         "delta": _signed("exponent of 1 / (1 - S) on the joint term", 0.5),

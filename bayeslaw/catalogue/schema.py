@@ -1,31 +1,14 @@
-"""The models/ catalogue: named law specifications and published fits, one TOML file per entry.
+"""The catalogue's file schema: what an entry's TOML table may hold, checked field by field.
 
-An entry names a law of the registry, its priors (law defaults or overrides: a changed prior is a
-new name), its conventions (what N counts, C = 6 N D or C = M D, loss units), its source and, where
-the paper published them, its fitted constants with their uncertainty and the paper's test vectors.
+``validate(raw, path)`` turns a parsed TOML table into the fields of an :class:`~bayeslaw.catalogue.Entry`
+or raises :class:`CatalogueError` naming the file, the field and the rule; unknown fields are refused.
+The value types an entry carries (``Uncertainty``, ``ParamUncertainty``, ``TestVector``) live here too.
 The schema is documented in models/README.md.
-
-``entry_posterior(name)`` turns a published fit into a :class:`~bayeslaw.posterior.LawPosterior`
-without data. How the draws are made from what the paper gives:
-
-- ``kind = "independent"``: each listed constant is drawn on its own from a normal on the scale
-  the uncertainty was published on, ``log`` (log theta ~ Normal(log theta_hat, sd); positive
-  constants with skewed bootstrap distributions) or ``linear`` (theta ~ Normal(theta_hat, sd)). An
-  ``interval = [lo, hi]`` at ``level`` becomes sd = (hi - lo) / (2 z_(1+level)/2) on that scale,
-  centred at the estimate. Constants without an entry stay at their estimate.
-- ``kind = "covariance"``: a multivariate normal on the listed scales, centred at the estimates.
-- Linear-scale draws whose sign differs from the estimate's are redrawn (a normal truncated at 0),
-  so a positive exponent stays positive.
-- ``kind = "none"``: the paper gives no uncertainty; the posterior is one draw at the estimates.
-
-The catalogue ships in the wheel as ``bayeslaw/models`` (pyproject ``force-include``); in a source
-checkout it is read from the top-level ``models/``.
 """
 
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,17 +16,12 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-import xarray as xr
 
-from bayeslaw._draws import SAMPLE_DIMS, unflat
 from bayeslaw._search import BUDGET_RULE, check_budgets
 from bayeslaw.errors import BayeslawError
 from bayeslaw.laws import Law, get_law
-from bayeslaw.posterior import LawPosterior
-from bayeslaw.priors import Prior
 
 LAW_DEFAULTS = "law defaults"
-MAX_ENTRY_BYTES = 1 << 20
 # the largest published uncertainty a draw can take: on the log scale a factor of e^5 (about 150) per sd; on the
 # linear scale 10 times the estimate. Larger ones draw constants that overflow or vanish (N_opt = 1 parameter)
 MAX_LOG_SD = 5.0
@@ -111,101 +89,6 @@ class TestVector:
         return float(law.published_with_derived(constants)[self.what])
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One catalogue entry (see models/README.md for the file schema)."""
-
-    name: str
-    law: Law
-    title: str
-    source: Mapping[str, str]
-    conventions: Mapping[str, str]
-    prior_overrides: Mapping[str, str]
-    priors: Mapping[str, Prior]  # every model prior: law defaults updated by the overrides
-    likelihood: str
-    constants: Mapping[str, float] | None
-    uncertainty: Uncertainty | None
-    test_vectors: tuple[TestVector, ...]
-    path: Path
-
-    @property
-    def citation(self) -> str:
-        arxiv = f", arXiv:{self.source['arxiv']}" if self.source.get("arxiv") else ""
-        return f"{self.source['citation']}{arxiv}"
-
-    def posterior(self, draws: int = 4000, seed: int | None = 0) -> LawPosterior:
-        """Draws from the published estimates and their uncertainty (see the module docstring)."""
-        if self.constants is None or self.uncertainty is None:
-            raise CatalogueError(f"entry '{self.name}' publishes no constants (a prior specification): fit it, "
-                                 f"e.g. bayeslaw.catalogue.fit_entry('{self.name}', runs)")
-        if draws < 1:
-            raise CatalogueError(f"draws must be >= 1, got {draws}")
-        values = _draw(self, draws, np.random.default_rng(seed))
-        data = {name: (SAMPLE_DIMS, unflat(values[name], 1)) for name in self.law.published}
-        count = "" if self.uncertainty.kind == "none" else f" ({draws} draws)"
-        return LawPosterior(self.law, xr.Dataset(data), likelihood=None,
-                            source=f"{self.name}: {self.uncertainty.label}{count}")
-
-
-# --- finding and reading entries --------------------------------------------------------------------
-
-def catalogue_dir() -> Path:
-    """The folder of entries: ``bayeslaw/models`` in an installed wheel, ``models/`` in a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "models", here.parent / "models"):
-        if candidate.is_dir() and any(candidate.glob("*.toml")):
-            return candidate
-    raise CatalogueError(f"the model catalogue is missing: no *.toml under {here / 'models'} or "
-                         f"{here.parent / 'models'}")
-
-
-def list_entries() -> list[str]:
-    """Names of every catalogue entry, sorted."""
-    return sorted(p.stem for p in catalogue_dir().glob("*.toml"))
-
-
-def load_entry(name: str | Path) -> Entry:
-    """The entry called ``name``, or one read from a ``.toml`` file path; validated on loading."""
-    path = Path(name)
-    if path.suffix != ".toml":
-        path = catalogue_dir() / f"{name}.toml"
-        if not path.is_file():
-            raise CatalogueError(f"unknown model '{name}'; catalogue entries: {', '.join(list_entries())}")
-    elif path.is_dir():
-        raise CatalogueError(f"{path}: is a directory, not a catalogue entry file")
-    elif not path.is_file():
-        raise CatalogueError(f"{path}: no such entry file")
-    elif path.stat().st_size > MAX_ENTRY_BYTES:
-        raise CatalogueError(f"{path.name}: {path.stat().st_size} bytes is too large for a catalogue entry "
-                             f"(at most {MAX_ENTRY_BYTES})")
-    try:
-        with path.open("rb") as handle:
-            raw = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as err:
-        raise CatalogueError(f"{path.name}: not valid TOML ({err})") from None
-    except (RecursionError, MemoryError):
-        raise CatalogueError(f"{path.name}: not a catalogue entry (its TOML nests too deeply to read)") from None
-    except OSError as err:
-        raise CatalogueError(f"{path}: cannot read the file ({err.strerror or err})") from None
-    return _parse(raw, path)
-
-
-def entry_posterior(name: str | Path, draws: int = 4000, seed: int | None = 0) -> LawPosterior:
-    """A LawPosterior drawn from entry ``name``'s published estimates and uncertainty, no data needed."""
-    return load_entry(name).posterior(draws, seed)
-
-
-def fit_entry(name: str | Path, data: Any, **kwargs: Any):
-    """Fit entry ``name``'s law to ``data`` with the entry's priors and likelihood (``bayeslaw.fit``)."""
-    from bayeslaw.fit import fit
-
-    entry = load_entry(name)
-    kwargs.setdefault("likelihood", entry.likelihood)
-    return fit(entry.law, data, priors=dict(entry.prior_overrides), **kwargs)
-
-
-# --- validation ---------------------------------------------------------------------------------------
-
 class _Checker:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -238,7 +121,8 @@ class _Checker:
         return float(value)
 
 
-def _parse(raw: Mapping[str, Any], path: Path) -> Entry:
+def validate(raw: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """The fields of an Entry from the TOML table ``raw`` read from ``path``, every rule checked (models/README.md)."""
     check = _Checker(path)
     unknown = sorted(set(raw) - TOP_LEVEL)
     if unknown:
@@ -283,8 +167,9 @@ def _parse(raw: Mapping[str, Any], path: Path) -> Entry:
     constants = _constants(raw, law, check)
     uncertainty = _uncertainty(raw, constants, check)
     vectors = _vectors(raw, law, constants, check)
-    return Entry(name, law, title, dict(source), dict(conventions), overrides, priors, likelihood, constants,
-                 uncertainty, vectors, path)
+    return {"name": name, "law": law, "title": title, "source": dict(source), "conventions": dict(conventions),
+            "prior_overrides": overrides, "priors": priors, "likelihood": likelihood, "constants": constants,
+            "uncertainty": uncertainty, "test_vectors": vectors}
 
 
 def _prior_overrides(value: Any, check: _Checker) -> dict[str, str]:
@@ -470,41 +355,3 @@ def _vectors(raw: Mapping[str, Any], law: Law, constants: Mapping[str, float] | 
         note = item.get("note", "")
         out.append(TestVector(what, expected, rtol, inputs, budget, note if isinstance(note, str) else ""))
     return tuple(out)
-
-
-# --- draws ----------------------------------------------------------------------------------------------
-
-MAX_REDRAWS = 100
-
-
-def _draw(entry: Entry, draws: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Draws of every published constant, per the entry's uncertainty (module docstring)."""
-    constants, u = entry.constants, entry.uncertainty
-    assert constants is not None and u is not None
-    if u.kind == "none":
-        return {p: np.array([v]) for p, v in constants.items()}
-    names = list(u.params)
-    logs = np.array([u.params[p].scale == "log" for p in names])
-    estimate = np.array([constants[p] for p in names])
-    centre = np.where(logs, np.log(np.abs(estimate)), estimate)
-    if u.kind == "covariance":
-        factor = np.linalg.cholesky(u.matrix)
-    else:
-        factor = np.diag([u.params[p].sd for p in names])
-    sample = np.empty((draws, len(names)))
-    todo = np.arange(draws)
-    for _ in range(MAX_REDRAWS):
-        proposal = centre + rng.standard_normal((len(todo), len(names))) @ factor.T
-        sample[todo] = proposal
-        flipped = ~logs & (np.sign(proposal) != np.sign(estimate))
-        todo = todo[flipped.any(axis=1)]
-        if not len(todo):
-            break
-    else:
-        raise CatalogueError(f"entry '{entry.name}': draws keep changing the sign of a constant "
-                             f"({MAX_REDRAWS} redraws); the published sd is too large for a normal on the linear "
-                             "scale, use scale = \"log\"")
-    sample = np.where(logs, np.exp(sample), sample)
-    out = {p: np.full(draws, v) for p, v in constants.items()}
-    out.update({p: sample[:, i] for i, p in enumerate(names)})
-    return out
