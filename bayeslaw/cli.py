@@ -217,6 +217,21 @@ WHERE = typer.Option(help="fit only the runs meeting a rule: COLUMN OP NUMBER jo
                           "'N>=70M and D<1.4T' (C = 6 N D is derived)")
 EXCLUDE_ROWS = typer.Option(help="leave out these runs: 0-based row numbers, comma-separated (as `fit --json` and "
                                  "the notes number them)")
+# the options several commands share, declared once
+ColumnOption = Annotated[list[str] | None, typer.Option(help="CANONICAL=COLUMN, e.g. loss=val-loss")]
+WhereOption = Annotated[str | None, WHERE]
+ExcludeRowsOption = Annotated[str | None, EXCLUDE_ROWS]
+ChainsOption = Annotated[int, CHAINS]
+DrawsOption = Annotated[int, DRAWS]
+TuneOption = Annotated[int, TUNE]
+TargetAcceptOption = Annotated[float | None, typer.Option(help="NUTS target acceptance (default: the law's, 0.9 "
+                                                                "for most)")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def _check_target_accept(target_accept: float | None) -> None:
+    if target_accept is not None and not 0 < target_accept < 1:
+        _usage(f"--target-accept must lie in (0, 1), got {target_accept}")
 
 
 def _chosen_runs(path: Path, law, mapping: dict[str, str], where: str | None, exclude_rows: str | None):
@@ -273,19 +288,18 @@ def fit_command(
                                                         "published fits of the law")] = None,
     fix: Annotated[list[str] | None, typer.Option(help="hold a published parameter at a value, NAME=VALUE, "
                                                        "repeatable: --fix E=1.69 --fix A=406.4")] = None,
-    column: Annotated[list[str] | None, typer.Option(help="CANONICAL=COLUMN, e.g. loss=val-loss")] = None,
+    column: ColumnOption = None,
     likelihood: Annotated[str, typer.Option(help="student_t, normal or laplace")] = "student_t",
     sampler: Annotated[str, typer.Option(help="nutpie or pymc")] = "nutpie",
-    chains: Annotated[int, CHAINS] = 4,
-    draws: Annotated[int, DRAWS] = 1000,
-    tune: Annotated[int, TUNE] = 500,
+    chains: ChainsOption = 4,
+    draws: DrawsOption = 1000,
+    tune: TuneOption = 500,
     seed: Annotated[int | None, typer.Option(help="sampler seed (default: a fresh one, printed)")] = None,
-    target_accept: Annotated[float | None, typer.Option(help="NUTS target acceptance (default: the law's, 0.9 "
-                                                             "for most)")] = None,
+    target_accept: TargetAcceptOption = None,
     retry: Annotated[bool, typer.Option(help="sample once more, longer, when the convergence checks fail")] = True,
     progress: Annotated[bool, typer.Option(help="show the sampler's progress bar")] = True,
-    where: Annotated[str | None, WHERE] = None,
-    exclude_rows: Annotated[str | None, EXCLUDE_ROWS] = None,
+    where: WhereOption = None,
+    exclude_rows: ExcludeRowsOption = None,
     discrepancy: Annotated[str, typer.Option(help="model discrepancy: gp (default; intervals widen beyond the "
                                                   "runs) or none (the law with independent noise)")] = "gp",
 ) -> None:
@@ -310,8 +324,7 @@ def fit_command(
     if sampler not in SAMPLERS:
         _usage(f"unknown sampler '{_one_line(sampler, 40)}'; allowed: {', '.join(SAMPLERS)}")
     _checked(lambda: check_kind(discrepancy))
-    if target_accept is not None and not 0 < target_accept < 1:
-        _usage(f"--target-accept must lie in (0, 1), got {target_accept}")
+    _check_target_accept(target_accept)
     _check_choice(where, exclude_rows)
     _draws(chains, draws)
     chosen = _seed(seed)
@@ -409,9 +422,9 @@ def demo_command(
     budget: Annotated[float, typer.Option(help="FLOP budget for the compute-optimal allocation")] = 5.76e23,
     preset: Annotated[str, typer.Option(help="published constants the runs are drawn from")] = "besiroglu2024",
     noise: float = 0.01,
-    chains: Annotated[int, CHAINS] = 4,
-    draws: Annotated[int, DRAWS] = 1000,
-    tune: Annotated[int, TUNE] = 500,
+    chains: ChainsOption = 4,
+    draws: DrawsOption = 1000,
+    tune: TuneOption = 500,
     seed: int = 0,
 ) -> None:
     """Fit the Chinchilla law to a generated sweep of runs and plan one budget; needs no data."""
@@ -519,7 +532,7 @@ def predict_command(
     at: Annotated[list[str] | None, typer.Option(help="other inputs, NAME=VALUES, e.g. U=25e9 or S=0.5,0.75")] = None,
     level: Annotated[list[float] | None, typer.Option(help="credible level, repeatable")] = None,
     seed: int = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
 ) -> None:
     """Posterior predictive of the law's target at new inputs, flagging extrapolation."""
@@ -566,7 +579,7 @@ def plan_command(
     flops_per_param_token: Annotated[float, typer.Option(help="k in C = k N D")] = 6.0,
     level: Annotated[list[float] | None, typer.Option(help="credible level, repeatable")] = None,
     seed: int = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
 ) -> None:
     """Compute-optimal N and D per budget under the posterior; risk-aware choices with --risk."""
@@ -644,14 +657,15 @@ def compare_command(
                                               "'C>1e21'; 'none' for PSIS-LOO alone")] = "default",
     marginal: Annotated[bool, typer.Option(help="also estimate marginal likelihoods by SMC (slow)")] = False,
     plot: Annotated[Path | None, typer.Option(help="also draw elpd and stacking weights to this .png/.svg")] = None,
-    column: Annotated[list[str] | None, typer.Option(help="CANONICAL=COLUMN, e.g. loss=val-loss")] = None,
-    where: Annotated[str | None, WHERE] = None,
-    exclude_rows: Annotated[str | None, EXCLUDE_ROWS] = None,
-    chains: Annotated[int, CHAINS] = 4,
-    draws: Annotated[int, DRAWS] = 1000,
-    tune: Annotated[int, TUNE] = 500,
+    column: ColumnOption = None,
+    where: WhereOption = None,
+    exclude_rows: ExcludeRowsOption = None,
+    chains: ChainsOption = 4,
+    draws: DrawsOption = 1000,
+    tune: TuneOption = 500,
+    target_accept: TargetAcceptOption = None,
     seed: int = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="print the two rankings side by side as CSV")] = False,
 ) -> None:
     """Rank laws on the same runs for extrapolation (leave-future-out, refitted below the split) beside
@@ -677,6 +691,7 @@ def compare_command(
         _checked(lambda: Holdout.parse(split))
     if plot is not None:
         _figure_path(plot)
+    _check_target_accept(target_accept)
     _check_choice(where, exclude_rows)
     _draws(chains, draws)
     seed = _seed(seed)
@@ -701,7 +716,8 @@ def compare_command(
         fits = {}
         for name, table in loaded.items():
             typer.echo(f"fitting {name}...", err=True)
-            fits[name] = fit(name, table, chains=chains, draws=draws, tune=tune, seed=seed)
+            fits[name] = fit(name, table, chains=chains, draws=draws, tune=tune, seed=seed,
+                             target_accept=target_accept)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # every warning is in result.warnings, printed below
             result = compare(fits, holdout=split, seed=seed, progress=lambda line: typer.echo(line, err=True))
@@ -851,14 +867,15 @@ def calibrate_command(
     holdout: Annotated[list[str], typer.Option(help="split rule, repeatable: --holdout 'C>1e20' --holdout 'C>1e21'")],
     law: Annotated[str, typer.Option(help="law name (see `bayeslaw laws`)")] = "chinchilla",
     discrepancy: Annotated[str, typer.Option(help="the discrepancy compared with the plain law")] = "gp",
-    column: Annotated[list[str] | None, typer.Option(help="CANONICAL=COLUMN, e.g. loss=val-loss")] = None,
-    where: Annotated[str | None, WHERE] = None,
-    exclude_rows: Annotated[str | None, EXCLUDE_ROWS] = None,
-    chains: Annotated[int, CHAINS] = 4,
-    draws: Annotated[int, DRAWS] = 1000,
-    tune: Annotated[int, TUNE] = 500,
+    column: ColumnOption = None,
+    where: WhereOption = None,
+    exclude_rows: ExcludeRowsOption = None,
+    chains: ChainsOption = 4,
+    draws: DrawsOption = 1000,
+    tune: TuneOption = 500,
+    target_accept: TargetAcceptOption = None,
     seed: int = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
 ) -> None:
     """Fit below each holdout rule, score the runs above: interval coverage, log predictive density and
@@ -875,6 +892,7 @@ def calibrate_command(
         _usage("--discrepancy: calibrate compares the law with and without a discrepancy; give one, e.g. gp")
     for rule in holdout:
         _checked(lambda rule=rule: Holdout.parse(rule))
+    _check_target_accept(target_accept)
     _check_choice(where, exclude_rows)
     _draws(chains, draws)
     seed = _seed(seed)
@@ -882,7 +900,7 @@ def calibrate_command(
     def go():
         table = _chosen_runs(runs, chosen, mapping, where, exclude_rows)
         return calibrate(table, chosen.name, holdout, discrepancy=discrepancy, columns=mapping,
-                         seed=seed, chains=chains, draws=draws, tune=tune,
+                         seed=seed, chains=chains, draws=draws, tune=tune, target_accept=target_accept,
                          progress=lambda line: typer.echo(line, err=True))
 
     table = _run(go)
