@@ -6,25 +6,13 @@ import warnings
 
 import arviz as az
 import numpy as np
-import pandas as pd
 import pytest
 from conftest import SMALL
 
 import bayeslaw as bl
 from bayeslaw.errors import BayeslawError, ConvergenceWarning
 from bayeslaw.laws import LAWS
-from bayeslaw.laws.base import sample_inputs
-
-
-def synthetic_runs(law, n_runs: int, noise: float, seed: int) -> pd.DataFrame:
-    """Runs drawn from ``law`` at its first published preset, log-uniform inputs, log-normal noise."""
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(sample_inputs(law, n_runs, rng))
-    truth = next(iter(law.presets.values())).values
-    clean = law.evaluate(truth, {x: frame[x].to_numpy() for x in law.inputs})
-    frame[law.target] = clean * np.exp(noise * rng.standard_normal(n_runs))
-    return frame
-
+from bayeslaw.testing import synthetic_runs  # also imported from here by other test modules
 
 # ridges such as E vs alpha for small exponents need the full default tuning
 RECOVERY = {"chains": 2, "draws": 1000, "tune": 1000, "retry": False}
