@@ -205,6 +205,7 @@ def test_plan_refuses_bad_arguments_in_one_line(saved_fit, args, message):
     assert result.stderr.count("\n") == 1 and message in result.stderr
 
 
+@pytest.mark.slow
 def test_compare_prints_both_rankings_and_the_verdict(runs_csv):
     """The default split on 60 runs drawn from the Chinchilla law: leave-future-out (the ranking for extrapolation)
     and PSIS-LOO both printed, the verdict line, and exit 3 with the laws named when a fit or refit missed a check."""

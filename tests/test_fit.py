@@ -24,6 +24,7 @@ def assert_small_run_converged(result):
     assert diag.max_rhat <= 1.05 and diag.min_ess_bulk >= 100 and diag.divergences == 0, str(diag)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(LAWS))
 def test_recovers_known_parameters(name):
     """Synthetic data from the law's published constants: every published parameter's 94% HDI covers it."""
