@@ -151,17 +151,12 @@ def converged_exit(code: int, stderr: str) -> bool:
     return code == (3 if "not converged:" in stderr else 0)
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Under ``--dist loadgroup`` the tests of one module go to one worker (its module fixtures are made once),
-    except in modules that set ``SPREAD = True``: their tests (one fit each, no shared fixture) are dealt out
-    one by one, so that a module of long fits keeps both workers busy. Tests marked ``long`` are moved to the
-    front (they start first, so that the longest fits do not end the run alone)."""
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)  # stable: otherwise as collected
-    for item in items:
-        module = item.module
-        if module is not None and not getattr(module, "SPREAD", False) and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(Path(module.__file__).stem))
+    """Tests marked ``long`` are moved to the front, so that the longest fits start first and do not end the run
+    alone (the rest keep their order). With ``--dist loadscope --no-loadscope-reorder`` (pyproject.toml) xdist
+    hands out work units (a module's functions, or one class: test_ladders.py has a class per law and seed) in
+    this order, each unit to one worker, so a module's fixtures are made once."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 
 @pytest.hookimpl(hookwrapper=True)
