@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -9,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bayeslaw.testing import SMALL  # noqa: F401  (small but real sampling; tests import it from here)
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-SMALL = {"chains": 2, "draws": 300, "tune": 300, "retry": False}  # small but real sampling for tests
 
 warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
 
@@ -45,69 +47,80 @@ def chinchilla_runs() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def chinchilla_fit_small(chinchilla_runs):
-    """The Chinchilla law fitted to the real runs with small sampling (plots, report)."""
-    import bayeslaw as bl
+    """A fake fit of the Chinchilla law on the real runs (plots, report): draws 1% around Besiroglu et al.'s
+    constants, with the GP discrepancy estimated from their residuals; no sampling (``bayeslaw.testing``)."""
+    from bayeslaw.testing import fake_fit
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bl.ConvergenceWarning)
-        return bl.fit("chinchilla", chinchilla_runs, seed=1, **SMALL)
+    return fake_fit("chinchilla", runs=chinchilla_runs, preset="besiroglu2024")
 
 
 @pytest.fixture(scope="session")
 def power_c_fit_small(chinchilla_runs):
-    """A law without N and D (loss against C) on the real runs, small sampling."""
+    """A law without N and D (loss against C) on the real runs: a fake fit around its first preset."""
+    from bayeslaw.testing import fake_fit
+
+    return fake_fit("power-C", runs=chinchilla_runs)
+
+
+@pytest.fixture(scope="session")
+def shared_fit(tmp_path_factory):
+    """``shared_fit(law, data, **fit_kwargs)``: ``bayeslaw.fit`` run once per test session for the same law, runs
+    and settings, whichever test module and xdist worker asks first; the others wait for it and load the saved
+    file (a lock per fit). The fits live in this session's temporary folder (shared by its workers), never across
+    sessions, so a changed library is always refitted. Every caller gets the fit as loaded from its file."""
     import bayeslaw as bl
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bl.ConvergenceWarning)
-        return bl.fit("power-C", chinchilla_runs, seed=1, **SMALL)
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared-fits"
+    folder.mkdir(exist_ok=True)
+    memo: dict[str, object] = {}
+
+    def get(law, data, **kwargs):
+        key = _fit_key(law, data, kwargs)
+        if key not in memo:
+            path = folder / f"{key}.nc"
+            with _locked(folder / f"{key}.lock"):
+                if not path.is_file():
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", bl.ConvergenceWarning)
+                        bl.fit(law, data, **kwargs).save(path)
+            memo[key] = bl.load(path)
+        return memo[key]
+
+    return get
+
+
+def _fit_key(law, data, kwargs) -> str:
+    import hashlib
+    import json
+
+    from bayeslaw.laws import get_law
+
+    frame = data if isinstance(data, pd.DataFrame) else pd.read_csv(data)
+    text = json.dumps([get_law(law).name, frame.to_csv(index=False), kwargs], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock on ``path`` (created), held while the block runs: one process at a time."""
+    import fcntl
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def fake_fit(law_name: str = "chinchilla", sizes: int = 4, chains: int = 2, draws: int = 500, seed: int = 0,
-             discrepancy: bool = True):
+             discrepancy: bool = True, **kwargs):
     """A Fit of a synthetic ladder whose draws scatter 1% around the law's first preset: no sampling, so tests
-    of saving, loading, commands and tampered files need no NUTS (about a second with the discrepancy)."""
-    import numpy as np
-    import xarray as xr
-    from scipy.stats import norm
+    of saving, loading, commands and tampered files need no NUTS (``bayeslaw.testing.fake_fit``)."""
+    from bayeslaw.testing import fake_fit as make
 
-    from bayeslaw.data import load_runs
-    from bayeslaw.diagnostics import diagnose
-    from bayeslaw.discrepancy import estimate
-    from bayeslaw.fit import Fit, assemble, median_log_mean
-    from bayeslaw.laws import get_law
-    from bayeslaw.model import data_pivots, model_priors
-    from bayeslaw.synthetic import ladder
-
-    law = get_law(law_name)
-    runs = load_runs(ladder(law, sizes=sizes, seed=seed), law)
-    truth = law.from_published(next(iter(law.presets.values())).values, data_pivots(runs))
-    rng = np.random.default_rng(seed)
-    shape = (chains, draws)
-    quantiles = norm.ppf((np.arange(draws) + 0.5) / draws)  # every chain the same normal sample, shuffled: R-hat 1
-
-    def z():
-        return np.array([rng.permutation(quantiles) for _ in range(chains)])
-
-    values = {name: value + 0.01 * max(abs(value), 0.01) * z() for name, value in truth.items()}
-    values |= {"sigma": 0.01 * np.exp(0.1 * z()), "nu": 10 * np.exp(0.1 * z())}
-    posterior = xr.Dataset({k: (("chain", "draw"), v) for k, v in values.items()},
-                           coords={"chain": np.arange(chains), "draw": np.arange(draws)})
-    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros(shape, bool)),
-                        "reached_max_treedepth": (("chain", "draw"), np.zeros(shape, bool))},
-                       coords={"chain": np.arange(chains), "draw": np.arange(draws)})
-    priors = model_priors(law, "student_t")
-    diagnostics = diagnose(posterior, stats, list(truth), law.supports)
-    info = {"seed": seed, "sampler": "nutpie", "tune": 0, "target_accept": 0.9, "retry": False,
-            "compile_seconds": 0.0, "sample_seconds": 0.0, "attempts": [], "fixed": {}, "prior_from": None,
-            "priors_given": {}}
-    idata = assemble(runs, priors, "student_t", posterior, stats, diagnostics, info)
-    spec = None
-    if discrepancy:
-        residuals = np.log(runs.target) - median_log_mean(law, idata.posterior, runs.inputs)
-        spec = estimate("gp", runs.inputs, residuals, seed=seed)
-        idata.posterior.attrs["discrepancy"] = spec.to_json()
-    return Fit(law, runs, idata, priors, "student_t", diagnostics, info, spec)
+    return make(law_name, sizes, chains, draws, seed, discrepancy, **kwargs)
 
 
 def bayeslaw_command(*args, cwd=None, timeout: float = 300):
@@ -136,3 +149,33 @@ def run_cli(*args) -> tuple[int, str, str]:
 def converged_exit(code: int, stderr: str) -> bool:
     """A command that fits exits 3 exactly when it reports a fit as not converged (on stderr), else 0."""
     return code == (3 if "not converged:" in stderr else 0)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``long`` are moved to the front, so that the longest fits start first and do not end the run
+    alone (the rest keep their order). With ``--dist loadscope --no-loadscope-reorder`` (pyproject.toml) xdist
+    hands out work units (a module's functions, or one class: test_ladders.py has a class per law and seed) in
+    this order, each unit to one worker, so a module's fixtures are made once."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """With BAYESLAW_TEST_CPU=FILE, append each test's CPU seconds (this process and the subprocesses it waited
+    for; setup, call and teardown, so a module fixture counts in the first test that asks for it) and wall
+    seconds to FILE: wall time on a shared machine says little, CPU time is what the tiers are sized by."""
+    target = os.environ.get("BAYESLAW_TEST_CPU")
+    if not target:
+        yield
+        return
+    import resource
+    import time
+
+    def cpu() -> float:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    start_cpu, start_wall = cpu(), time.perf_counter()
+    yield
+    with open(target, "a") as handle:
+        handle.write(f"{cpu() - start_cpu:.2f}\t{time.perf_counter() - start_wall:.2f}\t{item.nodeid}\n")

@@ -117,10 +117,13 @@ def test_demo_runs_on_the_embedded_default():
 
 @pytest.fixture(scope="module")
 def saved_fit(runs_csv, tmp_path_factory):
-    out = tmp_path_factory.mktemp("fit") / "fit.nc"
-    result = runner.invoke(app, ["fit", str(runs_csv), "--out", str(out), *SHORT])
-    assert out.is_file(), result.output
-    return out
+    """A fake fit of the runs (draws around the constants they were drawn from; bayeslaw.testing): predict and
+    plan present a fit, they do not sample (the fit command is tested above)."""
+    import pandas as pd
+
+    from bayeslaw.testing import fake_fit
+
+    return fake_fit("chinchilla", runs=pd.read_csv(runs_csv)).save(tmp_path_factory.mktemp("fit") / "fit.nc")
 
 
 def test_predict_prints_intervals_and_flags_extrapolation(saved_fit):
@@ -202,6 +205,7 @@ def test_plan_refuses_bad_arguments_in_one_line(saved_fit, args, message):
     assert result.stderr.count("\n") == 1 and message in result.stderr
 
 
+@pytest.mark.slow
 def test_compare_prints_both_rankings_and_the_verdict(runs_csv):
     """The default split on 60 runs drawn from the Chinchilla law: leave-future-out (the ranking for extrapolation)
     and PSIS-LOO both printed, the verdict line, and exit 3 with the laws named when a fit or refit missed a check."""

@@ -180,6 +180,7 @@ def test_literature_priors_come_from_the_published_fits():
         literature_priors(LAWS["bnsl-1"], {"C": 1e20, "loss": 3.0})
 
 
+@pytest.mark.slow
 def test_literature_priors_narrow_a_three_size_ladder():
     """On 3 model sizes trained for 1, 2 and 4 x 20 tokens per parameter the default priors leave E wide (90%
     interval about 1.1 nats); the literature priors narrow it (about 0.5) and still cover the truth (the ladder

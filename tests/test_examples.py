@@ -37,6 +37,7 @@ def test_every_example_has_tiny_settings():
     assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(TINY)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_example_runs(name):
     data, args = TINY[name]

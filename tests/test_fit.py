@@ -6,25 +6,13 @@ import warnings
 
 import arviz as az
 import numpy as np
-import pandas as pd
 import pytest
 from conftest import SMALL
 
 import bayeslaw as bl
 from bayeslaw.errors import BayeslawError, ConvergenceWarning
 from bayeslaw.laws import LAWS
-from bayeslaw.laws.base import sample_inputs
-
-
-def synthetic_runs(law, n_runs: int, noise: float, seed: int) -> pd.DataFrame:
-    """Runs drawn from ``law`` at its first published preset, log-uniform inputs, log-normal noise."""
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(sample_inputs(law, n_runs, rng))
-    truth = next(iter(law.presets.values())).values
-    clean = law.evaluate(truth, {x: frame[x].to_numpy() for x in law.inputs})
-    frame[law.target] = clean * np.exp(noise * rng.standard_normal(n_runs))
-    return frame
-
+from bayeslaw.testing import synthetic_runs  # also imported from here by other test modules
 
 # ridges such as E vs alpha for small exponents need the full default tuning
 RECOVERY = {"chains": 2, "draws": 1000, "tune": 1000, "retry": False}
@@ -36,6 +24,7 @@ def assert_small_run_converged(result):
     assert diag.max_rhat <= 1.05 and diag.min_ess_bulk >= 100 and diag.divergences == 0, str(diag)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(LAWS))
 def test_recovers_known_parameters(name):
     """Synthetic data from the law's published constants: every published parameter's 94% HDI covers it."""
@@ -51,9 +40,11 @@ def test_recovers_known_parameters(name):
         assert lo <= truth[param] <= hi, f"{param}: truth {truth[param]} outside 94% HDI [{lo}, {hi}]"
 
 
-def test_real_chinchilla_runs_match_the_replication(chinchilla_runs):
-    """Besiroglu et al. 2024 protocol: posterior medians inside the replication's 95% bootstrap intervals."""
-    result = bl.fit("chinchilla", chinchilla_runs, seed=2024)
+@pytest.mark.slow
+def test_real_chinchilla_runs_match_the_replication(chinchilla_runs, shared_fit):
+    """Besiroglu et al. 2024 protocol: posterior medians inside the replication's 95% bootstrap intervals (the
+    default fit, seed 7, shared with test_decide's real-run decisions)."""
+    result = shared_fit("chinchilla", chinchilla_runs, seed=7)
     assert result.runs.derived == {"D": "C / (6 N)"}
     assert len(result.runs) == 240
     median = result.posterior[["E", "alpha", "beta", "a"]].median()

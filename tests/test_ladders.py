@@ -1,6 +1,9 @@
-"""Must-show: registered laws converge with default settings on the small ladders most users have
-(its own file, so that the test runner gives it a worker of its own; the two longest laws are in
-test_ladders_long.py, so that they run beside these)."""
+"""Must-show: registered laws converge with default settings on the small ladders most users have.
+
+One class per law and sampler seed (each one fit, no shared fixture), so that xdist's loadscope deals them
+out to the test workers one by one. All of them are in the slow tier (``-m slow``, run by CI). The laws that
+converge only through the second attempt (quokka-dc and bnsl-2 at 60-150 s a fit; abnar, 10 parameters, at 140-260 s)
+are also marked ``long`` and start first, so that the longest fits do not end the run alone."""
 
 from __future__ import annotations
 
@@ -13,34 +16,36 @@ from bayeslaw.errors import ConvergenceWarning
 from bayeslaw.laws import LAWS
 from bayeslaw.synthetic import ladder
 
-# converge only through the second attempt, at 60-150 s a fit: tested in test_ladders_long.py and, the
-# longest (abnar, 10 parameters: 140-260 s a fit), test_ladders_abnar.py, so that test workers share them
-LONG = ("quokka-dc", "bnsl-2")
-LONGEST = "abnar"
+LONG = ("abnar", "quokka-dc", "bnsl-2")  # converge only through the second attempt (about 25 CPU-minutes in all)
+SEEDS = range(4)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", [name for name in LAWS if name not in (*LONG, LONGEST)])
-def test_every_law_converges_by_default_on_a_four_size_ladder(name):
-    check_ladder(name)
-
-
-def check_ladder(name: str) -> None:
-    """Must-show: 4 sizes x 6 token multiples (0.5x to 16x of 20 tokens per parameter) from the law's
-    published constants with 1% noise, sampler seeds 0 to 3, default settings (second attempt included):
+class _Ladder:
+    """Must-show: 4 sizes x 6 token multiples (0.5x to 16x of 20 tokens per parameter) from the law's published
+    constants with 1% noise, sampler seeds 0 to 3 (one class each), default settings (second attempt included):
     R-hat <= 1.01, bulk and tail ESS >= 400, no divergences."""
-    for seed in range(4):
-        result = _fit(name, ladder(name, seed=seed), seed=seed, discrepancy=None)
+
+    law: str
+    seed: int
+
+    def test_converges_by_default_on_a_four_size_ladder(self):
+        name, seed = self.law, self.seed
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            result = bl.fit(name, ladder(name, seed=seed), seed=seed, discrepancy=None)
         diag = result.diagnostics
         assert diag.max_rhat <= 1.01 and diag.min_ess_bulk >= 400 and diag.min_ess_tail >= 400, (seed, str(diag))
         assert diag.divergences == 0, (seed, str(diag))
 
 
-def test_the_laws_tested_elsewhere_are_registered():
-    assert {*LONG, LONGEST} <= set(LAWS)
+# one class per law and seed, the longest laws first: each class is a work unit of its own for xdist (loadscope)
+for _name in (*LONG, *(n for n in LAWS if n not in LONG)):
+    for _seed in SEEDS:
+        _marks = [pytest.mark.slow, *([pytest.mark.long] if _name in LONG else [])]
+        _cls = type(f"TestLadder_{_name.replace('-', '_')}_seed{_seed}", (_Ladder,),
+                    {"law": _name, "seed": _seed, "pytestmark": _marks})
+        globals()[_cls.__name__] = _cls
 
 
-def _fit(*args, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return bl.fit(*args, **kwargs)
+def test_the_long_laws_are_registered():
+    assert set(LONG) <= set(LAWS)

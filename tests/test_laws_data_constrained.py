@@ -142,6 +142,7 @@ def c4_fit(c4_runs):
                   chains=4, draws=1000, tune=1000, seed=1)
 
 
+@pytest.mark.slow
 def test_muennighoff_on_c4_runs(c4_fit, c4_runs):
     """Base constants free: R_D* comes out near the published 15.4 (94% HDI overlaps [5, 40]); the
     Laplace residual scale is 1-2% of the loss; the law cannot follow the 44-epoch overfitting."""

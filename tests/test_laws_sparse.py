@@ -102,12 +102,14 @@ def hossain_t5(t5_runs):
     return bl.fit("hossain", t5_runs, chains=4, draws=3000, tune=1000, seed=2025, target_accept=0.99)
 
 
+@pytest.mark.slow
 def test_frantar_t5_converges(frantar_t5):
     diag = frantar_t5.diagnostics
     assert diag.chains == 4 and diag.draws == 1000
     assert diag.max_rhat <= 1.01 and diag.divergences == 0 and diag.min_ess_bulk >= 400, str(diag)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("param", "published", "within_sd"), [("b_N", 0.245, 2.5), ("b_D", 0.203, 1.0),
                                                               ("c", 0.651, 1.0)])
 def test_frantar_t5_medians_match_the_published_fit(frantar_t5, param, published, within_sd):
@@ -124,6 +126,7 @@ def test_frantar_t5_medians_match_the_published_fit(frantar_t5, param, published
     assert lo <= published <= hi
 
 
+@pytest.mark.slow
 def test_frantar_t5_posterior_beats_the_published_constants_on_their_own_objective(frantar_t5, t5_runs):
     """The notebook's T5 constants are not the minimum of the notebook's objective on these runs
     (7.6e-6; its minimum is about 4.9e-6, at b_S 1.35, b_D 0.38, c 0.83). The posterior median
@@ -137,6 +140,7 @@ def test_frantar_t5_posterior_beats_the_published_constants_on_their_own_objecti
     assert float((b_s < 0.722).mean()) < 0.001
 
 
+@pytest.mark.slow
 def test_frantar_t5_residual_scale(frantar_t5, t5_runs):
     """sigma, the noise on log loss, matches the spread of the residuals of the median predictions."""
     residual = np.log(t5_runs["loss"]) - np.log(median_prediction(frantar_t5, t5_runs))
@@ -145,6 +149,7 @@ def test_frantar_t5_residual_scale(frantar_t5, t5_runs):
     assert sigma == pytest.approx(float(np.std(residual)), rel=0.35)
 
 
+@pytest.mark.slow
 def test_hossain_fits_the_t5_runs(hossain_t5, frantar_t5):
     """Eq 7 converges on the same runs; its residual scale is sensible but larger than Frantar's law's
     (both have 7 parameters; eq 7 ties the sparsity exponent to the N exponent)."""
@@ -158,6 +163,7 @@ def test_hossain_fits_the_t5_runs(hossain_t5, frantar_t5):
     assert float(median["gamma"]) < 0  # the sparse runs' extra loss goes into e (1 - S)^gamma
 
 
+@pytest.mark.slow
 def test_sparse_laws_beat_a_dense_law_that_ignores_sparsity(t5_runs, frantar_t5, hossain_t5):
     """PSIS-LOO on the same 48 runs: both sparse laws far ahead of Chinchilla's L(N, D), which sees only
     the non-zero parameters and tokens (gaps of several standard errors, nearly all stacking weight)."""

@@ -1,5 +1,5 @@
-"""Figures on the real Chinchilla runs: labels, scales, limits that hold the data, what is drawn,
-agreement of the drawn curves with predict/plan, and the PNG/SVG files (atomic, checked)."""
+"""Figures on the real Chinchilla runs (fake fits, bayeslaw.testing): labels, scales, limits that hold the data,
+what is drawn, agreement of the drawn curves with predict/plan, and the PNG/SVG files (atomic, checked)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 from matplotlib.collections import PathCollection
 from typer.testing import CliRunner
 
-import bayeslaw as bl
 from bayeslaw import plots
 from bayeslaw.cli import EXIT_ERROR, EXIT_USAGE, app
 from bayeslaw.compare import compare
@@ -20,6 +19,7 @@ from bayeslaw.laws import get_law
 from bayeslaw.laws.chinchilla import chinchilla_optimum
 from bayeslaw.plan import plan
 from bayeslaw.posterior import from_constants
+from bayeslaw.testing import fake_fit
 
 runner = CliRunner()
 BUDGETS = [1e19, 1e20, 1e21]
@@ -158,7 +158,8 @@ def test_laws_without_n_and_d_are_refused(power_c_fit_small):
 
 
 def test_comparison(fit, chinchilla_runs, tmp_path):
-    other = bl.fit("kaplan-ND", chinchilla_runs, seed=1, chains=2, draws=300, tune=300)
+    # a rival that is close but worse (Hoffmann et al.'s constants, no discrepancy): both bars have some weight
+    other = fake_fit("chinchilla", runs=chinchilla_runs, preset="hoffmann2022", discrepancy=False)
     result = compare({"chinchilla": fit, "kaplan-ND": other}, holdout=None)
     fig = plots.comparison(result)
     ax_elpd, ax_w = fig.axes
