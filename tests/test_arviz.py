@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import fake_fit
 
 import bayeslaw as bl
+from bayeslaw.testing import fake_fit
 
 
 def test_the_posterior_predictive_replicates_the_observed_log_target(tmp_path):

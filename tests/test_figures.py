@@ -6,10 +6,10 @@ from __future__ import annotations
 import matplotlib.colors as mcolors
 import numpy as np
 import pytest
-from conftest import fake_fit
 
 from bayeslaw import plots
 from bayeslaw.demo import chinchilla_sweep
+from bayeslaw.testing import fake_fit
 
 
 @pytest.fixture(scope="module")
