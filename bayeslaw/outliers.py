@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayeslaw._draws import flat
 from bayeslaw.likelihoods import get_likelihood
 
 LEVEL = 0.01
@@ -24,11 +23,11 @@ LEVEL = 0.01
 def outlying_runs(fit: Any, level: float = LEVEL) -> pd.DataFrame:
     """The outlying runs of ``fit``, most outlying first: row, the law's inputs, target, residual (log
     target minus the median fit) and tail (the two-sided tail probability under the likelihood)."""
+    from bayeslaw.fit import median_log_mean
+
     law, runs = fit.law, fit.runs
     family = get_likelihood(fit.likelihood)
-    draws = {name: flat(fit.posterior[name].values)[:, None] for name in law.published}
-    mean = np.median(np.log(law.function(draws, runs.inputs, np)), axis=0)
-    residual = np.log(runs.target) - mean
+    residual = np.log(runs.target) - median_log_mean(law, fit.posterior, runs.inputs)  # in blocks of runs
     noise = {name: float(np.median(fit.posterior[name].values)) for name in family.params}
     tail = family.tail(residual, noise)
     table = runs.frame[[*law.inputs, law.target]].assign(residual=residual, tail=tail)
