@@ -35,10 +35,11 @@ def outlying_runs(fit: Any, level: float = LEVEL) -> pd.DataFrame:
     return table[table["tail"] < level].sort_values("tail")
 
 
-def describe(fit: Any, level: float = LEVEL, exclude_hint: bool = False) -> str | None:
-    """One line naming the outlying runs and how many chance alone would give (with ``exclude_hint`` the
-    command line that leaves them out); None when there are none."""
-    table = outlying_runs(fit, level)
+def describe(fit: Any, level: float = LEVEL, exclude_hint: bool = False,
+             table: pd.DataFrame | None = None) -> str | None:
+    """One line naming the outlying runs (``table``, else ``outlying_runs(fit, level)``) and how many chance
+    alone would give (with ``exclude_hint`` the command line that leaves them out); None when there are none."""
+    table = outlying_runs(fit, level) if table is None else table
     if table.empty:
         return None
     rows = ",".join(str(r) for r in sorted(table.index))

@@ -108,24 +108,33 @@ def _interval(median: float, lo: float, hi: float, count: bool) -> str:
     return f"{show(median)} [{show(lo)}, {show(hi)}]"
 
 
-def headline(fit: Any, budgets: Sequence[float]) -> list[str]:
+def _planned(fit: Any, budgets: Sequence[float]) -> Any:
+    """The plan for ``budgets``, the BayeslawError that refused it, or None without budgets."""
+    if not budgets:
+        return None
+    try:
+        return plan(fit, list(budgets))
+    except BayeslawError as err:
+        return err
+
+
+def headline(fit: Any, budgets: Sequence[float], planned: Any = None) -> list[str]:
     """The answer in sentences: per budget, N, D, tokens per parameter and the loss at the optimum (posterior
-    medians with 90% intervals, counts in K/M/B/T), then whether the fit converged."""
+    medians with 90% intervals, counts in K/M/B/T), then whether the fit converged. ``planned``: the plan
+    for ``budgets`` when already made (``_planned``)."""
     lines = []
-    if budgets:
-        try:
-            table = plan(fit, list(budgets)).summary((0.9,))
-        except BayeslawError as err:
-            lines.append(f"No compute-optimal plan for law {fit.law.name}: {err}")
-        else:
-            target = fit.law.target
-            for budget, row in table.iterrows():
-                parts = [f"{name} {_interval(row[f'{col} median'], row[f'{col} 90% lo'], row[f'{col} 90% hi'], True)}"
-                         for name, col in (("N", "N_opt"), ("D", "D_opt"))]
-                lines.append(f"At {budget:.3g} FLOPs: {parts[0]} parameters, {parts[1]} tokens "
-                             f"({row['tokens_per_param median']:.3g} tokens per parameter), {target} "
-                             f"{_interval(row['loss median'], row['loss 90% lo'], row['loss 90% hi'], False)}.")
-            lines.append("Posterior medians [90% intervals], with what they carry listed under Plan.")
+    planned = _planned(fit, budgets) if planned is None else planned
+    if isinstance(planned, BayeslawError):
+        lines.append(f"No compute-optimal plan for law {fit.law.name}: {planned}")
+    elif planned is not None:
+        table = planned.summary((0.9,))
+        for budget, row in table.iterrows():
+            parts = [f"{name} {_interval(row[f'{col} median'], row[f'{col} 90% lo'], row[f'{col} 90% hi'], True)}"
+                     for name, col in (("N", "N_opt"), ("D", "D_opt"))]
+            lines.append(f"At {budget:.3g} FLOPs: {parts[0]} parameters, {parts[1]} tokens "
+                         f"({row['tokens_per_param median']:.3g} tokens per parameter), {fit.law.target} "
+                         f"{_interval(row['loss median'], row['loss 90% lo'], row['loss 90% hi'], False)}.")
+        lines.append("Posterior medians [90% intervals], with what they carry listed under Plan.")
     d = fit.diagnostics
     if d.converged:
         lines.append(f"The fit converged (largest R-hat {d.max_rhat:.3f}, smallest bulk ESS {d.min_ess_bulk:.0f}, "
@@ -138,25 +147,24 @@ def headline(fit: Any, budgets: Sequence[float]) -> list[str]:
 def _outliers(fit: Any) -> str:
     from bayeslaw.outliers import describe, outlying_runs
 
-    line = describe(fit)
+    table = outlying_runs(fit)
+    line = describe(fit, table=table)
     if line is None:
         family = html.escape(fit.likelihood)
         return f'<p class="note">No run lies in the outer 1% of the fit\'s {family} likelihood.</p>'
-    return f"<p>{html.escape(line)}.</p>" + _table(outlying_runs(fit))
+    return f"<p>{html.escape(line)}.</p>" + _table(table)
 
 
-def _answer(fit: Any, budgets: list[float]) -> str:
-    rows = "".join(f"<p>{html.escape(line)}</p>" for line in headline(fit, budgets))
+def _answer(fit: Any, budgets: list[float], planned: Any) -> str:
+    rows = "".join(f"<p>{html.escape(line)}</p>" for line in headline(fit, budgets, planned))
     return f'<section id="answer">{rows}</section>'
 
 
-def _plan(fit: Any, budgets: list[float]) -> str:
-    if not budgets:
+def _plan(made: Any) -> str:
+    if made is None:
         return '<p class="note">no budgets given</p>'
-    try:
-        made = plan(fit, budgets)
-    except BayeslawError as err:
-        return f'<p class="note">no plan for this law: {html.escape(str(err))}</p>'
+    if isinstance(made, BayeslawError):
+        return f'<p class="note">no plan for this law: {html.escape(str(made))}</p>'
     table = made.summary((0.5, 0.9)).T
     table.columns = [f"C = {b:.3g} FLOPs" for b in table.columns]
     notes = "; ".join(made.notes)
@@ -171,10 +179,11 @@ def render(fit: Any, budgets: Sequence[float] | None = None) -> str:
     law = fit.law
     budgets = default_report_budgets(fit) if budgets is None else check_budgets(budgets).tolist()
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in fit.runs.notes())
+    planned = _planned(fit, budgets)
     info = fit.info
     sections = [
         f"<h1>bayeslaw report: {html.escape(law.name)}</h1>",
-        _answer(fit, budgets),
+        _answer(fit, budgets, planned),
         "<h2>Figures</h2>", _figures(fit, budgets),
         "<h2>The law and the fit</h2>",
         f"<p><b>{html.escape(law.title)}</b>: {html.escape(law.formula)}<br>source: {html.escape(law.source)}<br>"
@@ -187,7 +196,7 @@ def render(fit: Any, budgets: Sequence[float] | None = None) -> str:
         "<h2>Diagnostics</h2>", _diagnostics(fit),
         "<h2>Parameters</h2>", '<p class="note">posterior median, mean, sd, 94% HDI, ESS and R-hat</p>',
         _table(fit.summary()),
-        "<h2>Plan</h2>", _plan(fit, budgets),
+        "<h2>Plan</h2>", _plan(planned),
     ]
     body = "\n".join(s for s in sections if s)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
