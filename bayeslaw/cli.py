@@ -239,21 +239,12 @@ def _chosen_runs(path: Path, law, mapping: dict[str, str], where: str | None, ex
     read on ``law``'s canonical columns, the rows keep their order)."""
     if where is None and exclude_rows is None:
         return path
-    import numpy as np
-
     from bayeslaw.data import load_runs, read_table
-    from bayeslaw.holdout import columns_of
-    from bayeslaw.where import Where
+    from bayeslaw.where import Where, chosen_mask
 
     frame, _ = read_table(path)
     runs = load_runs(frame, law, mapping)
-    keep = np.ones(len(runs), dtype=bool) if where is None else Where.parse(where).mask(columns_of(runs))
-    for row in _rows(exclude_rows):
-        if not 0 <= row < len(runs):
-            raise BayeslawError(f"--exclude-rows: row {row} does not exist (the runs are rows 0 to {len(runs) - 1})")
-        keep[row] = False
-    if not keep.any():
-        raise BayeslawError(f"--where and --exclude-rows leave none of the {len(runs)} runs")
+    keep = chosen_mask(runs, where, _rows(exclude_rows))
     typer.echo(f"note: {int(keep.sum())} of {len(runs)} runs chosen"
                + (f" by where '{Where.parse(where)}'" if where else "")
                + (f", rows {exclude_rows} left out" if exclude_rows else ""), err=True)

@@ -104,14 +104,12 @@ class Where:
         return " or ".join(" and ".join(map(str, clause)) for clause in self.clauses)
 
 
-def choose_runs(runs, where: str | None = None, exclude_rows: Sequence[int] = ()):
-    """The runs meeting ``where`` (see the module) without the rows ``exclude_rows`` (0-based, as the runs are
-    numbered); renumbered from 0. Refuses a choice that leaves no runs, and rows that do not exist."""
-    from bayeslaw.holdout import columns_of, split_runs
+def chosen_mask(runs, where: str | None = None, exclude_rows: Sequence[int] = ()) -> np.ndarray:
+    """True for the runs meeting ``where`` (see the module) and not among ``exclude_rows`` (0-based, as the runs
+    are numbered). Refuses rows that do not exist and a choice that leaves no runs."""
+    from bayeslaw.holdout import columns_of
 
-    keep = np.ones(len(runs), dtype=bool)
-    if where is not None:
-        keep &= Where.parse(where).mask(columns_of(runs))
+    keep = np.ones(len(runs), dtype=bool) if where is None else Where.parse(where).mask(columns_of(runs))
     rows = [int(r) for r in exclude_rows]
     missing = [r for r in rows if not 0 <= r < len(runs)]
     if missing:
@@ -119,5 +117,12 @@ def choose_runs(runs, where: str | None = None, exclude_rows: Sequence[int] = ()
     keep[rows] = False
     if not keep.any():
         raise BayeslawError(f"where '{where}' and the excluded rows leave none of the {len(runs)} runs")
-    chosen, _ = split_runs(runs, ~keep)
+    return keep
+
+
+def choose_runs(runs, where: str | None = None, exclude_rows: Sequence[int] = ()):
+    """The runs ``chosen_mask`` keeps, renumbered from 0."""
+    from bayeslaw.holdout import split_runs
+
+    chosen, _ = split_runs(runs, ~chosen_mask(runs, where, exclude_rows))
     return chosen
