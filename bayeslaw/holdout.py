@@ -18,7 +18,6 @@ number between the largest kept and the smallest held-out value, so the printed 
 
 from __future__ import annotations
 
-import operator
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,10 +33,9 @@ from bayeslaw.data import Runs, derive_inputs
 from bayeslaw.errors import BayeslawError
 from bayeslaw.model import model_parameters, model_priors
 from bayeslaw.posterior import as_posterior
-from bayeslaw.priors import short
+from bayeslaw.where import Condition
 
-_OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
-_PATTERN = re.compile(r"^\s*([A-Za-z_]\w*)\s*(>=|<=|>|<)\s*([0-9.eE+-]+)\s*$")
+_OPS = (">", ">=", "<", "<=")  # a holdout keeps one side of a threshold
 DEFAULT = "default"
 DEFAULT_QUANTILE = 0.8
 MIN_HELDOUT = 2
@@ -93,26 +91,15 @@ class Holdout:
 
     @classmethod
     def parse(cls, spec: str | Holdout) -> Holdout:
+        """Read ``COLUMN OP NUMBER`` with OP one of > >= < <= (``where.Condition``: numbers may carry K/M/B/T)."""
         if isinstance(spec, Holdout):
             return spec
-        match = _PATTERN.match(str(spec))
-        if not match:
-            raise BayeslawError(f"cannot read holdout '{short(spec)}'; write it as COLUMN>VALUE, e.g. 'C>1e21'")
-        try:
-            value = float(match.group(3))
-        except ValueError:
-            raise BayeslawError(f"holdout '{spec}': '{match.group(3)}' is not a number") from None
-        if not np.isfinite(value):
-            raise BayeslawError(f"holdout '{spec}': the threshold must be a finite number")
-        return cls(match.group(1), match.group(2), value)
+        condition = Condition.parse(str(spec), "holdout", ops=tuple(_OPS))
+        return cls(condition.column, condition.op, condition.value)
 
     def mask(self, runs: Runs) -> np.ndarray:
         """True for held-out runs; the column may be derived by the law's convention (C = 6 N D)."""
-        values = columns_of(runs)
-        if self.column not in values:
-            raise BayeslawError(f"holdout column '{short(self.column)}' is not among the runs' columns "
-                                f"({', '.join(values)})")
-        return _OPS[self.op](values[self.column], self.value)
+        return Condition(self.column, self.op, self.value).mask(columns_of(runs), "holdout")
 
     def split(self, runs: Runs, min_runs: int, min_heldout: int = 1) -> tuple[Runs, Runs]:
         """Kept and held-out runs; at least ``min_runs`` kept and ``min_heldout`` held out."""

@@ -21,7 +21,7 @@ from bayeslaw.errors import BayeslawError
 from bayeslaw.units import parse_count
 
 OPS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt}
-_CONDITION = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|!=|<|>)\s*(\S+)\s*")
+_CONDITION = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|!=|<|>)\s*([^\s<>=!]+)\s*")
 _WORDS = re.compile(r"\s+(and|or)\s+", re.IGNORECASE)
 
 
