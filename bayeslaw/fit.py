@@ -30,6 +30,7 @@ from bayeslaw.model import (
     model_priors,
     parameters_from_draws,
     predictive_draws,
+    prior_draws,
 )
 from bayeslaw.priors import Prior
 
@@ -133,7 +134,8 @@ def fit(
     ``fixed`` holds published parameters at given values, e.g. ``{"E": 1.69, "A": 406.4}`` (``bayeslaw.fixed``).
     ``likelihood`` on log(target): "student_t" (default), "normal" or "laplace".
     ``sampler``: "nutpie" (default; low-rank mass matrix adaptation) or "pymc" (``pm.sample``).
-    ``target_accept`` defaults to the law's own (0.9 for most laws).
+    ``target_accept`` defaults to the law's own (0.9 for most laws). ``draws`` per chain are kept; a law
+    whose ridges mix slowly on small ladders samples ``law.thin`` times longer and keeps every thin-th draw.
     ``seed``: None draws one; the seed used is recorded (``fit.info["seed"]``) and reproduces the draws.
     ``discrepancy="gp"`` (default) adds a Gaussian process for what the law misses, estimated from the
     residuals after sampling (``bayeslaw.discrepancy``; about a second): predictions, plans and held-out
@@ -162,7 +164,7 @@ def fit(
     seed = check_seed(seed)
     model = build_model(runs, resolved, likelihood, fixing=fixing)
     key = (law.name, tuple((k, str(v)) for k, v in sorted(resolved.items())), likelihood, tuple(fixing.ties))
-    attempt = {"tune": int(tune), "draws": int(draws), "thin": 1, "target_accept": target_accept}
+    attempt = {"tune": int(tune), "draws": int(draws), "thin": law.thin, "target_accept": target_accept}
     attempts = []
     for number in range(2 if retry else 1):
         settings = dict(chains=int(chains), draws=attempt["draws"] * attempt["thin"], tune=attempt["tune"],
@@ -192,12 +194,14 @@ def fit(
                          f"{posterior.sizes['draw']} draws x {len(runs)} runs would take {values * 8 / 1e9:.3g} GB "
                          f"(the limit is {MAX_POINTWISE_VALUES * 8 / 1e9:.3g} GB); PSIS-LOO (compare) needs it: "
                          "fewer draws or runs"]
-    idata = assemble(runs, resolved, likelihood, posterior, stats, diagnostics, info)
+    prior = prior_draws(law, resolved, data_pivots(runs), fixing, PRIOR_DRAWS,
+                        np.random.default_rng([seed, PRIOR_STREAM]))
+    idata = assemble(runs, resolved, likelihood, posterior, stats, diagnostics, info, prior=prior)
     spec = None
     if discrepancy is not None:  # modular: from the residuals of the sampled law (bayeslaw.discrepancy)
         residuals = np.log(runs.target) - median_log_mean(law, idata.posterior, runs.inputs)
         spec = estimate(discrepancy, runs.inputs, residuals, seed=seed)
-        idata.posterior.attrs["discrepancy"] = spec.to_json()
+        attach_discrepancy(idata, spec)
     result = Fit(law, runs, idata, resolved, likelihood, diagnostics, info, spec)
     if not diagnostics.converged:
         warnings.warn(f"the {law.name} fit did not converge{' after a second, longer attempt' if retry else ''}:\n"
@@ -205,7 +209,19 @@ def fit(
     return result
 
 
+def attach_discrepancy(idata: az.InferenceData, spec: Discrepancy) -> None:
+    """Record ``spec`` in ``idata``: as JSON in the posterior's attributes (what is read back) and as the
+    ``discrepancy`` group of its hyperparameter sets (:meth:`Discrepancy.to_dataset`), for ArviZ users."""
+    idata.posterior.attrs["discrepancy"] = spec.to_json()
+    if "discrepancy" in idata.groups():
+        idata.discrepancy = spec.to_dataset()
+    else:
+        idata.add_groups(discrepancy=spec.to_dataset())
+
+
 PREDICTIVE_STREAM = 7  # the posterior predictive's random stream, apart from the sampler's and the discrepancy's
+PRIOR_STREAM = 11  # the prior group's random stream
+PRIOR_DRAWS = 500  # draws in the prior and prior_predictive groups
 MAX_POINTWISE_VALUES = 25_000_000  # chains x draws x runs of the stored pointwise log-likelihood (200 MB)
 BLOCK_VALUES = 2_000_000  # draws x runs evaluated at once when computing per-run quantities (16 MB a block)
 MEDIAN_DRAWS = 4000  # the median over draws of the law at each run uses at most this many draws
@@ -233,17 +249,19 @@ def median_log_mean(law: Law, posterior: xr.Dataset, inputs: Mapping[str, np.nda
     return out
 
 
-RETRY_LENGTH = 4  # the second attempt's chains are this many times longer, thinned back to ``draws``
+RETRY_LENGTH = 4  # the second attempt's chains are this many times ``draws`` (thinned back to ``draws``)
 
 
 def second_attempt(first: Mapping[str, Any], diagnostics: Diagnostics) -> dict[str, Any]:
-    """Settings of the second attempt after ``diagnostics`` failed: tuning and chains ``RETRY_LENGTH`` times
-    longer (tuning at least 250 steps a chain before that), kept draws thinned back to the same number, and
-    half the distance of target_accept to 1 (0.9 -> 0.95): smaller steps for the curvature that made the
-    first one fail. Always 4x: a length chosen from the first attempt's ESS was measured and failed, as
-    that ESS is itself unreliable on the hard posteriors that need a second attempt (real Chinchilla runs
-    below 1e19, seed 2: tail ESS 588 and R-hat 1.011 at first, 309 after 2x; 4x converged on all 4 seeds)."""
-    return {"tune": RETRY_LENGTH * max(int(first["tune"]), 250), "draws": int(first["draws"]), "thin": RETRY_LENGTH,
+    """Settings of the second attempt after ``diagnostics`` failed: tuning ``RETRY_LENGTH`` times longer
+    (at least 250 steps a chain before that), chains of ``RETRY_LENGTH`` times ``draws`` and at least twice
+    the first attempt's (a law's ``thin``), kept draws thinned back to the same number, and half the distance
+    of target_accept to 1 (0.9 -> 0.95): smaller steps for the curvature that made the first one fail.
+    Always 4x: a length chosen from the first attempt's ESS was measured and failed, as that ESS is itself
+    unreliable on the hard posteriors that need a second attempt (real Chinchilla runs below 1e19, seed 2:
+    tail ESS 588 and R-hat 1.011 at first, 309 after 2x; 4x converged on all 4 seeds)."""
+    return {"tune": RETRY_LENGTH * max(int(first["tune"]), 250), "draws": int(first["draws"]),
+            "thin": max(RETRY_LENGTH, 2 * int(first.get("thin", 1))),
             "target_accept": max(first["target_accept"], 1.0 - (1.0 - first["target_accept"]) / 2)}
 
 
@@ -283,10 +301,13 @@ def complete_posterior(law: Law, posterior: xr.Dataset, pivots: Mapping[str, flo
 
 
 def assemble(runs: Runs, priors: Mapping[str, Prior], likelihood: str, posterior: xr.Dataset,
-             stats: xr.Dataset, diagnostics: Diagnostics, info: Mapping[str, Any]) -> az.InferenceData:
+             stats: xr.Dataset, diagnostics: Diagnostics, info: Mapping[str, Any],
+             prior: xr.Dataset | None = None) -> az.InferenceData:
     """An InferenceData with posterior, log_likelihood, posterior_predictive (one replicate of the observed
     log target per draw and run, seeded from the fit's seed on a stream of its own), observed_data,
-    constant_data and sample_stats. The pointwise groups are left out beyond ``MAX_POINTWISE_VALUES``."""
+    constant_data and sample_stats; with ``prior`` (draws from the priors, :func:`bayeslaw.model.prior_draws`)
+    also prior and prior_predictive, for prior-versus-posterior checks (``az.plot_dist_comparison``,
+    ``az.plot_ppc(group="prior")``). The pointwise groups are left out beyond ``MAX_POINTWISE_VALUES``."""
     from bayeslaw import __version__
 
     law = runs.law
@@ -322,6 +343,14 @@ def assemble(runs: Runs, priors: Mapping[str, Prior], likelihood: str, posterior
     if stored:
         groups["log_likelihood"] = xr.Dataset({obs_name: loglik})
         groups["posterior_predictive"] = xr.Dataset({obs_name: replicates})
+    if prior is not None:
+        with np.errstate(all="ignore"):  # a prior draw may put the law far outside float range: kept as inf
+            groups["prior"] = complete_posterior(law, prior, pivots)
+            if n_samples(prior) * len(runs) <= MAX_POINTWISE_VALUES:
+                rng = np.random.default_rng([int(info.get("seed") or 0), PRIOR_STREAM, 1])
+                groups["prior_predictive"] = xr.Dataset({obs_name: xr.concat(
+                    [predictive_draws(law, likelihood, groups["prior"], {k: v[b] for k, v in inputs.items()}, rng)
+                     for b in run_blocks(len(runs), n_samples(prior))], dim="run")})
     import arviz as az
 
     return az.InferenceData(**groups, sample_stats=stats, observed_data=xr.Dataset({obs_name: log_target}),
@@ -398,6 +427,8 @@ def load(path: str | os.PathLike, law: Law | str | None = None) -> Fit:
     diagnostics = read("diagnostics", lambda v: Diagnostics.from_dict(_json_object(v)))
     info = read("info", _info)
     spec = read("discrepancy", lambda v: _discrepancy(v, current))
+    if spec is not None:  # the group is a view of the attribute: made again from it (fits saved before it lack it)
+        attach_discrepancy(idata, spec)
     return Fit(current, runs, idata, priors, likelihood, diagnostics, info, spec)
 
 

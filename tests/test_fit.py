@@ -168,3 +168,20 @@ def test_bad_fit_arguments_are_refused_before_sampling(kwargs, message):
     runs = synthetic_runs(LAWS["power-N"], 20, noise=0.02, seed=1)
     with pytest.raises(BayeslawError, match=message):
         bl.fit("power-N", runs, **kwargs)
+
+
+def test_a_slowly_mixing_law_samples_longer_and_keeps_draws(monkeypatch):
+    """A law with ``thin`` k samples k times the draws and keeps every k-th; its second attempt is at least
+    twice as long as its first (RETRY_LENGTH for the others)."""
+    import dataclasses
+
+    from bayeslaw.fit import RETRY_LENGTH, second_attempt
+    from bayeslaw.laws import get_law
+
+    assert get_law("abnar").thin == 2 and get_law("quokka-dc").thin == 2 and get_law("chinchilla").thin == 1
+    law = dataclasses.replace(get_law("power-N"), thin=3)
+    result = bl.fit(law, synthetic_runs(get_law("power-N"), 20, seed=1), seed=0, chains=2, draws=50, tune=50,
+                    retry=False, discrepancy=None)
+    assert result.posterior.sizes["draw"] == 50 and result.info["attempts"][0]["thin"] == 3
+    assert second_attempt({"tune": 500, "draws": 1000, "thin": 1, "target_accept": 0.9}, None)["thin"] == RETRY_LENGTH
+    assert second_attempt({"tune": 500, "draws": 1000, "thin": 3, "target_accept": 0.9}, None)["thin"] == 6

@@ -219,6 +219,8 @@ BROKEN = [
                                      CHINCHILLA.coordinates.from_params, CHINCHILLA.coordinates.initial)),
      "coordinates' to_params gives"),
     (_broken(target_accept=1.0), "target_accept must lie in (0, 1)"),
+    (_broken(thin=0), "thin must be a whole number >= 1"),
+    (_broken(thin=1.5), "thin must be a whole number >= 1"),
 ]
 
 

@@ -102,6 +102,9 @@ class Law:
     compute_factor: float | None = 6.0
     optimum: Callable[[Params, Any, float, ModuleType], tuple[Any, Any]] | None = None
     target_accept: float = 0.9  # NUTS step-size target; raised for laws with funnel-like posteriors
+    # the first attempt's chains are this many times longer, thinned back to ``draws``: laws whose ridges leave
+    # about 0.1 effective draws per draw on small ladders (bayeslaw.fit.first_attempt)
+    thin: int = 1
     coordinates: Coordinates | None = None  # where NUTS samples, when not the parameters themselves
     # published name -> (law parameter, f(value, params, pivots, xp)): that parameter when the published
     # one is fixed and the others are not (bayeslaw.fixed)
@@ -189,6 +192,8 @@ def check_contract(law: Law) -> None:
         raise fail(f"sampling coordinate names must be distinct, got {law.coordinates.names}")
     if not 0 < law.target_accept < 1:
         raise fail(f"target_accept must lie in (0, 1), got {law.target_accept}")
+    if isinstance(law.thin, bool) or not isinstance(law.thin, int) or law.thin < 1:
+        raise fail(f"thin must be a whole number >= 1, got {law.thin!r}")
     if law.presets and set(law.input_ranges) == set(law.inputs):
         _check_maps(law, fail)
 
