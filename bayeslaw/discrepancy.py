@@ -300,6 +300,22 @@ class Discrepancy:
         if self.cap < 0 or not 0 <= self.capped <= self.n_runs:
             raise ValueError("cap must be >= 0 and capped between 0 and n_runs")
 
+    def to_dataset(self) -> Any:
+        """The hyperparameter sets as ArviZ-style variables along ``hyperset`` (weight, eta, ell per coordinate,
+        nugget, trend) with the coordinates' centre and half-width: a view of the stored JSON, which stays the
+        source of truth (an ``xarray.Dataset``)."""
+        import xarray as xr
+
+        sets = self.hyperparameters()
+        hyper = {"hyperset": np.arange(len(sets)), "coordinate": list(self.coordinates)}
+        return xr.Dataset(
+            {"weight": ("hyperset", [s[0] for s in sets]), "eta": ("hyperset", [s[1] for s in sets]),
+             "ell": (("hyperset", "coordinate"), [list(s[2]) for s in sets]),
+             "nugget": ("hyperset", [s[3] for s in sets]), "trend": ("hyperset", [s[4] for s in sets]),
+             "centre": ("coordinate", list(self.centre)), "halfwidth": ("coordinate", list(self.halfwidth))},
+            coords=hyper, attrs={"kind": self.kind, "covariance": self.covariance, "trend_axis": self.trend_axis,
+                                 "transform": self.transform, "ess": self.ess})
+
     def hyperparameters(self) -> tuple[HyperSet, ...]:
         """(weight, eta, ells, nugget, trend) of each hyperparameter set; the mode alone when there are no draws."""
         return self.draws or ((1.0, self.eta, self.ells, self.nugget, self.trend),)

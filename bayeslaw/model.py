@@ -104,6 +104,16 @@ def parameters_from_draws(law: Law, priors: Mapping[str, Prior], posterior, pivo
     return posterior[[*law.params, *(name for name in posterior.data_vars if name not in law.params)]]
 
 
+def prior_draws(law: Law, priors: Mapping[str, Prior], pivots: Mapping[str, float], fixing: Fixing | None,
+                draws: int, rng: np.random.Generator) -> xr.Dataset:
+    """``draws`` independent draws (one chain) of the law's parameters and the noise from their priors, as the
+    sampler's posterior would hold them: fixed values as constants and tied parameters computed."""
+    values = {name: xr.DataArray(prior.sample(rng, (1, draws)), dims=("chain", "draw"))
+              for name, prior in priors.items()}
+    return parameters_from_draws(law, priors, xr.Dataset(values).assign_coords(chain=[0], draw=np.arange(draws)),
+                                 pivots, fixing)
+
+
 def build_model(runs: Runs, priors: Mapping[str, Prior], likelihood: str = "student_t",
                 reparameterise: bool = True, fixing: Fixing | None = None) -> pm.Model:
     """The PyMC model of ``runs.law`` on ``runs``, with published parameters as Deterministics.

@@ -180,13 +180,11 @@ class Prior:
         """True when the prior has a density on the whole of ``support`` (no bounds inside it, not Fixed)."""
         return self.dist != "Fixed" and self.bounds == SUPPORT_BOUNDS[support]
 
-    def interval(self, mass: float = 0.95) -> tuple[float, float]:
-        """The central interval holding ``mass`` of the prior; from 0 for HalfNormal, HalfStudentT, Exponential."""
-        from scipy import stats  # only when a description is asked for
+    def frozen(self):
+        """The prior as a frozen ``scipy.stats`` distribution (HalfStudentT as the t it folds; not Fixed)."""
+        from scipy import stats  # only when a description or draws are asked for
 
         k = self.kwargs
-        lower = self.dist in _FROM_ZERO
-        q = (0.0, mass) if lower else ((1 - mass) / 2, (1 + mass) / 2)
         dist = {
             "Normal": lambda: stats.norm(k["mu"], k["sigma"]),
             "StudentT": lambda: stats.t(k["nu"], k["mu"], k["sigma"]),
@@ -199,16 +197,31 @@ class Prior:
             "Uniform": lambda: stats.uniform(k["lower"], k["upper"] - k["lower"]),
         }
         if self.dist == "Fixed":
-            return k["value"], k["value"]
+            raise PriorError("a Fixed prior is a value, not a distribution")
         if self.dist == "TruncatedNormal":
             lo, hi = self.bounds
             mu, sigma = k["mu"], k["sigma"]
-            frozen = stats.truncnorm((lo - mu) / sigma, (hi - mu) / sigma, mu, sigma)
-        else:
-            frozen = dist[self.dist]()
+            return stats.truncnorm((lo - mu) / sigma, (hi - mu) / sigma, mu, sigma)
+        return dist[self.dist]()
+
+    def interval(self, mass: float = 0.95) -> tuple[float, float]:
+        """The central interval holding ``mass`` of the prior; from 0 for HalfNormal, HalfStudentT, Exponential."""
+        if self.dist == "Fixed":
+            return self.kwargs["value"], self.kwargs["value"]
+        frozen = self.frozen()
         if self.dist == "HalfStudentT":  # |t|: the mass-quantile of |t| is the (1 + mass) / 2 quantile of t
             return 0.0, float(frozen.ppf((1 + mass) / 2))
+        q = (0.0, mass) if self.dist in _FROM_ZERO else ((1 - mass) / 2, (1 + mass) / 2)
         return float(frozen.ppf(q[0])), float(frozen.ppf(q[1]))
+
+    def sample(self, rng, size: int | tuple[int, ...]):
+        """``size`` independent draws from the prior (numpy; a Fixed prior repeats its value)."""
+        import numpy as np
+
+        if self.dist == "Fixed":
+            return np.full(size, float(self.kwargs["value"]))
+        draws = self.frozen().rvs(size=size, random_state=rng)
+        return np.abs(draws) if self.dist == "HalfStudentT" else np.asarray(draws, dtype=float)
 
     def describe(self, log_of: str = "") -> str:
         """The prior in words: the distribution and its 95% range (e.g. for a parameter's documentation).

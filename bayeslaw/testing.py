@@ -95,8 +95,8 @@ def fake_fit(law: Law | str = "chinchilla", sizes: int = 4, chains: int = 2, dra
     from bayeslaw.data import load_runs
     from bayeslaw.diagnostics import diagnose
     from bayeslaw.discrepancy import estimate
-    from bayeslaw.fit import Fit, assemble, median_log_mean
-    from bayeslaw.model import data_pivots, model_priors
+    from bayeslaw.fit import PRIOR_DRAWS, PRIOR_STREAM, Fit, assemble, attach_discrepancy, median_log_mean
+    from bayeslaw.model import data_pivots, model_priors, prior_draws
     from bayeslaw.synthetic import ladder
 
     law = get_law(law)
@@ -121,10 +121,12 @@ def fake_fit(law: Law | str = "chinchilla", sizes: int = 4, chains: int = 2, dra
     info = {"seed": seed, "sampler": "nutpie", "tune": 0, "target_accept": 0.9, "retry": False,
             "compile_seconds": 0.0, "sample_seconds": 0.0, "attempts": [], "fixed": {}, "prior_from": None,
             "priors_given": {}}
-    idata = assemble(loaded, priors, "student_t", posterior, stats, diagnostics, info)
+    prior = prior_draws(law, priors, data_pivots(loaded), None, PRIOR_DRAWS,
+                        np.random.default_rng([seed, PRIOR_STREAM]))
+    idata = assemble(loaded, priors, "student_t", posterior, stats, diagnostics, info, prior=prior)
     spec = None
     if discrepancy:
         residuals = np.log(loaded.target) - median_log_mean(law, idata.posterior, loaded.inputs)
         spec = estimate("gp", loaded.inputs, residuals, seed=seed)
-        idata.posterior.attrs["discrepancy"] = spec.to_json()
+        attach_discrepancy(idata, spec)
     return Fit(law, loaded, idata, priors, "student_t", diagnostics, info, spec)

@@ -30,3 +30,45 @@ def test_the_posterior_predictive_replicates_the_observed_log_target(tmp_path):
 
     axes = az.plot_ppc(loaded.idata, num_pp_samples=20)
     assert np.size(axes) == 1
+
+
+def test_the_prior_group_holds_draws_from_the_priors(tmp_path):
+    """prior: independent draws of every sampled parameter from its prior (checked against the prior's own
+    quantiles), published parameters computed from them; prior_predictive beside it; both saved and seeded."""
+    fit = fake_fit("chinchilla", sizes=5, discrepancy=False)
+    idata = fit.idata
+    assert {"prior", "prior_predictive"} <= set(idata.groups())
+    prior = idata.prior
+    assert set(fit.law.published) <= set(prior.data_vars) and prior.sizes["draw"] == 500
+    for name, spec in fit.priors.items():
+        draws = prior[name].values.ravel()
+        lo, hi = spec.interval(0.9)
+        inside = np.mean((draws >= lo) & (draws <= hi))
+        assert abs(inside - 0.9) < 4 * np.sqrt(0.9 * 0.1 / draws.size), (name, inside)
+    # seeded: the same fit draws the same prior
+    assert np.array_equal(fake_fit("chinchilla", sizes=5, discrepancy=False).idata.prior["E"].values,
+                          prior["E"].values)
+    assert idata.prior_predictive["log_loss"].sizes == {"chain": 1, "draw": 500, "run": len(fit.runs)}
+    loaded = bl.load(fit.save(tmp_path / "fit.nc"))
+    assert np.array_equal(loaded.idata.prior["alpha"].values, prior["alpha"].values)
+    import arviz as az
+
+    axes = az.plot_dist_comparison(loaded.idata, var_names=["alpha"])
+    assert np.size(axes) >= 3  # prior, posterior and both together
+
+
+def test_the_discrepancy_hyperparameters_are_an_arviz_group(tmp_path):
+    """The GP's weighted hyperparameter sets as variables along ``hyperset``, equal to the stored JSON's, also
+    after saving and loading, and made again for a fit saved before the group existed."""
+    from pathlib import Path
+
+    fit = fake_fit("chinchilla", sizes=5)
+    group = fit.idata.discrepancy
+    sets = fit.discrepancy.hyperparameters()
+    assert group.sizes["hyperset"] == len(sets) and list(group.coordinate.values) == list(fit.discrepancy.coordinates)
+    assert np.allclose(group["weight"], [s[0] for s in sets]) and np.allclose(group["trend"], [s[4] for s in sets])
+    assert np.allclose(group["ell"].values, [s[2] for s in sets])
+    loaded = bl.load(fit.save(tmp_path / "fit.nc"))
+    assert np.array_equal(loaded.idata.discrepancy["eta"].values, group["eta"].values)
+    old = bl.load(Path(__file__).parent / "fixtures" / "fit_before_trend.nc")
+    assert "discrepancy" in old.idata.groups() and float(old.idata.discrepancy["trend"].max()) == 0.0
