@@ -256,7 +256,8 @@ def _number_hint(example: Any) -> str:
     return ""
 
 
-def _numeric(frame: pd.DataFrame, src: str, canonical: str, line_offset: int, counts: bool = False) -> np.ndarray:
+def _numeric(frame: pd.DataFrame, src: str, canonical: str, file_lines: np.ndarray | None,
+             counts: bool = False) -> np.ndarray:
     """The column as floats; with ``counts`` also '2.8B' / '1.4T' (K, M, B, T: ``bayeslaw.units``)."""
     raw = frame[src]
     values = pd.to_numeric(raw, errors="coerce")
@@ -266,13 +267,13 @@ def _numeric(frame: pd.DataFrame, src: str, canonical: str, line_offset: int, co
     if bad.any():
         example = raw[bad].iloc[0]
         suffixes = " (or counts like 2.8B, 1.4T)" if counts else ""
-        raise DataError(f"column '{src}' ({canonical}): {_rows(bad.to_numpy(), line_offset)} not numeric "
+        raise DataError(f"column '{src}' ({canonical}): {_rows(bad.to_numpy(), file_lines)} not numeric "
                         f"(e.g. {example!r}){_number_hint(example)}; give numbers{suffixes} in "
                         f"{UNITS.get(canonical, 'the stated unit')}")
     arr = values.to_numpy(dtype=float)
     missing = ~np.isfinite(arr)
     if missing.any():
-        raise DataError(f"column '{src}' ({canonical}): {_rows(missing, line_offset)} missing, NaN or "
+        raise DataError(f"column '{src}' ({canonical}): {_rows(missing, file_lines)} missing, NaN or "
                         "infinite; every run needs a finite value")
     return arr
 
@@ -352,7 +353,7 @@ def load_runs(
     law = get_law(law)
     if isinstance(source, Runs):
         source = source.frame
-    frame, line_offset = read_table(source)
+    frame, file_lines = read_table(source)
     columns = dict(columns or {})
     wanted, extra = readable_columns(law)
     check_column_names(law, columns)
@@ -369,7 +370,7 @@ def load_runs(
         if name not in values and name in ambiguous:
             raise DataError(ambiguous[name])
         if name not in values and name in mapped:
-            values[name] = _numeric(frame, mapped[name], name, line_offset, counts=name != law.target)
+            values[name] = _numeric(frame, mapped[name], name, file_lines, counts=name != law.target)
         return name in values
 
     derived: dict[str, str] = {}
@@ -381,13 +382,13 @@ def load_runs(
             values["M"] = model_scale(values["n_layer"], values["d_model"], values["l_seq"])
             derived["M"] = "72 n_layer d_model^2 + 12 n_layer d_model l_seq (DeepSeek eq 2)"
         if all(have(n) for n in needs):
-            _check_ranges(values, needs, mapped, line_offset)
+            _check_ranges(values, needs, mapped, file_lines)
             with np.errstate(over="ignore", under="ignore"):
                 values[col] = rule(values)
             bad = ~np.isfinite(values[col]) | (values[col] <= 0)
             if bad.any():
                 sources = " and ".join(f"'{mapped.get(n, n)}' ({n})" for n in needs)
-                raise DataError(f"{col} derived as {text} from {sources}: {_rows(bad, line_offset, ('give', 'gives'))} "
+                raise DataError(f"{col} derived as {text} from {sources}: {_rows(bad, file_lines, ('give', 'gives'))} "
                                 f"a {col} that is not a finite number > 0; check the units of those columns")
             derived[col] = text
 
@@ -398,7 +399,7 @@ def load_runs(
         raise DataError(f"missing column(s) for law '{law.name}': {', '.join(missing)}; "
                         f"the table has {', '.join(map(str, frame.columns))}. Expected {hints}. "
                         "Map other names with columns={...} (CLI: --column NAME=COLUMN)" + _reader_hint(frame.columns))
-    _check_ranges(values, wanted, mapped, line_offset)
+    _check_ranges(values, wanted, mapped, file_lines)
     n_params = n_parameters(law, likelihood)  # the law's and the likelihood's noise parameters (sigma[, nu])
     if len(frame) < n_params:
         raise DataError(f"{len(frame)} runs are fewer than the {n_params} parameters of law '{law.name}' "
@@ -410,7 +411,8 @@ def load_runs(
     return Runs(out, law, {c: mapped[c] for c in wanted if c in mapped}, derived, recognise(frame.columns) or "")
 
 
-def _check_ranges(values: Mapping[str, np.ndarray], names, mapped: Mapping[str, str], line_offset) -> None:
+def _check_ranges(values: Mapping[str, np.ndarray], names, mapped: Mapping[str, str],
+                  file_lines: np.ndarray | None) -> None:
     """Each named input within its valid range: > 0, or its own rule (sparsity in [0, 1), experts >= 1)."""
     for name in names:
         src = mapped.get(name, name)
@@ -418,9 +420,9 @@ def _check_ranges(values: Mapping[str, np.ndarray], names, mapped: Mapping[str, 
             check, rule = RANGE_RULES[name]
             bad = ~check(values[name])
             if bad.any():
-                raise DataError(f"column '{src}' ({name}): {_rows(bad, line_offset)} out of range; {name} {rule}")
+                raise DataError(f"column '{src}' ({name}): {_rows(bad, file_lines)} out of range; {name} {rule}")
             continue
         bad = ~(values[name] > 0)
         if bad.any():
-            raise DataError(f"column '{src}' ({name}): {_rows(bad, line_offset)} zero or negative; "
+            raise DataError(f"column '{src}' ({name}): {_rows(bad, file_lines)} zero or negative; "
                             f"{name} must be > 0 (the law takes logs and powers of it)")
