@@ -79,19 +79,34 @@ class Sets:
         self.eta2 = np.array([eta ** 2 for _, eta, _, _, _, _ in parts])
         self.tau2 = np.array([trend ** 2 for _, _, _, trend, _, _ in parts])
         self.ells = np.array([np.asarray(ells, dtype=float) for _, _, ells, _, _, _ in parts]).reshape(len(parts), -1)
-        self.trended = [trend > 0 for _, _, _, trend, _, _ in parts]
-        counts = [len(draws) for draws, *_ in parts]
-        self.n_draws = sum(counts)
-        self.offsets = np.concatenate([[0], np.cumsum(counts)])
+        self.trended = np.flatnonzero([trend > 0 for _, _, _, trend, _, _ in parts])
+        counts = np.array([len(draws) for draws, *_ in parts])
+        self.n_draws = int(counts.sum())
+        # sets with as many draws form a group, whose products with alpha and W are one stacked matmul; the draws
+        # are ordered by group, then set ("set order"), so each group's means fill adjacent columns
+        self.groups: list[tuple[np.ndarray, np.ndarray, np.ndarray, int, int]] = []
         self.owner = np.empty(self.n_draws, dtype=int)  # each draw's set
-        self.position = np.empty(self.n_draws, dtype=int)  # each draw's column when the draws are ordered by set
-        for h, (draws, *_) in enumerate(parts):
-            self.owner[draws] = h
-            self.position[draws] = np.arange(self.offsets[h], self.offsets[h + 1])
+        self.position = np.empty(self.n_draws, dtype=int)  # each draw's column in set order
+        self.columns = np.empty(len(parts), dtype=int)  # each set's number of columns, in set order
+        start = 0
+        for count in sorted(set(counts.tolist()), reverse=True):
+            members = np.flatnonzero(counts == count)
+            for i, h in enumerate(members):
+                draws = parts[h][0]
+                self.owner[draws] = h
+                self.position[draws] = start + i * count + np.arange(count)
+            alpha, whiten = (np.stack([parts[h][i].T for h in members]).transpose(0, 2, 1) for i in (4, 5))
+            self.groups.append((members, alpha, whiten, start, start + count * len(members)))  # slices in the
+            # memory order of the factors (Fortran), so each product is the per-set one
+            start += count * len(members)
+        self.set_order = np.concatenate([g[0] for g in self.groups])
+        self.set_counts = counts[self.set_order]
+        self.order = np.argsort(self.position)  # the draws in set order
         self._fast: list[tuple] | None = None
 
-    def shared(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and variance (q, S) at points x (q, d) shared by every draw (variance before clipping at 0)."""
+    def by_set(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean (q, S) with the draws in set order and each set's variance (q, sets), before clipping at 0, at
+        points x (q, d) shared by every draw."""
         n, sets = len(self.z), len(self.parts)
         mean, var = np.empty((len(x), self.n_draws)), np.empty((len(x), sets))
         step = max(1, SHARED_FLOATS // max(n * sets, 1))
@@ -105,15 +120,34 @@ class Sets:
             for i in range(x.shape[1]):  # left to right, as numpy sums fewer than 8 terms: the same bits
                 scaled = scaled + ((block[:, None, i] - self.z[:, i]) / self.ells[:, i, None, None]) ** 2
             k = self.eta2[:, None, None] * correlation(self.covariance, scaled)[0]  # (sets, q, n)
-            for h, (_, _, _, _, alpha, whiten) in enumerate(self.parts):
-                kh = k[h] + self.tau2[h] * outer if self.trended[h] else k[h]
-                mean[rows, self.offsets[h]:self.offsets[h + 1]] = kh @ alpha
-                var[rows, h] = self.eta2[h] + self.tau2[h] * prior - np.sum((whiten @ kh.T) ** 2, axis=0)
-        return mean[:, self.position], var[:, self.owner]
+            if len(self.trended) == sets:
+                k += self.tau2[:, None, None] * outer
+            elif len(self.trended):
+                k[self.trended] = k[self.trended] + self.tau2[self.trended, None, None] * outer
+            for members, alpha, whiten, first, last in self.groups:
+                km = k[members]
+                mean[rows, first:last] = np.matmul(km, alpha).transpose(1, 0, 2).reshape(len(block), -1)
+                spread = np.sum(np.matmul(whiten, km.transpose(0, 2, 1)) ** 2, axis=1)  # (sets, q)
+                var[rows, members] = (self.eta2[members, None] + self.tau2[members, None] * prior - spread).T
+        return mean, var
 
-    def _per_draw_arrays(self) -> list[tuple]:
-        """Per set, for ``per_draw``: the runs' augmented coordinates, alpha^T, W (Fortran order), W T, T^T alpha,
-        (W T)^T (W T)."""
+    def shared(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance (q, S) at points x (q, d) shared by every draw (variance before clipping at 0)."""
+        mean, var = self.by_set(x)
+        return np.take(mean, self.position, axis=1), np.take(var, self.owner, axis=1)
+
+    def shared_draw(self, x: np.ndarray, xi: np.ndarray) -> np.ndarray:
+        """mean + sqrt(var) xi (q, S) at points x (q, d) shared by every draw, xi (S,): the square roots taken once
+        per set, the draws put back in their order once."""
+        mean, var = self.by_set(x)
+        spread = np.repeat(np.sqrt(np.maximum(var[:, self.set_order], 0.0)), self.set_counts, axis=1)
+        spread *= xi[self.order]
+        spread += mean
+        return np.take(spread, self.position, axis=1)
+
+    def _per_draw_arrays(self) -> list[tuple[np.ndarray, ...]]:
+        """Per set, for ``per_draw``: the runs' augmented coordinates (z', 1, -|z'|^2 / 2), alpha^T, W (Fortran
+        order, for the triangular product), W T, T^T alpha and (W T)^T (W T)."""
         if self._fast is None:
             self._fast = []
             for h, (_, _, _, _, alpha, whiten) in enumerate(self.parts):
@@ -124,43 +158,46 @@ class Sets:
                                    self.basis.T @ alpha, wt.T @ wt))
         return self._fast
 
-    def _cross(self, h: int, x: np.ndarray, columns: np.ndarray) -> np.ndarray:
-        """eta^2 R(x - Z; ell) of set h at points x (q, d), by the expanded square: (q, n)."""
-        xs = x / self.ells[h]
-        half = -0.5 * np.sum(xs ** 2, axis=1)
-        if self.covariance == "se":
-            rows = np.column_stack([xs, half + np.log(self.eta2[h]), np.ones(len(xs))])
-            return np.exp(rows @ columns.T)
-        rows = np.column_stack([xs, half, np.ones(len(xs))])
-        scaled = np.maximum(-2.0 * (rows @ columns.T), 0.0)
-        return self.eta2[h] * correlation(self.covariance, scaled)[0]
-
     def per_draw(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance (L, S) at points x (L, S, d), one per draw on the second axis (variance before
         clipping at 0)."""
         from scipy.linalg import blas
 
-        lead, n_draws, d = x.shape
-        mean, var = np.empty((lead, n_draws)), np.empty((lead, n_draws))
-        m = self.basis.shape[1]
-        for h, (columns, alpha_t, lower, wt, basis_alpha, gram) in enumerate(self._per_draw_arrays()):
-            draws = self.parts[h][0]
-            points = x[:, draws, :]
-            step = max(1, ROWS // len(draws))
+        lead, _, d = x.shape
+        se = self.covariance == "se"
+        x = x[:, self.order, :]  # set order: each set's draws in adjacent columns
+        column_set = np.repeat(self.set_order, self.set_counts)
+        rows = np.empty((lead, self.n_draws, d + 2))  # (x', -|x'|^2 / 2 [+ log eta^2], 1), x' = x / ell
+        np.divide(x, self.ells[column_set], out=rows[..., :d])
+        rows[..., d] = -0.5 * sum(rows[..., i] ** 2 for i in range(d))
+        if se:
+            rows[..., d] += np.log(self.eta2[column_set])
+        rows[..., d + 1] = 1.0
+        t = self.trend_basis(x)
+        m = t.shape[-1]
+        mean, var = np.empty((lead, self.n_draws)), np.empty((lead, self.n_draws))
+        fast = self._per_draw_arrays()
+        first = 0
+        for h, count in zip(self.set_order, self.set_counts, strict=True):
+            columns, alpha_t, lower, wt, basis_alpha, gram = fast[h]
+            draws = slice(first, first + count)
+            first += count
+            step = max(1, ROWS // count)
             for start in range(0, lead, step):
-                block = points[start:start + step]
-                flat = block.reshape(-1, d)
-                k = self._cross(h, flat, columns)  # (q, n)
-                mu = np.einsum("lsn,sn->ls", k.reshape(*block.shape[:2], -1), alpha_t)
-                u = blas.dtrmm(1.0, lower, k.T, lower=1, overwrite_b=1).T  # rows W k(x, Z)
+                block = (slice(start, start + step), draws)
+                shape = mean[block].shape
+                half = rows[block].reshape(-1, d + 2) @ columns.T  # -|x' - z'|^2 / 2 [+ log eta^2]: (q, n)
+                if se:
+                    k = np.exp(half, out=half)
+                else:
+                    k = self.eta2[h] * correlation(self.covariance, np.maximum(-2.0 * half, 0.0))[0]
+                mu = np.einsum("lsn,sn->ls", k.reshape(*shape, -1), alpha_t)
+                u = blas.dtrmm(1.0, lower, k.T, lower=1, overwrite_b=1).T  # rows: W R(x - Z) eta^2
                 v = self.eta2[h] - np.einsum("qn,qn->q", u, u)
-                if self.trended[h] and m:
-                    t = self.trend_basis(flat)
-                    tau2 = self.tau2[h]
-                    mu = mu + tau2 * np.einsum("lsm,ms->ls", t.reshape(*block.shape[:2], m), basis_alpha)
-                    v = v + tau2 * np.sum(t ** 2, axis=1) - 2 * tau2 * np.sum((u @ wt) * t, axis=1) \
-                        - tau2 ** 2 * np.sum((t @ gram) * t, axis=1)
-                rows = slice(start, start + len(block))
-                mean[rows, draws] = mu
-                var[rows, draws] = v.reshape(block.shape[:2])
-        return mean, var
+                if self.tau2[h] > 0 and m:  # the trend's tau^2 t(x) T^T, expanded in its m columns
+                    tau2, tb = self.tau2[h], t[block].reshape(-1, m)
+                    mu += tau2 * np.einsum("lsm,ms->ls", tb.reshape(*shape, m), basis_alpha)
+                    v += tau2 * (np.sum(tb ** 2, axis=1) - 2 * np.sum((u @ wt) * tb, axis=1)
+                                 - tau2 * np.sum((tb @ gram) * tb, axis=1))
+                mean[block], var[block] = mu, v.reshape(shape)
+        return np.take(mean, self.position, axis=1), np.take(var, self.position, axis=1)

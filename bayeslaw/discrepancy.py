@@ -643,19 +643,32 @@ class Conditional:
                 self.parts.append((draws, eta, ells, trend, alpha, whiten))
         self.sets = Sets(self.parts, z, spec.trend_basis(z), spec.covariance, spec.trend_basis)
 
-    def evaluate(self, values: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        """Conditional mean and variance of delta, both (..., S), at points broadcast to (..., S or 1): points
-        shared by the draws (last axis 1) or one per draw (last axis S)."""
+    def _points(self, values: Mapping[str, Any]) -> tuple[np.ndarray, bool, tuple[int, ...]]:
+        """Standardised points, flattened to (q, d) when the draws share them or (L, S, d) with one per draw; whether
+        one per draw; the shape of the result."""
         z = self.spec.standardise(values)
         shape = z.shape[:-1]
         per_draw = bool(shape) and shape[-1] != 1
         if per_draw and shape[-1] != self.n_draws:
             raise BayeslawError(f"points for the discrepancy must have a last axis of 1 or {self.n_draws} (one per "
                                 f"draw), got shape {shape}")
+        flat = z.reshape(-1, self.n_draws, z.shape[-1]) if per_draw else z.reshape(-1, z.shape[-1])
+        return flat, per_draw, (*shape[:-1], self.n_draws)
+
+    def evaluate(self, values: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Conditional mean and variance of delta, both (..., S), at points broadcast to (..., S or 1): points
+        shared by the draws (last axis 1) or one per draw (last axis S)."""
+        points, per_draw, shape = self._points(values)
+        with one_thread():
+            mean, var = self.sets.per_draw(points) if per_draw else self.sets.shared(points)
+        return mean.reshape(shape), np.maximum(var, 0.0).reshape(shape)
+
+    def sample(self, values: Mapping[str, Any], xi: np.ndarray) -> np.ndarray:
+        """mean + sqrt(var) xi at points as for ``evaluate``, with one standard normal xi (S,) per draw: a smooth
+        draw of delta on each posterior draw."""
+        points, per_draw, shape = self._points(values)
         with one_thread():
             if per_draw:
-                mean, var = self.sets.per_draw(z.reshape(-1, self.n_draws, z.shape[-1]))
-            else:
-                mean, var = self.sets.shared(z.reshape(-1, z.shape[-1]))
-        out_shape = (*shape[:-1], self.n_draws)
-        return mean.reshape(out_shape), np.maximum(var, 0.0).reshape(out_shape)
+                mean, var = self.sets.per_draw(points)
+                return (mean + np.sqrt(np.maximum(var, 0.0)) * xi).reshape(shape)
+            return self.sets.shared_draw(points, xi).reshape(shape)

@@ -46,11 +46,18 @@ def reference_evaluate(cond: Conditional, values) -> tuple[np.ndarray, np.ndarra
     return mean, np.maximum(var, 0.0)
 
 
+def reference_sample(cond: Conditional, values, xi: np.ndarray) -> np.ndarray:
+    """A smooth draw of delta from the reference evaluation: mean + sqrt(var) xi."""
+    mean, var = reference_evaluate(cond, values)
+    return mean + np.sqrt(var) * xi
+
+
 @pytest.fixture
 def reference(monkeypatch):
     """Run the library with the reference evaluation in place of the cached one."""
     def use():
         monkeypatch.setattr(Conditional, "evaluate", reference_evaluate)
+        monkeypatch.setattr(Conditional, "sample", reference_sample)
     return use
 
 
@@ -70,10 +77,12 @@ def assert_same_draws(new, old, rtol=1e-10):
 def test_shared_points_are_bit_for_bit_the_reference(chinchilla_post):
     cond = chinchilla_post.conditional
     grid = {"N": np.logspace(6, 13, 300)[:, None], "D": np.logspace(8, 14, 300)[:, None]}  # far beyond the runs too
+    xi = np.random.default_rng(0).standard_normal(cond.n_draws)
     for values in (grid, {"N": 3e9, "D": 6e10}, {"N": np.full((2, 3, 1), 1e10), "D": np.full((2, 3, 1), 1e11)}):
         for new, old in zip(cond.evaluate(values), reference_evaluate(cond, values), strict=True):
             assert new.shape == old.shape
             np.testing.assert_array_equal(new, old)
+        np.testing.assert_array_equal(cond.sample(values, xi), reference_sample(cond, values, xi))
 
 
 def test_one_point_per_draw_matches_the_reference(chinchilla_post):
