@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from bayeslaw import discrepancy
-from bayeslaw._gp import one_thread
 from bayeslaw.discrepancy import Conditional
 from bayeslaw.plan import plan
 from bayeslaw.posterior import as_posterior
@@ -16,27 +15,32 @@ from bayeslaw.predict import predict
 from bayeslaw.risk import decide, min_budget
 from bayeslaw.testing import fake_fit
 
+CHUNK = 20_000  # points per block of the reference evaluation
+
 
 def reference_evaluate(cond: Conditional, values) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance of the conditional, each hyperparameter set on its own with ``Discrepancy.kernel`` and
-    ``prior_variance``: the code this module's evaluation replaced, kept as the definition."""
-    spec = cond.spec
-    z = spec.standardise(values)
+    """Mean and variance of the conditional as ``Conditional.evaluate`` computed them before the caches (commit
+    1d5be54, verbatim but for ``cond`` in place of ``self``): each hyperparameter set on its own with
+    ``Discrepancy.kernel`` and ``prior_variance``, in blocks of 20,000 points. Kept as the definition; the
+    benchmark (benchmarks/bench_plan.py) times it as "before"."""
+    from threadpoolctl import threadpool_limits
+
+    z = cond.spec.standardise(values)
     shape = z.shape[:-1]
     per_draw = bool(shape) and shape[-1] != 1
     out_shape = (*shape[:-1], cond.n_draws)
     mean, var = np.empty(out_shape), np.empty(out_shape)
-    with one_thread():
+    with threadpool_limits(1):
         for draws, eta, ells, trend, alpha, whiten in cond.parts:
             points = z[..., draws, :] if per_draw else z
             flat = points.reshape(-1, z.shape[-1])
-            k = spec.kernel(flat, cond.z, eta, ells, trend)  # (q, n)
-            if per_draw:
-                column = np.tile(np.arange(len(draws)), len(flat) // len(draws))
-                m = np.einsum("qn,nq->q", k, alpha[:, column])
-            else:
-                m = k @ alpha
-            v = spec.prior_variance(flat, eta, trend) - np.sum((whiten @ k.T) ** 2, axis=0)
+            m, v = np.empty(len(flat) if per_draw else (len(flat), len(draws))), np.empty(len(flat))
+            column = np.tile(np.arange(len(draws)), len(flat) // len(draws)) if per_draw else None
+            for start in range(0, len(flat), CHUNK):
+                block = slice(start, start + CHUNK)
+                k = cond.spec.kernel(flat[block], cond.z, eta, ells, trend)  # (q, n)
+                m[block] = np.einsum("qn,nq->q", k, alpha[:, column[block]]) if per_draw else k @ alpha
+                v[block] = cond.spec.prior_variance(flat[block], eta, trend) - np.sum((whiten @ k.T) ** 2, axis=0)
             if per_draw:
                 mean[..., draws] = m.reshape(points.shape[:-1])
                 var[..., draws] = v.reshape(points.shape[:-1])
