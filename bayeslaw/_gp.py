@@ -95,9 +95,11 @@ class Sets:
                 draws = parts[h][0]
                 self.owner[draws] = h
                 self.position[draws] = start + i * count + np.arange(count)
+            # slices in the memory order of the factors (Fortran), so each product is the per-set one
             alpha, whiten = (np.stack([parts[h][i].T for h in members]).transpose(0, 2, 1) for i in (4, 5))
-            self.groups.append((members, alpha, whiten, start, start + count * len(members)))  # slices in the
-            # memory order of the factors (Fortran), so each product is the per-set one
+            self.groups.append((members, alpha, whiten, start, start + count * len(members)))
+            for i, h in enumerate(members):  # the sets keep views of the stacks: the factors are held once
+                self.parts[h] = (*parts[h][:4], alpha[i], whiten[i])
             start += count * len(members)
         self.set_order = np.concatenate([g[0] for g in self.groups])
         self.set_counts = counts[self.set_order]

@@ -642,6 +642,7 @@ class Conditional:
                 whiten = linalg.solve_triangular(chol, np.eye(len(z)), lower=True)    # L^-1
                 self.parts.append((draws, eta, ells, trend, alpha, whiten))
         self.sets = Sets(self.parts, z, spec.trend_basis(z), spec.covariance, spec.trend_basis)
+        self.parts = self.sets.parts  # (draws, eta, ells, trend, alpha, W) of each set, as views of its stacks
 
     def _points(self, values: Mapping[str, Any]) -> tuple[np.ndarray, bool, tuple[int, ...]]:
         """Standardised points, flattened to (q, d) when the draws share them or (L, S, d) with one per draw; whether
