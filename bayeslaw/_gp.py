@@ -10,9 +10,12 @@ Cholesky factor L of K = k(Z, Z) + s^2 I, W = L^-1, and alpha_j = K^-1 r_j for e
 ``Sets`` holds, per set, everything on the right that does not depend on x (W, alpha, the runs' trend basis and
 its products with them), computed once per posterior. Two evaluations:
 
-- ``shared``: points every draw shares (a grid of allocations for ``risk``, predictions at given inputs). The
-  correlations of all sets at once, then per set the products with alpha and W: operation for operation the
-  arithmetic of evaluating one set at a time, so searches over these values give the same numbers bit for bit.
+- ``shared`` and ``shared_draw``: points every draw shares (a grid of allocations for ``risk``, predictions at
+  given inputs). The correlations of all sets at once, then the products with alpha and W of each group of sets
+  with as many draws as one stacked product: operation for operation the arithmetic of evaluating one set at a
+  time, so searches over these values give the same numbers bit for bit. The means are computed with the draws
+  ordered by set and put back in order once; ``shared_draw`` takes the square roots of the variances once per
+  set.
 - ``per_draw``: one point per draw (each draw's own optimum in ``plan``), in blocks of about ``ROWS`` points that
   stay in cache. For the squared exponential the exponent is one matrix product: -|x' - z'|^2 / 2 =
   (x', -|x'|^2 / 2 + log eta^2, 1) . (z', 1, -|z'|^2 / 2) with x' = x / ell (the square expanded; the runs
@@ -28,7 +31,7 @@ from typing import Any
 import numpy as np
 
 KERNELS = ("se", "matern32", "matern52")
-ROWS = 2048  # points per block of the per-draw evaluation: (ROWS x runs) arrays stay in a 2 MB cache
+ROWS = 2048  # points per block of the per-draw evaluation: (ROWS x runs) arrays, 1 MB for 63 runs
 SHARED_FLOATS = 2 ** 21  # sets x points x runs per block of the shared evaluation's correlations
 
 _CONTROLLER: Any = None
@@ -87,7 +90,6 @@ class Sets:
         self.groups: list[tuple[np.ndarray, np.ndarray, np.ndarray, int, int]] = []
         self.owner = np.empty(self.n_draws, dtype=int)  # each draw's set
         self.position = np.empty(self.n_draws, dtype=int)  # each draw's column in set order
-        self.columns = np.empty(len(parts), dtype=int)  # each set's number of columns, in set order
         start = 0
         for count in sorted(set(counts.tolist()), reverse=True):
             members = np.flatnonzero(counts == count)
@@ -96,7 +98,7 @@ class Sets:
                 self.owner[draws] = h
                 self.position[draws] = start + i * count + np.arange(count)
             # slices in the memory order of the factors (Fortran), so each product is the per-set one
-            alpha, whiten = (np.stack([parts[h][i].T for h in members]).transpose(0, 2, 1) for i in (4, 5))
+            alpha, whiten = (np.stack([parts[h][j].T for h in members]).transpose(0, 2, 1) for j in (4, 5))
             self.groups.append((members, alpha, whiten, start, start + count * len(members)))
             for i, h in enumerate(members):  # the sets keep views of the stacks: the factors are held once
                 self.parts[h] = (*parts[h][:4], alpha[i], whiten[i])

@@ -67,9 +67,10 @@ def reference(monkeypatch):
 
 @pytest.fixture(scope="module")
 def chinchilla_post():
-    """A fake fit on a 4-size ladder with its GP discrepancy (hyperparameter draws, a trend): 2 x 500 draws."""
+    """A fake fit on a 4-size ladder with its GP discrepancy (32 hyperparameter sets sharing 1,000 draws, 31 or 32
+    each, so two groups of stacked products; a trend): 2 x 500 draws."""
     post = as_posterior(fake_fit("chinchilla", draws=500, seed=2))
-    assert len(post.conditional.parts) > 4 and post.discrepancy.trend > 0
+    assert len(post.conditional.sets.groups) > 1 and post.discrepancy.trend > 0
     return post
 
 
@@ -98,6 +99,9 @@ def test_one_point_per_draw_matches_the_reference(chinchilla_post):
     scale = float(np.sqrt(ref_var.max()))  # the discrepancy's own scale on log loss
     np.testing.assert_allclose(mean, ref_mean, rtol=1e-10, atol=1e-12 * scale)
     np.testing.assert_allclose(np.sqrt(var), np.sqrt(ref_var), rtol=1e-10, atol=1e-12 * scale)
+    xi = rng.standard_normal(cond.n_draws)
+    np.testing.assert_allclose(cond.sample(values, xi), reference_sample(cond, values, xi), rtol=1e-10,
+                               atol=1e-12 * scale)
     with pytest.raises(discrepancy.BayeslawError, match="last axis of 1 or"):
         cond.evaluate({"N": np.ones((3, 7)), "D": np.ones((3, 7))})
 
