@@ -115,6 +115,7 @@ from typing import Any
 
 import numpy as np
 
+from bayeslaw._gp import KERNELS, Sets, correlation, one_thread
 from bayeslaw.errors import BayeslawError
 from bayeslaw.likelihoods import get_likelihood
 
@@ -125,7 +126,6 @@ NUGGET_SD = 0.1          # s ~ HalfNormal(0.1)
 TREND_RATE = 60.0        # tau ~ Exponential(60): the linear trend's slope per half-width of the trend coordinate
 MAX_ESTIMATE_RUNS = 400  # hyperparameters from a seeded subset of larger tables (O(n^3) per evaluation)
 MAX_CONDITION_RUNS = 1000
-CHUNK = 20_000           # prediction points per block
 START_ELLS = (0.3, 1.0, 3.0)  # starting length scales of the mode search, per coordinate
 PROPOSALS = 400          # importance-sampling proposals for the hyperparameters, per batch
 MIN_ESS_PER_SET = 2.0    # batches are added until the weights' ESS is this many times the sets kept ...
@@ -403,28 +403,7 @@ class Discrepancy:
         return eta ** 2 + trend ** 2 * np.sum(self.trend_basis(a) ** 2, axis=-1)
 
 
-KERNELS = ("se", "matern32", "matern52")
 TREND_AXES = ("compute", "inputs", "none")
-
-
-def correlation(covariance: str, scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The kernel's correlation at squared scaled distance rho^2 = sum_d (dz_d / ell_d)^2, and -2 d corr / d rho^2
-    (so that d corr / d log ell_d = that times (dz_d / ell_d)^2).
-
-        se        exp(-rho^2 / 2)
-        matern32  (1 + sqrt3 rho) exp(-sqrt3 rho)
-        matern52  (1 + sqrt5 rho + 5 rho^2 / 3) exp(-sqrt5 rho)   (Rasmussen & Williams 2006, eqs 4.17)
-    """
-    if covariance == "se":
-        value = np.exp(-0.5 * scaled)
-        return value, value
-    if covariance == "matern32":
-        rho = np.sqrt(3.0 * scaled)
-        decay = np.exp(-rho)
-        return (1.0 + rho) * decay, 3.0 * decay
-    rho = np.sqrt(5.0 * scaled)
-    decay = np.exp(-rho)
-    return (1.0 + rho + rho ** 2 / 3.0) * decay, (5.0 / 3.0) * (1.0 + rho) * decay
 
 
 def standardisation(values: Mapping[str, np.ndarray], transform: str = "inputs"
@@ -575,8 +554,6 @@ def estimate(kind: str, inputs: Mapping[str, np.ndarray], residuals: np.ndarray,
     posterior (``HYPERPARAMETERS``) are stored in the result. ``likelihood``, ``sigma`` and ``nu`` (the law's
     noise, posterior medians) are needed only by the measured alternative ``ROBUST = "weights"``.
     """
-    from threadpoolctl import threadpool_limits
-
     kind = check_kind(kind)
     if kind is None:
         raise BayeslawError("estimate needs a discrepancy kind, e.g. 'gp'")
@@ -609,7 +586,7 @@ def estimate(kind: str, inputs: Mapping[str, np.ndarray], residuals: np.ndarray,
     spread = max(float(np.sqrt(np.average(r ** 2, weights=weights))), 1e-6)
     posterior = _HyperPosterior(z, r, weights, KERNEL, spec.trend_basis(z))
     sets, ess = (), 0.0
-    with threadpool_limits(1):  # small matrices: BLAS threads only contend
+    with one_thread():  # small matrices: BLAS threads only contend
         modes = _modes(posterior, spread)
         if HYPERPARAMETERS == "sample":
             n_sets = int(np.clip(MAX_FACTOR_FLOATS // min(len(residuals), MAX_CONDITION_RUNS) ** 2, 4, HYPER_DRAWS))
@@ -639,7 +616,9 @@ class Conditional:
     """The discrepancy conditioned, on every posterior draw, on that draw's residuals at the fitted runs.
 
     Each posterior draw is assigned one hyperparameter set (seeded, in proportion to the sets' weights),
-    so the predictive averages over the hyperparameters' posterior.
+    so the predictive averages over the hyperparameters' posterior. What depends only on the fit (each set's
+    Cholesky inverse, the weights alpha = K^-1 r of its draws, the runs' trend basis) is computed here once;
+    ``bayeslaw._gp`` evaluates the conditional from it.
     """
 
     def __init__(self, spec: Discrepancy, inputs: Mapping[str, np.ndarray],
@@ -648,7 +627,6 @@ class Conditional:
         of the indices of the runs conditioned on (at most ``MAX_CONDITION_RUNS``) that returns their rows, so
         that a large table never needs all n x S residuals in memory."""
         from scipy import linalg
-        from threadpoolctl import threadpool_limits
 
         z = spec.standardise(inputs)
         weights = np.asarray(spec.weights, dtype=float) if spec.weights else np.ones(len(z))
@@ -670,7 +648,7 @@ class Conditional:
         owner = rng.permutation(np.repeat(np.arange(len(sets)), counts))  # each set's share of the draws, exactly
         self.nuggets = np.array([sets[k][3] for k in owner])  # each draw's nugget: a new run's noise scale
         self.parts = []
-        with threadpool_limits(1):
+        with one_thread():
             for k, (_, eta, ells, nugget, trend) in enumerate(sets):
                 draws = np.flatnonzero(owner == k)
                 if not len(draws):
@@ -679,31 +657,35 @@ class Conditional:
                 alpha = linalg.cho_solve((chol, True), residuals[:, draws])           # (n, S_k)
                 whiten = linalg.solve_triangular(chol, np.eye(len(z)), lower=True)    # L^-1
                 self.parts.append((draws, eta, ells, trend, alpha, whiten))
+        self.sets = Sets(self.parts, z, spec.trend_basis(z), spec.covariance, spec.trend_basis)
+        self.parts = self.sets.parts  # (draws, eta, ells, trend, alpha, W) of each set, as views of its stacks
 
-    def evaluate(self, values: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        """Conditional mean and variance of delta, both (..., S), at points broadcast to (..., S or 1)."""
-        from threadpoolctl import threadpool_limits
-
+    def _points(self, values: Mapping[str, Any]) -> tuple[np.ndarray, bool, tuple[int, ...]]:
+        """Standardised points, flattened to (q, d) when the draws share them or (L, S, d) with one per draw; whether
+        one per draw; the shape of the result."""
         z = self.spec.standardise(values)
         shape = z.shape[:-1]
         per_draw = bool(shape) and shape[-1] != 1
-        out_shape = (*shape[:-1], self.n_draws)
-        mean, var = np.empty(out_shape), np.empty(out_shape)
-        with threadpool_limits(1):
-            for draws, eta, ells, trend, alpha, whiten in self.parts:
-                points = z[..., draws, :] if per_draw else z
-                flat = points.reshape(-1, z.shape[-1])
-                m, v = np.empty(len(flat) if per_draw else (len(flat), len(draws))), np.empty(len(flat))
-                column = np.tile(np.arange(len(draws)), len(flat) // len(draws)) if per_draw else None
-                for start in range(0, len(flat), CHUNK):
-                    block = slice(start, start + CHUNK)
-                    k = self.spec.kernel(flat[block], self.z, eta, ells, trend)  # (q, n)
-                    m[block] = np.einsum("qn,nq->q", k, alpha[:, column[block]]) if per_draw else k @ alpha
-                    v[block] = self.spec.prior_variance(flat[block], eta, trend) - np.sum((whiten @ k.T) ** 2, axis=0)
-                if per_draw:
-                    mean[..., draws] = m.reshape(points.shape[:-1])
-                    var[..., draws] = v.reshape(points.shape[:-1])
-                else:
-                    mean[..., draws] = m.reshape(*shape[:-1], len(draws))
-                    var[..., draws] = v.reshape(shape)
-        return mean, np.maximum(var, 0.0)
+        if per_draw and shape[-1] != self.n_draws:
+            raise BayeslawError(f"points for the discrepancy must have a last axis of 1 or {self.n_draws} (one per "
+                                f"draw), got shape {shape}")
+        flat = z.reshape(-1, self.n_draws, z.shape[-1]) if per_draw else z.reshape(-1, z.shape[-1])
+        return flat, per_draw, (*shape[:-1], self.n_draws)
+
+    def evaluate(self, values: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Conditional mean and variance of delta, both (..., S), at points broadcast to (..., S or 1): points
+        shared by the draws (last axis 1) or one per draw (last axis S)."""
+        points, per_draw, shape = self._points(values)
+        with one_thread():
+            mean, var = self.sets.per_draw(points) if per_draw else self.sets.shared(points)
+        return mean.reshape(shape), np.maximum(var, 0.0).reshape(shape)
+
+    def sample(self, values: Mapping[str, Any], xi: np.ndarray) -> np.ndarray:
+        """mean + sqrt(var) xi at points as for ``evaluate``, with one standard normal xi (S,) per draw: a smooth
+        draw of delta on each posterior draw."""
+        points, per_draw, shape = self._points(values)
+        with one_thread():
+            if per_draw:
+                mean, var = self.sets.per_draw(points)
+                return (mean + np.sqrt(np.maximum(var, 0.0)) * xi).reshape(shape)
+            return self.sets.shared_draw(points, xi).reshape(shape)

@@ -144,8 +144,7 @@ class LawPosterior:
         xi = np.random.default_rng(seed).standard_normal(self.n_draws)
 
         def delta(values):
-            mean, var = self.conditional.evaluate(values)
-            return mean + np.sqrt(var) * xi
+            return self.conditional.sample(values, xi)
         return delta
 
     def log_discrepancy(self, inputs: Mapping[str, Any], seed: int | None = 0, smooth: bool = False) -> xr.DataArray:
@@ -164,10 +163,13 @@ class LawPosterior:
         points = {x: a.transpose(*template.dims).values.reshape(*template.shape[:-2], -1)[..., :1] if shared else
                   a.transpose(*template.dims).values.reshape(*template.shape[:-2], -1)
                   for x, a in zip(self.law.inputs, arrays[1:], strict=True)}
-        mean, var = self.conditional.evaluate(points)
         rng = np.random.default_rng(seed)
-        noise = rng.standard_normal(mean.shape[-1]) if smooth else rng.standard_normal(mean.shape)
-        values = (mean + np.sqrt(var) * noise).reshape(template.shape)
+        if smooth:
+            values = self.conditional.sample(points, rng.standard_normal(self.conditional.n_draws))
+        else:
+            mean, var = self.conditional.evaluate(points)
+            values = mean + np.sqrt(var) * rng.standard_normal(mean.shape)
+        values = values.reshape(template.shape)
         return template.copy(data=values).transpose("chain", "draw", ...)
 
 

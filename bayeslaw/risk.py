@@ -38,6 +38,7 @@ from bayeslaw.plan import (
 from bayeslaw.posterior import LawPosterior, as_posterior
 
 GRID = 161  # candidate allocations per budget before the golden-section refinement
+BLOCK = GRID  # grid points evaluated at once for each draw's lowest expected loss
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,9 @@ class _Problem:
         grid = self.log_grid(budget, n_opt, 2.0, 4 * GRID)
         if grid is None:
             return np.full(len(self.noise), np.nan)
-        return self.expected(np.exp(grid)[:, None], budget).min(axis=0)
+        n = np.exp(grid)[:, None]
+        # in blocks of grid points that keep (points x draws) arrays in cache; the minimum is the same
+        return np.min([self.expected(n[i:i + BLOCK], budget).min(axis=0) for i in range(0, len(n), BLOCK)], axis=0)
 
     def loss_at(self, n: float, budget: float) -> np.ndarray:
         """Predictive loss of one allocation on every draw: shape (S,)."""
