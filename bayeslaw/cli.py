@@ -36,9 +36,47 @@ class _App(typer.Typer):
         sys.exit(main(args, prog_name=prog_name or "bayeslaw"))
 
 
-app = _App(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+def _plain_flags(params: list) -> list:
+    """Flags show no value type in help (never ``<bool>``)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(typer.core.TyperCommand):
+    def get_params(self, ctx):
+        return _plain_flags(super().get_params(ctx))
+
+
+class _Group(typer.core.TyperGroup):
+    def get_params(self, ctx):
+        return _plain_flags(super().get_params(ctx))
+
+
+app = _App(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=_Group,
            help="Bayesian scaling laws: fit a law to training runs with NUTS, inspect the posterior. "
-                "Exit codes: 0 done, 1 bad input or failed work, 2 usage error, 3 not converged.")
+                "Exit codes: 0 done, 1 bad input or failed work, 2 usage error, 3 not converged. List options take "
+                "repeated options or commas: --budget 1e22 --budget 1e24, or --budget 1e22,1e24.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from bayeslaw import __version__
+
+        typer.echo(f"bayeslaw {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="print the version and exit")] = False) -> None:
+    """Bayesian scaling laws: fit a law to training runs with NUTS, inspect the posterior."""
+
+
+def _command(name: str, **settings: Any):
+    """Register a command of the app (help without value types for flags)."""
+    return app.command(name, cls=_Command, **settings)
 
 
 def _one_line(text: Any, width: int = 2000) -> str:
@@ -108,9 +146,31 @@ def _checked(check: Callable[[], Any]) -> Any:
         _usage(str(err))
 
 
+def _listed(values: Sequence[str] | str | None, pairs: bool = False) -> list[str]:
+    """The values of a list option, given repeated (--budget 1e22 --budget 1e24) and/or comma-separated
+    (--budget 1e22,1e24); a comma inside parentheses stays (a prior's arguments). With ``pairs`` (NAME=VALUE
+    options) a piece without '=' continues the previous value: --at S=0.5,0.75 is one pair."""
+    out: list[str] = []
+    for value in [values] if isinstance(values, str) else values or []:
+        depth, start = 0, 0
+        pieces = []
+        for i, char in enumerate(value):
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if char == "," and depth == 0:
+                pieces.append(value[start:i])
+                start = i + 1
+        pieces.append(value[start:])
+        for piece in (p.strip() for p in pieces):
+            if pairs and out and "=" not in piece and piece:
+                out[-1] += f",{piece}"
+            elif piece:
+                out.append(piece)
+    return out
+
+
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    for item in values or []:
+    for item in _listed(values, pairs=True):
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
             _usage(f"{what} '{_one_line(item, 80)}' must look like NAME=VALUE")
@@ -132,10 +192,11 @@ def _seed(seed: int | None) -> int:
     return _checked(lambda: check_seed(seed))
 
 
-def _levels(level: list[float] | None, default: tuple[float, ...]) -> tuple[float, ...]:
+def _levels(level: list[str] | None, default: tuple[float, ...]) -> tuple[float, ...]:
     from bayeslaw.predict import check_levels
 
-    return _checked(lambda: check_levels(level or default))
+    values = _numbers(level, "--level", positive=False) if level else default
+    return _checked(lambda: check_levels(values))
 
 
 def _law(name: str):
@@ -186,23 +247,37 @@ def _output(path: Path | None) -> None:
         _run(lambda: check_writable(path))
 
 
-@app.command("laws")
-def laws_command() -> None:
+@_command("laws")
+def laws_command(as_json: JsonOption = False) -> None:
     """List the laws with their formulas, inputs and sources."""
     from bayeslaw.laws import LAWS
 
+    if as_json:
+        from bayeslaw.jsondata import document
+
+        _print_json(document("laws", {"laws": [
+            {"law": name, "formula": law.formula, "inputs": list(law.inputs), "target": law.target,
+             "parameters": list(law.published), "source": law.source} for name, law in LAWS.items()]}))
+        return
     width = max(len(n) for n in LAWS)
     for name, law in LAWS.items():
         typer.echo(f"{name:<{width}}  {law.formula}")
         typer.echo(f"{'':<{width}}  inputs {', '.join(law.inputs)} -> {law.target}; {law.source}")
 
 
-@app.command("models")
-def models_command() -> None:
+@_command("models")
+def models_command(as_json: JsonOption = False) -> None:
     """List the catalogue of named law specifications and published fits (models/)."""
     from bayeslaw.catalogue import list_entries, load_entry
 
     entries = _run(lambda: [load_entry(n) for n in list_entries()])
+    if as_json:
+        from bayeslaw.jsondata import document
+
+        _print_json(document("models", {"models": [
+            {"model": e.name, "law": e.law.name, "uncertainty": e.uncertainty.kind if e.uncertainty else None,
+             "citation": e.citation} for e in entries]}))
+        return
     width = max(len(e.name) for e in entries)
     for entry in entries:
         kind = entry.uncertainty.kind if entry.uncertainty else "priors only"
@@ -210,23 +285,36 @@ def models_command() -> None:
         typer.echo(f"{'':<{width}}  {entry.citation}")
 
 
-CHAINS = typer.Option(min=1, max=64, help="independent chains")
-DRAWS = typer.Option(min=1, max=MAX_TOTAL_DRAWS, help="kept draws per chain")
-TUNE = typer.Option(min=0, max=100_000, help="tuning steps per chain")
-WHERE = typer.Option(help="fit only the runs meeting a rule: COLUMN OP NUMBER joined by and/or, e.g. 'C<=1e21' or "
-                          "'N>=70M and D<1.4T' (C = 6 N D is derived)")
-EXCLUDE_ROWS = typer.Option(help="leave out these runs: 0-based row numbers, comma-separated (as `fit --json` and "
-                                 "the notes number them)")
+CHAINS = typer.Option(min=1, max=64, metavar="N", help="independent chains (1-64)")
+DRAWS = typer.Option(min=1, max=MAX_TOTAL_DRAWS, metavar="N", help="kept draws per chain")
+TUNE = typer.Option(min=0, max=100_000, metavar="N", help="tuning steps per chain")
+WHERE = typer.Option(metavar="RULE", help="fit only the runs meeting a rule: COLUMN OP NUMBER joined by and/or, e.g. "
+                                          "'C<=1e21' or 'N>=70M and D<1.4T' (C = 6 N D is derived)")
+EXCLUDE_ROWS = typer.Option(metavar="ROWS", help="leave out these runs: 0-based row numbers, repeated or comma-"
+                                                 "separated (as `fit --json` and the notes number them)")
 # the options several commands share, declared once
-ColumnOption = Annotated[list[str] | None, typer.Option(help="CANONICAL=COLUMN, e.g. loss=val-loss")]
+ColumnOption = Annotated[list[str] | None, typer.Option(metavar="NAME=COLUMN", help="read a canonical input from "
+                                                                                   "a column, e.g. loss=val-loss")]
 WhereOption = Annotated[str | None, WHERE]
-ExcludeRowsOption = Annotated[str | None, EXCLUDE_ROWS]
+ExcludeRowsOption = Annotated[list[str] | None, EXCLUDE_ROWS]
 ChainsOption = Annotated[int, CHAINS]
 DrawsOption = Annotated[int, DRAWS]
 TuneOption = Annotated[int, TUNE]
-TargetAcceptOption = Annotated[float | None, typer.Option(help="NUTS target acceptance (default: the law's, 0.9 "
-                                                                "for most)")]
-JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+TargetAcceptOption = Annotated[float | None, typer.Option(metavar="P", help="NUTS target acceptance (default: the "
+                                                                          "law's, 0.9 for most)")]
+SeedOption = Annotated[int, typer.Option(metavar="SEED", help="seed of the sampler and of predictive draws")]
+FreshSeedOption = Annotated[int | None, typer.Option(metavar="SEED", help="sampler seed (default: a fresh one, "
+                                                                           "printed)")]
+LawOption = Annotated[str, typer.Option(metavar="LAW", help="law name (see `bayeslaw laws`)")]
+LevelOption = Annotated[list[str] | None, typer.Option(metavar="LEVEL", help="credible level(s), e.g. 0.5,0.9")]
+BudgetOption = Annotated[list[str] | None, typer.Option(metavar="FLOPS", help="FLOP budget(s): --budget 1e22,1e24 "
+                                                                             "or --budget 1e22 --budget 1e24")]
+ModelOption = Annotated[str | None, typer.Option(metavar="NAME", help="a published fit from the catalogue "
+                                                                     "(`bayeslaw models`), instead of PATH")]
+FitArgument = Annotated[Path, typer.Argument(metavar="PATH", help="a fit saved by `bayeslaw fit --out`")]
+RunsArgument = Annotated[Path, typer.Argument(metavar="RUNS", help="CSV of runs, one row per training run")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON (shape: bayeslaw/schemas/COMMAND.json)")]
+CsvOption = Annotated[bool, typer.Option("--csv", help="print CSV")]
 
 
 def _check_target_accept(target_accept: float | None) -> None:
@@ -234,10 +322,10 @@ def _check_target_accept(target_accept: float | None) -> None:
         _usage(f"--target-accept must lie in (0, 1), got {target_accept}")
 
 
-def _chosen_runs(path: Path, law, mapping: dict[str, str], where: str | None, exclude_rows: str | None):
+def _chosen_runs(path: Path, law, mapping: dict[str, str], where: str | None, exclude_rows: list[str] | None):
     """The table at ``path``, or only its rows meeting ``where`` and not in ``exclude_rows`` (a frame; the rule is
     read on ``law``'s canonical columns, the rows keep their order)."""
-    if where is None and exclude_rows is None:
+    if where is None and not exclude_rows:
         return path
     from bayeslaw.data import load_runs, read_table
     from bayeslaw.where import Where, chosen_mask
@@ -247,11 +335,11 @@ def _chosen_runs(path: Path, law, mapping: dict[str, str], where: str | None, ex
     keep = chosen_mask(runs, where, _rows(exclude_rows))
     typer.echo(f"note: {int(keep.sum())} of {len(runs)} runs chosen"
                + (f" by where '{Where.parse(where)}'" if where else "")
-               + (f", rows {exclude_rows} left out" if exclude_rows else ""), err=True)
+               + (f", rows {','.join(map(str, _rows(exclude_rows)))} left out" if exclude_rows else ""), err=True)
     return frame[keep].reset_index(drop=True)
 
 
-def _check_choice(where: str | None, exclude_rows: str | None) -> None:
+def _check_choice(where: str | None, exclude_rows: list[str] | None) -> None:
     """--where and --exclude-rows read before anything is fitted (usage errors, exit 2)."""
     from bayeslaw.where import Where
 
@@ -260,39 +348,43 @@ def _check_choice(where: str | None, exclude_rows: str | None) -> None:
     _rows(exclude_rows)
 
 
-def _rows(text: str | None) -> list[int]:
-    if text is None:
-        return []
+def _rows(values: list[str] | None) -> list[int]:
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
+        return [int(part) for part in _listed(values)]
     except ValueError:
-        _usage(f"--exclude-rows takes 0-based row numbers separated by commas, got '{_one_line(text, 40)}'")
+        _usage(f"--exclude-rows takes 0-based row numbers, repeated or separated by commas, got "
+               f"'{_one_line(','.join(values or []), 40)}'")
 
 
-@app.command("fit")
+@_command("fit")
 def fit_command(
-    runs: Annotated[Path, typer.Argument(help="CSV of runs, one row per training run")],
-    law: Annotated[str, typer.Option(help="law name (see `bayeslaw laws`)")] = "chinchilla",
-    out: Annotated[Path | None, typer.Option(help="write the fit to this NetCDF file")] = None,
-    prior: Annotated[list[str] | None, typer.Option(help="PARAM=Dist(arg=value, ...), repeatable")] = None,
-    prior_from: Annotated[str | None, typer.Option(help="'literature': priors built from the catalogue's "
-                                                        "published fits of the law")] = None,
-    fix: Annotated[list[str] | None, typer.Option(help="hold a published parameter at a value, NAME=VALUE, "
-                                                       "repeatable: --fix E=1.69 --fix A=406.4")] = None,
+    runs: RunsArgument,
+    law: LawOption = "chinchilla",
+    out: Annotated[Path | None, typer.Option(metavar="PATH", help="write the fit to this NetCDF file")] = None,
+    prior: Annotated[list[str] | None, typer.Option(metavar="PARAM=DIST", help="a prior, e.g. "
+                                                   "'alpha=Normal(mu=0.3, sigma=0.1)'; repeated or comma-separated")
+                     ] = None,
+    prior_from: Annotated[str | None, typer.Option(metavar="SOURCE", help="'literature': priors built from the "
+                                                                          "catalogue's published fits of the law")
+                          ] = None,
+    fix: Annotated[list[str] | None, typer.Option(metavar="NAME=VALUE", help="hold a published parameter at a value: "
+                                                                            "--fix E=1.69,A=406.4")] = None,
     column: ColumnOption = None,
-    likelihood: Annotated[str, typer.Option(help="student_t, normal or laplace")] = "student_t",
-    sampler: Annotated[str, typer.Option(help="nutpie or pymc")] = "nutpie",
+    likelihood: Annotated[str, typer.Option(metavar="FAMILY", help="student_t, normal or laplace")] = "student_t",
+    sampler: Annotated[str, typer.Option(metavar="NAME", help="nutpie or pymc")] = "nutpie",
     chains: ChainsOption = 4,
     draws: DrawsOption = 1000,
     tune: TuneOption = 500,
-    seed: Annotated[int | None, typer.Option(help="sampler seed (default: a fresh one, printed)")] = None,
+    seed: FreshSeedOption = None,
     target_accept: TargetAcceptOption = None,
     retry: Annotated[bool, typer.Option(help="sample once more, longer, when the convergence checks fail")] = True,
     progress: Annotated[bool, typer.Option(help="show the sampler's progress bar")] = True,
     where: WhereOption = None,
     exclude_rows: ExcludeRowsOption = None,
-    discrepancy: Annotated[str, typer.Option(help="model discrepancy: gp (default; intervals widen beyond the "
-                                                  "runs) or none (the law with independent noise)")] = "gp",
+    discrepancy: Annotated[str, typer.Option(metavar="KIND", help="model discrepancy: gp (default; intervals widen "
+                                                                  "beyond the runs) or none (the law with independent "
+                                                                  "noise)")] = "gp",
+    as_json: JsonOption = False,
 ) -> None:
     """Fit LAW to the runs in RUNS and print the posterior summary and diagnostics."""
     from bayeslaw.data import check_column_names
@@ -327,7 +419,7 @@ def fit_command(
 
         table = load_runs(_chosen_runs(runs, chosen_law, mapping, where, exclude_rows), chosen_law, mapping)
         for note in table.notes():
-            typer.echo(f"note: {note}")
+            say(note)
         if len(table) >= LARGE_TABLE:
             typer.echo(f"note: {len(table):,} runs: every gradient of the posterior evaluates all of them (about 0.1 s "
                        "per million runs here), so sampling takes long; runs averaged per configuration fit in "
@@ -339,20 +431,52 @@ def fit_command(
                      target_accept=target_accept, progress=progress and sys.stderr.isatty(),
                      discrepancy=discrepancy, retry=retry)
         if result.discrepancy is not None:
-            typer.echo(f"note: {result.discrepancy.describe()}")
+            say(result.discrepancy.describe())
         from bayeslaw.outliers import describe
 
-        outlying = describe(result, exclude_hint=where is None and exclude_rows is None)
+        outlying = describe(result, exclude_hint=where is None and not exclude_rows)
         if outlying:
-            typer.echo(f"note: {outlying}")
+            say(outlying)
         if out is not None:
             result.save(out)
-            typer.echo(f"saved to {out}")
+            typer.echo(f"saved to {out}", err=as_json)
         return result
 
+    notes: list[str] = []
+
+    def say(note: str) -> None:
+        notes.append(note)
+        typer.echo(f"note: {note}", err=as_json)
+
     result = _run(go)
-    _report(result)
+    if as_json:
+        _print_json(_fit_document(result, "fit", notes, {"runs": runs, "fit": out}))
+    else:
+        _report(result)
     _exit_if_unconverged([result])
+
+
+def _fit_document(result, command: str, notes: list[str], inputs: dict) -> dict:
+    """A fit as JSON data: law, runs, parameters (one record each), diagnostics, sampler lines, notes."""
+    from bayeslaw.jsondata import document, records
+
+    return document(command, {
+        "law": result.law.name, "formula": result.law.formula, "runs": len(result.runs),
+        "likelihood": result.likelihood,
+        "discrepancy": result.discrepancy.describe() if result.discrepancy is not None else None,
+        "converged": bool(result.converged),
+        "parameters": records(result.summary().rename_axis("parameter")),
+        "fixed": [{"parameter": k, "value": float(v)} for k, v in (result.fixed or {}).items()],
+        "diagnostics": result.diagnostics.to_dict(),
+        "sampler": _attempt_lines(result),
+        "notes": [*notes, *(result.info.get("notes") or [])],
+    }, seed=result.info.get("seed"), inputs=inputs)
+
+
+def _print_json(data: dict) -> None:
+    from bayeslaw.jsondata import dumps
+
+    typer.echo(dumps(data))
 
 
 def _fixed(values: dict[str, str], law) -> dict[str, float]:
@@ -395,12 +519,16 @@ def _exit_if_unconverged(results) -> None:
         raise typer.Exit(EXIT_NOT_CONVERGED)
 
 
-@app.command("summary")
-def summary_command(path: Annotated[Path, typer.Argument(help="a fit saved by `bayeslaw fit --out`")]) -> None:
+@_command("summary")
+def summary_command(path: FitArgument, as_json: JsonOption = False) -> None:
     """Print the posterior summary and diagnostics of a saved fit."""
     from bayeslaw.fit import load
 
     result = _run(lambda: load(path))
+    if as_json:
+        _print_json(_fit_document(result, "summary", [], {"fit": path}))
+        _exit_if_unconverged([result])
+        return
     typer.echo(f"{result.law.name}: {result.law.formula}; {len(result.runs)} runs, likelihood {result.likelihood}")
     if result.discrepancy is not None:
         typer.echo(f"model discrepancy: {result.discrepancy.describe()}")
@@ -408,15 +536,17 @@ def summary_command(path: Annotated[Path, typer.Argument(help="a fit saved by `b
     _exit_if_unconverged([result])
 
 
-@app.command("demo")
+@_command("demo")
 def demo_command(
-    budget: Annotated[float, typer.Option(help="FLOP budget for the compute-optimal allocation")] = 5.76e23,
-    preset: Annotated[str, typer.Option(help="published constants the runs are drawn from")] = "besiroglu2024",
-    noise: float = 0.01,
+    budget: Annotated[str, typer.Option(metavar="FLOPS", help="FLOP budget for the compute-optimal allocation")
+                      ] = "5.76e23",
+    preset: Annotated[str, typer.Option(metavar="NAME", help="published constants the runs are drawn from")
+                      ] = "besiroglu2024",
+    noise: Annotated[float, typer.Option(metavar="SD", help="log-normal noise of the runs")] = 0.01,
     chains: ChainsOption = 4,
     draws: DrawsOption = 1000,
     tune: TuneOption = 500,
-    seed: int = 0,
+    seed: SeedOption = 0,
 ) -> None:
     """Fit the Chinchilla law to a generated sweep of runs and plan one budget; needs no data."""
     import numpy as np
@@ -427,7 +557,10 @@ def demo_command(
     from bayeslaw.laws.chinchilla import chinchilla_optimum
     from bayeslaw.plan import plan
 
-    _checked(lambda: check_budgets(budget, "--budget"))
+    budgets = _budgets([budget])
+    if len(budgets) != 1:
+        _usage(f"--budget: the demo plans one budget, got {len(budgets)}")
+    budget = budgets[0]
     _finite(noise, "--noise", positive=False)
     if noise < 0:
         _usage(f"--noise must be >= 0, got {noise}")
@@ -453,19 +586,51 @@ def demo_command(
     _exit_if_unconverged([result])
 
 
-def _numbers(text: str | None, what: str, positive: bool = True) -> list[float]:
-    """Comma- or space-separated finite numbers, e.g. '7e10,1e11' (> 0 unless ``positive`` is False)."""
-    if text is None:
+def _numbers(values: Sequence[str] | str | None, what: str, positive: bool = True) -> list[float]:
+    """Finite numbers of a list option, repeated or comma-separated: '7e10,1e11' (> 0 unless ``positive`` is False);
+    counts may carry K/M/B/T (70M)."""
+    texts = _listed(values)
+    if values is None:
         return []
-    try:
-        values = [float(x) for x in text.replace(",", " ").split()]
-    except ValueError:
-        _usage(f"{what} must be numbers, got '{_one_line(text, 60)}'")
-    if not values:
+    if not texts:
         _usage(f"{what} needs at least one number")
-    for value in values:
+    numbers = []
+    for text in texts:
+        value = _number(text)
+        if value is None:
+            _usage(f"{what} must be numbers, got '{_one_line(text, 60)}'")
         _finite(value, what, positive)
-    return values
+        numbers.append(value)
+    return numbers
+
+
+def _number(text: str) -> float | None:
+    """A number as typed: 1e22, 0.5, or a count with K/M/B/T (70M); None when it is not one."""
+    from bayeslaw.units import parse_count
+
+    try:
+        return float(text)
+    except ValueError:
+        return parse_count(text)
+
+
+def _budgets(values: Sequence[str] | None, option: str = "--budget") -> list[float] | None:
+    """The one parser of FLOP budgets on the command line: numbers, repeated or comma-separated, checked by
+    ``check_budgets`` (finite, > 0); None when none were given."""
+    if not values:
+        return None
+    numbers = [float(v) for v in _numbers(values, option, positive=False)]
+    _checked(lambda: check_budgets(numbers, option))
+    return numbers
+
+
+def _stray(ctx: typer.Context, path: Path | None = None) -> None:
+    """Refuse arguments left over by a list written with spaces (--budget 1e22 1e24 FIT): one value per option."""
+    hint = "give several values as --budget 1e22,1e24 or --budget 1e22 --budget 1e24"
+    if ctx.args:
+        _usage(f"unexpected argument '{_one_line(' '.join(ctx.args), 80)}': {hint}")
+    if path is not None and not path.exists() and _number(str(path)) is not None:
+        _usage(f"'{_one_line(path, 40)}' is not a fit file but a number: {hint}")
 
 
 def _one_source(path: Path | None, model: str | None) -> None:
@@ -487,21 +652,19 @@ def _source(path: Path | None, model: str | None, seed: int):
     return entry.posterior(seed=seed), entry
 
 
-def _emit(tables: dict, as_json: bool, as_csv: bool) -> None:
-    """Print tables for people, or as JSON / CSV for scripts."""
-    import json
-
+def _emit(tables: dict, as_json: bool, as_csv: bool, document: dict | None = None) -> None:
+    """Print tables for people, or ``document`` as JSON / the tables as CSV for scripts."""
     import pandas as pd
 
     if as_json:
-        out = {k: (v.reset_index().to_dict(orient="records") if isinstance(v, pd.DataFrame) else v)
-               for k, v in tables.items()}
-        typer.echo(json.dumps(out, indent=2, default=float))
+        _print_json(document)
     elif as_csv:
         frames = [v for v in tables.values() if isinstance(v, pd.DataFrame)]
         typer.echo(pd.concat(frames, axis=1).to_csv() if len(frames) > 1 else frames[0].to_csv(), nl=False)
     else:
         for name, table in tables.items():
+            if table is None:
+                continue
             typer.echo(f"\n{name}:")
             if isinstance(table, pd.DataFrame):
                 typer.echo(_table(table.T if table.shape[1] > 6 else table))
@@ -512,25 +675,44 @@ def _emit(tables: dict, as_json: bool, as_csv: bool) -> None:
                                             for k, v in table.items()))
 
 
-@app.command("predict")
+def _out_path(out: Path | None) -> None:
+    """--out FILE: a .csv or .json name (usage error otherwise) that can be written (exit 1 otherwise)."""
+    from bayeslaw.pointfiles import OUT_SUFFIXES
+
+    if out is not None and out.suffix.lower() not in OUT_SUFFIXES:
+        _usage(f"--out '{_one_line(out, 80)}': use a .csv or .json file name")
+    _output(out)
+
+
+def _inputs(path: Path | None, model: str | None, **files: Path | None) -> dict:
+    return {"fit": path, **{k: v for k, v in files.items() if v is not None}}
+
+
+@_command("predict")
 def predict_command(
-    path: Annotated[Path | None, typer.Argument(help="a fit saved by `bayeslaw fit --out` (or use --model)")] = None,
-    model: Annotated[str | None, typer.Option(help="a published fit from the catalogue (`bayeslaw models`), "
-                                                   "instead of PATH")] = None,
-    n: Annotated[str | None, typer.Option("--N", help="parameters, e.g. 7e10 or 7e10,1e11")] = None,
-    d: Annotated[str | None, typer.Option("--D", help="training tokens")] = None,
-    c: Annotated[str | None, typer.Option("--C", help="training FLOPs")] = None,
-    at: Annotated[list[str] | None, typer.Option(help="other inputs, NAME=VALUES, e.g. U=25e9 or S=0.5,0.75")] = None,
-    level: Annotated[list[float] | None, typer.Option(help="credible level, repeatable")] = None,
-    seed: int = 0,
+    path: Annotated[Path | None, typer.Argument(metavar="PATH", help="a fit saved by `bayeslaw fit --out` (or use "
+                                                                     "--model)")] = None,
+    model: ModelOption = None,
+    n: Annotated[list[str] | None, typer.Option("--N", metavar="N", help="parameters, e.g. 7e10 or 7e10,1e11")] = None,
+    d: Annotated[list[str] | None, typer.Option("--D", metavar="D", help="training tokens, e.g. 1.4T")] = None,
+    c: Annotated[list[str] | None, typer.Option("--C", metavar="FLOPS", help="training FLOPs")] = None,
+    at: Annotated[list[str] | None, typer.Option(metavar="NAME=VALUES", help="other inputs, e.g. U=25e9 or "
+                                                                           "S=0.5,0.75")] = None,
+    points: Annotated[Path | None, typer.Option(metavar="PATH", help="CSV of points: one column per input of the "
+                                                                     "law (N, D, C, U, ...), one row per point")
+                      ] = None,
+    out: Annotated[Path | None, typer.Option(metavar="PATH", help="also write the predictions to this .csv or "
+                                                                  ".json file")] = None,
+    level: LevelOption = None,
+    seed: SeedOption = 0,
     as_json: JsonOption = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
+    as_csv: CsvOption = False,
 ) -> None:
     """Posterior predictive of the law's target at new inputs, flagging extrapolation."""
     from bayeslaw.data import RANGE_RULES
     from bayeslaw.predict import predict
 
-    inputs = {k: _numbers(v, f"--{k}") for k, v in (("N", n), ("D", d), ("C", c)) if v is not None}
+    inputs = {k: _numbers(v, f"--{k}") for k, v in (("N", n), ("D", d), ("C", c)) if v}
     for name, values in _pairs(at, "--at").items():
         if name in inputs:
             _usage(f"--at {name} repeats --{name}: give each input once")
@@ -538,55 +720,83 @@ def predict_command(
         check, rule = RANGE_RULES.get(name, (lambda v: v > 0, "must be > 0"))
         if not all(check(v) for v in inputs[name]):
             _usage(f"--at {name} {rule}, got {_one_line(values, 60)}")
+    if points is not None and inputs:
+        _usage("give the points either in --points FILE or as --N/--D/--C/--at, not both")
     _one_source(path, model)
     levels = _levels(level, (0.5, 0.9))
     seed = _seed(seed)
+    _out_path(out)
 
     def go():
         result, _ = _source(path, model, seed)
-        prediction = predict(result, seed=seed, **inputs)
-        return prediction.summary(levels), prediction.uncertainty
+        chosen = inputs
+        if points is not None:
+            from bayeslaw.pointfiles import read_points
 
-    table, sources = _run(go)
+            chosen = read_points(points, result.law.inputs)
+        prediction = predict(result, seed=seed, **chosen)
+        return prediction.summary(levels), prediction.uncertainty, prediction.target
+
+    import pandas as pd
+
+    table, sources, target = _run(go)
     if not (as_json or as_csv) and (table["decades outside"] > 0).any():
         typer.echo("warning: some points lie outside the fitted runs (see 'decades outside')", err=True)
-    _emit({"prediction": table, **({"uncertainty": sources} if sources else {})}, as_json, as_csv)
+    from bayeslaw.jsondata import document, records
+
+    named = table.rename(columns={"median": f"{target} median"})
+    data = document("predict", {"target": target, "prediction": records(named, prefix=target),
+                                "uncertainty": sources},
+                    seed=seed, model=model, inputs=_inputs(path, model, points=points))
+    if out is not None:
+        _run(lambda: _write_out(out, pd.DataFrame(data["prediction"]), data))
+    _emit({"prediction": table, **({"uncertainty": sources} if sources else {})}, as_json, as_csv, data)
 
 
-@app.command("plan", context_settings={"allow_extra_args": True})
+def _write_out(out: Path, table, data: dict) -> None:
+    from bayeslaw.pointfiles import write_result
+
+    write_result(out, table, data)  # the CSV has the JSON's keys
+    typer.echo(f"wrote {out}", err=True)
+
+
+@_command("plan", context_settings={"allow_extra_args": True})
 def plan_command(
     ctx: typer.Context,
-    budget: Annotated[list[float], typer.Option(help="FLOP budgets: --budget 1e22 1e23 1e24")],
-    path: Annotated[Path | None, typer.Argument(help="a fit saved by `bayeslaw fit --out` (or use --model)")] = None,
-    model: Annotated[str | None, typer.Option(help="a published fit from the catalogue (`bayeslaw models`), "
-                                                   "instead of PATH")] = None,
-    risk: Annotated[str | None, typer.Option(help="mean, quantile:Q, cvar:Q or prob:TARGET")] = None,
-    max_params: Annotated[float | None, typer.Option(help="largest model (parameters)")] = None,
-    unique_tokens: Annotated[float | None, typer.Option(help="unique tokens available (repeated by data-"
-                                                            "constrained laws, a cap on D for others)")] = None,
-    inference_tokens: Annotated[float | None, typer.Option(help="expected inference tokens")] = None,
-    target_loss: Annotated[float | None, typer.Option(help="loss to reach")] = None,
-    probability: Annotated[float, typer.Option(help="required probability of reaching --target-loss")] = 0.9,
-    flops_per_param_token: Annotated[float, typer.Option(help="k in C = k N D")] = 6.0,
-    level: Annotated[list[float] | None, typer.Option(help="credible level, repeatable")] = None,
-    seed: int = 0,
+    path: Annotated[Path | None, typer.Argument(metavar="PATH", help="a fit saved by `bayeslaw fit --out` (or use "
+                                                                     "--model)")] = None,
+    budget: BudgetOption = None,
+    budgets_file: Annotated[Path | None, typer.Option("--budgets", metavar="PATH", help="CSV of FLOP budgets: a "
+                                                      "column 'budget', or a one-column file")] = None,
+    model: ModelOption = None,
+    risk: Annotated[str | None, typer.Option(metavar="RISK", show_default="none: the plan's medians only",
+                                             help="choose one allocation per budget by a risk of its loss: mean, "
+                                                  "quantile:Q, cvar:Q or prob:TARGET")] = None,
+    max_params: Annotated[float | None, typer.Option(metavar="N", help="largest model (parameters)")] = None,
+    unique_tokens: Annotated[float | None, typer.Option(metavar="D", help="unique tokens available (repeated by "
+                                                        "data-constrained laws, a cap on D for others)")] = None,
+    inference_tokens: Annotated[float | None, typer.Option(metavar="TOKENS", help="expected inference tokens")
+                                ] = None,
+    target_loss: Annotated[float | None, typer.Option(metavar="LOSS", help="loss to reach")] = None,
+    probability: Annotated[float, typer.Option(metavar="P", help="required probability of reaching "
+                                                                 "--target-loss")] = 0.9,
+    flops_per_param_token: Annotated[float, typer.Option(metavar="K", help="k in C = k N D")] = 6.0,
+    out: Annotated[Path | None, typer.Option(metavar="PATH", help="also write the plan table to this .csv or .json "
+                                                                  "file")] = None,
+    level: LevelOption = None,
+    seed: SeedOption = 0,
     as_json: JsonOption = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
+    as_csv: CsvOption = False,
 ) -> None:
     """Compute-optimal N and D per budget under the posterior; risk-aware choices with --risk."""
-    from bayeslaw.plan import plan
-    from bayeslaw.risk import Risk, decide, min_budget
-    from bayeslaw.serving import inference_optimal
+    from bayeslaw.planning import plan_budgets
+    from bayeslaw.risk import Risk
 
-    budgets = list(budget) + _numbers(" ".join(ctx.args), "--budget") if ctx.args else list(budget)
-    if model is not None and path is not None and not path.exists():
-        try:  # `--model M --budget 1e22 1e23`: the second budget lands in PATH
-            budgets.insert(1, float(str(path)))
-            path = None
-        except ValueError:
-            pass
+    _stray(ctx, path)
+    budgets = _budgets(budget)
+    if (budgets is None) == (budgets_file is None):
+        _usage("give the budgets as --budget FLOPS or --budgets FILE.csv" + (", not both" if budgets else ""))
     _one_source(path, model)
-    _checked(lambda: check_budgets(budgets, "--budget"))
     for option, value in (("--max-params", max_params), ("--unique-tokens", unique_tokens),
                           ("--inference-tokens", inference_tokens), ("--target-loss", target_loss),
                           ("--flops-per-param-token", flops_per_param_token)):
@@ -599,55 +809,74 @@ def plan_command(
         _checked(lambda: Risk.parse(risk, target_loss))
     levels = _levels(level, (0.9,))
     seed = _seed(seed)
-    tables: dict = {}
-    beyond: list[str] = []
+    _out_path(out)
 
     def go():
-        result, entry = _source(path, model, seed)
-        if entry is not None:
-            tables["model"] = f"{entry.name} (law {entry.law.name}): {entry.citation}"
-            tables["uncertainty"] = entry.uncertainty.label if entry.uncertainty else ""
-        caps = {"max_params": max_params, "max_tokens": unique_tokens}
-        stock = {"max_params": max_params, "unique_tokens": unique_tokens}  # data-constrained laws repeat it
-        made = plan(result, budgets, flops_per_param_token=flops_per_param_token, **stock)
-        tables["plan"] = made.summary(levels)
-        beyond.extend(note for note in made.notes if "outside the fitted runs" in note)
-        if entry is not None and entry.uncertainty.kind != "none":
-            from bayeslaw.posterior import from_constants
+        nonlocal budgets
+        if budgets_file is not None:
+            from bayeslaw.pointfiles import read_budgets
 
-            point = plan(from_constants(entry.law, entry.constants), budgets,
-                         flops_per_param_token=flops_per_param_token, **stock)
-            tables["at the published estimates"] = point.summary((0.5,)).filter(like="median").rename(
-                columns=lambda c: c.replace(" median", ""))
-        tables["notes"] = "; ".join(made.notes)
-        if risk is not None:
-            tables["decision"] = decide(result, budgets, risk, flops_per_param_token=flops_per_param_token,
-                                        target_loss=target_loss, seed=seed, **caps).table
-        if target_loss is not None and inference_tokens is None:
-            tables["smallest budget"] = min_budget(result, target_loss, probability,
-                                                   flops_per_param_token=flops_per_param_token, seed=seed, **caps)
-        if inference_tokens is not None:
-            draws = inference_optimal(result, target_loss, inference_tokens)
-            flat = {k: v.values.ravel() for k, v in draws.items()}
-            tables["inference-aware"] = {f"{k} median": float(np.nanmedian(v)) for k, v in flat.items()}
+            budgets = read_budgets(budgets_file).tolist()
+        if model is not None:
+            from bayeslaw.catalogue import load_entry
 
-    import numpy as np
+            source = load_entry(model)
+        else:
+            from bayeslaw.fit import load
 
-    _run(go)
-    for note in beyond:
+            source = load(path)
+        return plan_budgets(source, budgets, risk=risk, max_params=max_params, unique_tokens=unique_tokens,
+                            inference_tokens=inference_tokens, target_loss=target_loss, probability=probability,
+                            flops_per_param_token=flops_per_param_token, levels=levels, seed=seed)
+
+    import pandas as pd
+
+    made = _run(go)
+    for note in made.beyond:
         typer.echo(f"warning: {note}", err=True)
-    _emit(tables, as_json, as_csv)
+    decision = made.decision
+    tables = {"model": made.model, "uncertainty": made.uncertainty, "plan": made.plan,
+              "at the published estimates": made.at_estimates, "notes": "; ".join(made.notes),
+              "decision": decision.table if decision is not None else None,
+              "smallest budget": made.smallest_budget, "inference-aware": made.inference}
+    data = _plan_document(made, seed, model, _inputs(path, model, budgets=budgets_file))
+    if out is not None:
+        _run(lambda: _write_out(out, pd.DataFrame(data["plan"]).set_index("budget"), data))
+    _emit({k: v for k, v in tables.items() if v is not None}, as_json, as_csv, data)
 
 
-@app.command("compare")
+def _plan_document(made, seed: int, model: str | None, inputs: dict) -> dict:
+    """A plan as JSON data; the risk is a value (``"risk": "cvar:0.9"``), never part of a key."""
+    from bayeslaw.jsondata import document, records
+
+    decision = None
+    if made.decision is not None:
+        risk = str(made.decision.risk)
+        table = made.decision.table.rename(columns={f"{who} {risk}": f"{who} risk" for who in ("chosen",
+                                                                                                  "point estimate")})
+        decision = {"risk": risk, "rows": records(table), "uncertainty": made.decision.uncertainty}
+    smallest = made.smallest_budget
+    return document("plan", {
+        "model": made.model, "uncertainty": made.uncertainty, "plan": records(made.plan),
+        "at_published_estimates": records(made.at_estimates) if made.at_estimates is not None else None,
+        "decision": decision, "smallest_budget": smallest,
+        "inference_aware": made.inference, "notes": made.notes,
+    }, seed=seed, model=model, inputs=inputs)
+
+
+@_command("compare")
 def compare_command(
-    runs: Annotated[Path, typer.Argument(help="CSV of runs")],
-    laws: Annotated[str, typer.Option(help="comma-separated law names, e.g. chinchilla,kaplan-nd,power")],
-    holdout: Annotated[str, typer.Option(help="leave-future-out split: 'default' holds out the largest-compute fifth "
-                                              "(C at or above its 80th percentile, C = 6 N D); a rule such as "
-                                              "'C>1e21'; 'none' for PSIS-LOO alone")] = "default",
+    runs: RunsArgument,
+    law: Annotated[list[str] | None, typer.Option(metavar="LAW", help="the laws to compare (two or more): "
+                                                  "--law chinchilla,kaplan-nd,power")] = None,
+    laws: Annotated[list[str] | None, typer.Option("--laws", hidden=True, help="former name of --law (kept for one "
+                                                                               "release)")] = None,
+    holdout: Annotated[str, typer.Option(metavar="RULE", help="leave-future-out split: 'default' holds out the "
+                                         "largest-compute fifth (C at or above its 80th percentile, C = 6 N D); a "
+                                         "rule such as 'C>1e21'; 'none' for PSIS-LOO alone")] = "default",
     marginal: Annotated[bool, typer.Option(help="also estimate marginal likelihoods by SMC (slow)")] = False,
-    plot: Annotated[Path | None, typer.Option(help="also draw elpd and stacking weights to this .png/.svg")] = None,
+    plot: Annotated[Path | None, typer.Option(metavar="PATH", help="also draw elpd and stacking weights to this "
+                                                                   ".png/.svg")] = None,
     column: ColumnOption = None,
     where: WhereOption = None,
     exclude_rows: ExcludeRowsOption = None,
@@ -655,7 +884,7 @@ def compare_command(
     draws: DrawsOption = 1000,
     tune: TuneOption = 500,
     target_accept: TargetAcceptOption = None,
-    seed: int = 0,
+    seed: SeedOption = 0,
     as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="print the two rankings side by side as CSV")] = False,
 ) -> None:
@@ -667,11 +896,11 @@ def compare_command(
     from bayeslaw.holdout import Holdout, check_sizes, is_default, is_off, resolve_split
     from bayeslaw.model import model_parameters, model_priors
 
-    chosen = [_law(n.strip()) for n in laws.split(",") if n.strip()]
+    chosen = [_law(name) for name in _listed([*(law or []), *(laws or [])])]
     if len(chosen) < 2:
-        _usage("--laws needs at least two law names, comma-separated")
-    if len({law.name for law in chosen}) < len(chosen):
-        _usage("--laws names a law twice")
+        _usage("--law needs at least two law names: --law chinchilla,power or --law chinchilla --law power")
+    if len({one.name for one in chosen}) < len(chosen):
+        _usage("--law names a law twice")
     mapping = _pairs(column, "--column")
     reads = {law.name: [name for names in readable_columns(law) for name in names] for law in chosen}
     for canonical in mapping:
@@ -723,7 +952,7 @@ def compare_command(
         return result, evidence
 
     result, evidence = _run(go)
-    _print_comparison(result, evidence, as_json, as_csv)
+    _print_comparison(result, evidence, as_json, as_csv, meta={"seed": seed, "inputs": {"runs": runs}})
     if not result.converged:
         for name, problems in result.problems.items():
             if problems:
@@ -731,15 +960,10 @@ def compare_command(
         raise typer.Exit(EXIT_NOT_CONVERGED)
 
 
-def _print_comparison(result, evidence, as_json: bool, as_csv: bool) -> None:
+def _print_comparison(result, evidence, as_json: bool, as_csv: bool, meta: dict | None = None) -> None:
     """The two rankings and the verdict for people (rank marked ! when not converged), or JSON / CSV."""
-    import json
-
     if as_json:
-        out = result.to_dict()
-        if evidence is not None:
-            out["marginal_likelihood"] = json.loads(evidence.reset_index().to_json(orient="records"))
-        typer.echo(json.dumps(out, indent=2))
+        _print_json(_compare_document(result, evidence, meta or {}))
         return
     if as_csv:
         typer.echo(result.ranking.to_csv(), nl=False)
@@ -773,17 +997,18 @@ def _print_comparison(result, evidence, as_json: bool, as_csv: bool) -> None:
         typer.echo(f"\nmarginal likelihood (SMC):\n{_table(evidence)}")
 
 
+def _compare_document(result, evidence, meta: dict) -> dict:
+    """A comparison as JSON data: per-law facts are records with a ``law`` key, never keys named by a law."""
+    from bayeslaw.jsondata import document, records
+
+    out = result.to_dict()
+    out["problems"] = [{"law": name, "checks": list(checks)} for name, checks in result.problems.items()]
+    out["influential"] = [{"law": name, "rows": list(rows)} for name, rows in result.influential.items()]
+    out["marginal_likelihood"] = records(evidence) if evidence is not None else None
+    return document("compare", out, **meta)
+
+
 PLOT_KINDS = ("isoflop", "frontier", "extrapolation", "pairs")
-
-
-def _budget_list(ctx: typer.Context, budget: list[float] | None) -> list[float] | None:
-    """--budget 1e22 1e24: the first value is the option's, the others arrive as extra arguments."""
-    if ctx.args and not budget:
-        _usage(f"unexpected arguments: {_one_line(' '.join(ctx.args), 80)}")
-    values = list(budget or []) + (_numbers(" ".join(ctx.args), "--budget") if ctx.args else [])
-    if values:
-        _checked(lambda: check_budgets(values, "--budget"))
-    return values or None
 
 
 def _figure_path(out: Path) -> None:
@@ -793,17 +1018,18 @@ def _figure_path(out: Path) -> None:
         _usage(f"cannot write a figure to '{_one_line(out, 80)}': use a .png or .svg file name")
 
 
-@app.command("plot", context_settings={"allow_extra_args": True})
+@_command("plot", context_settings={"allow_extra_args": True})
 def plot_command(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="a fit saved by `bayeslaw fit --out`")],
-    kind: Annotated[str, typer.Option(help="isoflop, frontier, extrapolation or pairs")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="file to write: .png or .svg")],
-    budget: Annotated[list[float] | None, typer.Option(help="FLOP budgets: --budget 1e22 1e24")] = None,
-    level: Annotated[list[float] | None, typer.Option(help="credible level, repeatable")] = None,
+    path: FitArgument,
+    kind: Annotated[str, typer.Option(metavar="KIND", help="isoflop, frontier, extrapolation or pairs")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="PATH", help="file to write: .png or .svg")],
+    budget: BudgetOption = None,
+    level: LevelOption = None,
 ) -> None:
     """Draw one figure of a saved fit to PNG or SVG."""
-    budgets = _budget_list(ctx, budget)
+    _stray(ctx, path)
+    budgets = _budgets(budget)
     if kind not in PLOT_KINDS:
         _usage(f"unknown plot kind '{_one_line(kind, 40)}'; kinds: {', '.join(PLOT_KINDS)}")
     _figure_path(out)
@@ -827,16 +1053,17 @@ def plot_command(
     _exit_if_unconverged([result])
 
 
-@app.command("report", context_settings={"allow_extra_args": True})
+@_command("report", context_settings={"allow_extra_args": True})
 def report_command(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="a fit saved by `bayeslaw fit --out`")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write")],
-    budget: Annotated[list[float] | None, typer.Option(help="FLOP budgets to plan: --budget 1e22 1e24 "
-                                                            "(default 10, 100, 1000 x the largest run)")] = None,
+    path: FitArgument,
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="PATH", help="HTML file to write")],
+    budget: Annotated[list[str] | None, typer.Option(metavar="FLOPS", help="FLOP budgets to plan: --budget "
+                                                     "1e22,1e24 (default 10, 100, 1000 x the largest run)")] = None,
 ) -> None:
     """Write one self-contained HTML report: data, diagnostics, parameters, figures and a plan."""
-    budgets = _budget_list(ctx, budget)
+    _stray(ctx, path)
+    budgets = _budgets(budget)
     _output(out)
 
     def go():
@@ -852,12 +1079,14 @@ def report_command(
     _exit_if_unconverged([result])
 
 
-@app.command("calibrate")
+@_command("calibrate")
 def calibrate_command(
-    runs: Annotated[Path, typer.Argument(help="CSV of runs")],
-    holdout: Annotated[list[str], typer.Option(help="split rule, repeatable: --holdout 'C>1e20' --holdout 'C>1e21'")],
-    law: Annotated[str, typer.Option(help="law name (see `bayeslaw laws`)")] = "chinchilla",
-    discrepancy: Annotated[str, typer.Option(help="the discrepancy compared with the plain law")] = "gp",
+    runs: RunsArgument,
+    holdout: Annotated[list[str], typer.Option(metavar="RULE", help="split rule(s): --holdout 'C>1e20,C>1e21' or "
+                                                                    "--holdout 'C>1e20' --holdout 'C>1e21'")],
+    law: LawOption = "chinchilla",
+    discrepancy: Annotated[str, typer.Option(metavar="KIND", help="the discrepancy compared with the plain law")
+                           ] = "gp",
     column: ColumnOption = None,
     where: WhereOption = None,
     exclude_rows: ExcludeRowsOption = None,
@@ -865,9 +1094,9 @@ def calibrate_command(
     draws: DrawsOption = 1000,
     tune: TuneOption = 500,
     target_accept: TargetAcceptOption = None,
-    seed: int = 0,
+    seed: SeedOption = 0,
     as_json: JsonOption = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
+    as_csv: CsvOption = False,
 ) -> None:
     """Fit below each holdout rule, score the runs above: interval coverage, log predictive density and
     median error, with and without model discrepancy."""
@@ -881,6 +1110,7 @@ def calibrate_command(
     _checked(lambda: check_column_names(chosen, mapping))
     if _checked(lambda: check_kind(discrepancy)) is None:
         _usage("--discrepancy: calibrate compares the law with and without a discrepancy; give one, e.g. gp")
+    holdout = _listed(holdout)
     for rule in holdout:
         _checked(lambda rule=rule: Holdout.parse(rule))
     _check_target_accept(target_accept)
@@ -899,8 +1129,17 @@ def calibrate_command(
     if not (as_json or as_csv):
         tables["reading"] = ("calibrated intervals cover about 50%, 80% and 90% of the held-out runs; "
                              "lpd per run: higher is better")
-    _emit(tables, as_json, as_csv)
-    for split, problem in table.attrs.get("problems", {}).items():
+    from bayeslaw.jsondata import document, records
+
+    problems = table.attrs.get("problems", {})
+    data = document("calibrate", {
+        "law": chosen.name, "calibration": records(table), "converged": not problems,
+        "problems": [{"holdout": split, "checks": problem} for split, problem in problems.items()],
+        "uncertainty": [{"holdout": split, "model": model, **sources}
+                        for (split, model), sources in table.attrs.get("uncertainty", {}).items()],
+    }, seed=seed, inputs={"runs": runs})
+    _emit(tables, as_json, as_csv, data)
+    for split, problem in problems.items():
         typer.echo(f"not converged: {law} fitted below {split}: {problem}", err=True)
     if table.attrs.get("problems"):
         raise typer.Exit(EXIT_NOT_CONVERGED)
