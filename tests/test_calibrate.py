@@ -58,7 +58,7 @@ def test_command_prints_json_and_refuses_in_one_line(sweep, tmp_path):
     result = runner.invoke(app, ["calibrate", str(path), "--law", "chinchilla", "--holdout", "C>5e20",
                                  "--chains", "2", "--draws", "300", "--json"])
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)["held-out calibration"]
+    rows = json.loads(result.stdout)["calibration"]
     assert [(r["holdout"], r["model"]) for r in rows] == [("C>5e+20", "plain"), ("C>5e+20", "gp")]
     bad = runner.invoke(app, ["calibrate", str(path), "--holdout", "C>1e22"])
     assert bad.exit_code == 1

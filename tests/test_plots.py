@@ -230,7 +230,7 @@ def saved(fit, power_c_fit_small, tmp_path_factory):
 def test_cli_plot(saved, tmp_path, kind, suffix):
     out = tmp_path / f"{kind}.{suffix}"
     result = runner.invoke(app, ["plot", str(saved[0]), "--kind", kind, "-o", str(out),
-                                 "--budget", "1e19", "1e21"])
+                                 "--budget", "1e19", "--budget", "1e21"])
     assert result.exit_code == 0, result.output
     assert out.stat().st_size > 15_000 and f"wrote {out}" in result.output
 
