@@ -268,7 +268,7 @@ def test_cli_plan_from_a_published_fit():
     assert rows[5.76e23]["D_opt_median"] == pytest.approx(1.327e12, rel=0.05)
     point = plan(from_constants("chinchilla", "besiroglu2024"), 1e24).draws
     assert rows[1e24]["N_opt_median"] == pytest.approx(point["N_opt"].item(), rel=0.05)
-    published = {row["budget"]: row for row in out["at the published estimates"]}
+    published = {row["budget"]: row for row in out["at_published_estimates"]}
     assert published[5.76e23]["N_opt"] == pytest.approx(7.236e10, rel=1e-3)
 
     text = runner.invoke(app, ["plan", "--model", "chinchilla-hoffmann2022-tex", "--budget", "5.76e23"])

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from conftest import converged_exit
+from test_cli_json import validate
 from test_fit import synthetic_runs
 from typer.testing import CliRunner
 

@@ -57,7 +57,8 @@ def test_keys_name_quantiles_and_hold_no_spaces_percent_or_rules():
     assert key("N_opt 90% lo") == "N_opt_q05" and key("N_opt 90% hi") == "N_opt_q95"
     assert key("90% lo", prefix="loss") == "loss_q05" and key("50% hi", prefix="loss") == "loss_q75"
     assert key("chosen loss 5%") == "chosen_loss_q05" and key("chosen regret 90%") == "chosen_regret_q90"
-    assert key("chosen tokens/param") == "chosen_tokens_per_param" and key("chosen P(loss<=2.3)") == "chosen_prob_target"
+    assert key("chosen tokens/param") == "chosen_tokens_per_param"
+    assert key("chosen P(loss<=2.3)") == "chosen_prob_target"
     assert key("lpd per run") == "lpd_per_run" and key("hdi_3%") == "hdi_3"
 
 
