@@ -148,7 +148,8 @@ def _checked(check: Callable[[], Any]) -> Any:
 
 def _listed(values: Sequence[str] | str | None, pairs: bool = False) -> list[str]:
     """The values of a list option, given repeated (--budget 1e22 --budget 1e24) and/or comma-separated
-    (--budget 1e22,1e24); a comma inside parentheses stays (a prior's arguments). With ``pairs`` (NAME=VALUE
+    (--budget 1e22,1e24); a comma inside parentheses stays (a prior's arguments); an empty value is kept (and
+    refused by the option's check). With ``pairs`` (NAME=VALUE
     options) a piece without '=' continues the previous value: --at S=0.5,0.75 is one pair."""
     out: list[str] = []
     for value in [values] if isinstance(values, str) else values or []:
@@ -160,10 +161,10 @@ def _listed(values: Sequence[str] | str | None, pairs: bool = False) -> list[str
                 pieces.append(value[start:i])
                 start = i + 1
         pieces.append(value[start:])
-        for piece in (p.strip() for p in pieces):
-            if pairs and out and "=" not in piece and piece:
+        for piece in (p.strip() for p in pieces):  # an empty piece stays, for its option to refuse
+            if pairs and out and "=" not in piece:
                 out[-1] += f",{piece}"
-            elif piece:
+            else:
                 out.append(piece)
     return out
 
@@ -684,8 +685,9 @@ def _out_path(out: Path | None) -> None:
     _output(out)
 
 
-def _inputs(path: Path | None, model: str | None, **files: Path | None) -> dict:
-    return {"fit": path, **{k: v for k, v in files.items() if v is not None}}
+def _inputs(path: Path | None, **files: Path | None) -> dict:
+    """The paths a command read, for its JSON's ``meta.inputs`` (a catalogue entry is ``meta.model`` instead)."""
+    return {k: v for k, v in {"fit": path, **files}.items() if v is not None}
 
 
 @_command("predict")
@@ -747,7 +749,7 @@ def predict_command(
     named = table.rename(columns={"median": f"{target} median"})
     data = document("predict", {"target": target, "prediction": records(named, prefix=target),
                                 "uncertainty": sources},
-                    seed=seed, model=model, inputs=_inputs(path, model, points=points))
+                    seed=seed, model=model, inputs=_inputs(path, points=points))
     if out is not None:
         _run(lambda: _write_out(out, pd.DataFrame(data["prediction"]), data))
     _emit({"prediction": table, **({"uncertainty": sources} if sources else {})}, as_json, as_csv, data)
@@ -839,7 +841,7 @@ def plan_command(
               "at the published estimates": made.at_estimates, "notes": "; ".join(made.notes),
               "decision": decision.table if decision is not None else None,
               "smallest budget": made.smallest_budget, "inference-aware": made.inference}
-    data = _plan_document(made, seed, model, _inputs(path, model, budgets=budgets_file))
+    data = _plan_document(made, seed, model, _inputs(path, budgets=budgets_file))
     if out is not None:
         _run(lambda: _write_out(out, pd.DataFrame(data["plan"]).set_index("budget"), data))
     _emit({k: v for k, v in tables.items() if v is not None}, as_json, as_csv, data)

@@ -433,4 +433,4 @@ def test_module_entry_point_uses_the_same_conventions(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "bayeslaw", "plan", "--budget", "lots"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == EXIT_USAGE and len(proc.stderr.splitlines()) == 1
-    assert proc.stderr.startswith("error: Invalid value for '--budget'")
+    assert proc.stderr.startswith("error: --budget must be numbers, got 'lots'")

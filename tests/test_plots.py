@@ -238,7 +238,8 @@ def test_cli_plot(saved, tmp_path, kind, suffix):
 @pytest.mark.parametrize("args,message", [
     (["--kind", "bars", "-o", "x.png"], "unknown plot kind 'bars'"),
     (["--kind", "pairs", "-o", "x.pdf"], ".png or .svg"),
-    (["--kind", "isoflop", "-o", "x.png", "--budget", "1e20", "lots"], "--budget must be numbers"),
+    (["--kind", "isoflop", "-o", "x.png", "--budget", "1e20,lots"], "--budget must be numbers"),
+    (["--kind", "isoflop", "-o", "x.png", "--budget", "1e20", "1e21"], "unexpected argument '1e21'"),
     (["--kind", "isoflop", "-o", "x.png", "--budget", "-1"], "--budget must be finite FLOP counts > 0"),
 ])
 def test_cli_plot_errors(saved, tmp_path, args, message):
