@@ -37,10 +37,13 @@ class _App(typer.Typer):
 
 
 def _plain_flags(params: list) -> list:
-    """Flags show no value type in help (never ``<bool>``)."""
+    """Help says what to type: flags show no value type (never ``<bool>``), an argument only its metavar (RUNS, PATH;
+    never ``<path>``)."""
     for param in params:
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
+        if isinstance(param, typer.core.TyperArgument) and param.metavar is not None:
+            param.display_type_rich = lambda ctx: None
     return params
 
 
@@ -286,7 +289,7 @@ def models_command(as_json: JsonOption = False) -> None:
         typer.echo(f"{'':<{width}}  {entry.citation}")
 
 
-CHAINS = typer.Option(min=1, max=64, metavar="N", help="independent chains (1-64)")
+CHAINS = typer.Option(min=1, max=64, metavar="N", help="independent chains")
 DRAWS = typer.Option(min=1, max=MAX_TOTAL_DRAWS, metavar="N", help="kept draws per chain")
 TUNE = typer.Option(min=0, max=100_000, metavar="N", help="tuning steps per chain")
 WHERE = typer.Option(metavar="RULE", help="fit only the runs meeting a rule: COLUMN OP NUMBER joined by and/or, e.g. "

@@ -142,7 +142,7 @@ def test_help_shows_what_to_type_and_the_defaults():
     group = get_command(app)
     for name in group.list_commands(None):
         text = runner.invoke(app, [name, "--help"], env={"COLUMNS": "200"}).stdout
-        assert not re.search(r"<(list\[\w+\]|bool|str|float|int|int range|float range)>", text), (name, text)
+        assert not re.search(r"<[\w\[\] ]+>", text), (name, text)  # no <list[float]>, <bool>, <path>
     plan = runner.invoke(app, ["plan", "--help"], env={"COLUMNS": "200"}).stdout
     assert "FLOPS" in plan and "[default: 0]" in plan and "[default: (none: the plan's medians only)]" in plan
     compare = runner.invoke(app, ["compare", "--help"], env={"COLUMNS": "200"}).stdout
