@@ -76,12 +76,17 @@ def records(frame, prefix: str = "") -> list[dict[str, Any]]:
 
 
 def meta(command: str, *, seed: int | None = None, inputs: Mapping[str, Any] | None = None,
-         **extra: Any) -> dict[str, Any]:
-    """The metadata object every command's JSON carries: package version, command, seed, inputs' paths."""
+         outputs: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """The metadata object every command's JSON carries: package version, command, seed, the paths read
+    (``inputs``) and, when a command wrote files, their paths (``outputs``); None values are left out."""
     from bayeslaw import __version__
 
-    out = {"bayeslaw": __version__, "command": command, "seed": seed,
-           "inputs": {k: (None if v is None else str(v)) for k, v in (inputs or {}).items()}}
+    def paths(given: Mapping[str, Any] | None) -> dict[str, str]:
+        return {k: str(v) for k, v in (given or {}).items() if v is not None}
+
+    out = {"bayeslaw": __version__, "command": command, "seed": seed, "inputs": paths(inputs)}
+    if paths(outputs):
+        out["outputs"] = paths(outputs)
     return out | {k: plain(v) for k, v in extra.items()}
 
 

@@ -94,7 +94,7 @@ def test_summary_predict_and_plan_match_their_schemas(saved_fit):
     assert planned["smallest_budget"]["target_loss"] == 2.3
     published = run_json(["plan", "--model", "chinchilla-besiroglu2024", "--budget", "1e24"])
     validate("plan", published)
-    assert published["meta"]["model"] == "chinchilla-besiroglu2024"
+    assert published["meta"]["model"] == "chinchilla-besiroglu2024" and published["meta"]["inputs"] == {}
     assert published["at_published_estimates"][0]["N_opt"] == pytest.approx(9.6e10, rel=0.01)  # README's table
 
 
@@ -109,7 +109,8 @@ def test_fit_json_matches_its_schema_and_keeps_stdout_pure(tmp_path):
     assert result.exit_code in (0, 3), result.output
     data = json.loads(result.stdout)
     validate("fit", data)
-    assert data["meta"]["seed"] == 1 and data["runs"] == 40 and data["converged"] is (result.exit_code == 0)
+    assert data["meta"]["seed"] == 1 and data["meta"]["inputs"] == {"runs": str(path)}
+    assert data["runs"] == 40 and data["converged"] is (result.exit_code == 0)
     alpha = next(row for row in data["parameters"] if row["parameter"] == "alpha")
     assert alpha["hdi_3"] < LAWS["chinchilla"].presets["besiroglu2024"].values["alpha"] < alpha["hdi_97"]
 
@@ -157,7 +158,8 @@ def test_points_and_budgets_from_files_and_results_to_files(saved_fit, tmp_path)
     out = tmp_path / "pred.json"
     shown = run_json(["predict", str(saved_fit), "--points", str(points), "--out", str(out)])
     written = json.loads(out.read_text())
-    assert written == shown and written["meta"]["inputs"]["points"] == str(points)
+    assert written == shown and written["meta"]["inputs"] == {"fit": str(saved_fit), "points": str(points)}
+    assert written["meta"]["outputs"] == {"out": str(out)}
     direct = run_json(["predict", str(saved_fit), "--N", "1e9,7e10", "--D", "2e10,1.4e12"])
     assert [r["loss_median"] for r in direct["prediction"]] == [r["loss_median"] for r in shown["prediction"]]
     budgets = tmp_path / "budgets.csv"

@@ -92,7 +92,7 @@ def predict_command(
     named = table.rename(columns={"median": f"{target} median"})
     data = document("predict", {"target": target, "prediction": records(named, prefix=target),
                                 "uncertainty": sources},
-                    seed=seed, model=model, inputs=_inputs(path, points=points))
+                    seed=seed, model=model, inputs=_inputs(path, points=points), outputs={"out": out})
     if out is not None:
         _run(lambda: _write_out(out, pd.DataFrame(data["prediction"]), data))
     _emit({"prediction": table, **({"uncertainty": sources} if sources else {})}, as_json, as_csv, data)
@@ -184,13 +184,13 @@ def plan_command(
               "at the published estimates": made.at_estimates, "notes": "; ".join(made.notes),
               "decision": decision.table if decision is not None else None,
               "smallest budget": made.smallest_budget, "inference-aware": made.inference}
-    data = _plan_document(made, seed, model, _inputs(path, budgets=budgets_file))
+    data = _plan_document(made, seed, model, _inputs(path, budgets=budgets_file), {"out": out})
     if out is not None:
         _run(lambda: _write_out(out, pd.DataFrame(data["plan"]).set_index("budget"), data))
     _emit({k: v for k, v in tables.items() if v is not None}, as_json, as_csv, data)
 
 
-def _plan_document(made, seed: int, model: str | None, inputs: dict) -> dict:
+def _plan_document(made, seed: int, model: str | None, inputs: dict, outputs: dict) -> dict:
     """A plan as JSON data; the risk is a value (``"risk": "cvar:0.9"``), never part of a key."""
     from bayeslaw.jsondata import document, records
 
@@ -206,4 +206,4 @@ def _plan_document(made, seed: int, model: str | None, inputs: dict) -> dict:
         "at_published_estimates": records(made.at_estimates) if made.at_estimates is not None else None,
         "decision": decision, "smallest_budget": smallest,
         "inference_aware": made.inference, "notes": made.notes,
-    }, seed=seed, model=model, inputs=inputs)
+    }, seed=seed, model=model, inputs=inputs, outputs=outputs)

@@ -137,13 +137,13 @@ def fit_command(
 
     result = _run(go)
     if as_json:
-        _print_json(_fit_document(result, "fit", notes, {"runs": runs, "fit": out}))
+        _print_json(_fit_document(result, "fit", notes, {"runs": runs}, {"fit": out}))
     else:
         _report(result)
     _exit_if_unconverged([result])
 
 
-def _fit_document(result, command: str, notes: list[str], inputs: dict) -> dict:
+def _fit_document(result, command: str, notes: list[str], inputs: dict, outputs: dict | None = None) -> dict:
     """A fit as JSON data: law, runs, parameters (one record each), diagnostics, sampler lines, notes."""
     from bayeslaw.jsondata import document, records
 
@@ -157,7 +157,7 @@ def _fit_document(result, command: str, notes: list[str], inputs: dict) -> dict:
         "diagnostics": result.diagnostics.to_dict(),
         "sampler": _attempt_lines(result),
         "notes": [*notes, *(result.info.get("notes") or [])],
-    }, seed=result.info.get("seed"), inputs=inputs)
+    }, seed=result.info.get("seed"), inputs=inputs, outputs=outputs)
 
 
 def _fixed(values: dict[str, str], law) -> dict[str, float]:

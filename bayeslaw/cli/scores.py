@@ -74,6 +74,8 @@ def compare_command(
     from bayeslaw.holdout import Holdout, check_sizes, is_default, is_off, resolve_split
     from bayeslaw.model import model_parameters, model_priors
 
+    if laws:
+        typer.echo("warning: --laws is now --law (--laws is kept for one release)", err=True)
     chosen = [_law(name) for name in _listed([*(law or []), *(laws or [])])]
     if len(chosen) < 2:
         _usage("--law needs at least two law names: --law chinchilla,power or --law chinchilla --law power")
