@@ -234,6 +234,7 @@ def test_compare_json_is_plain_data_and_unconverged_fits_exit_3(runs_csv):
     result = runner.invoke(app, ["compare", str(runs_csv), "--laws", "chinchilla", "--law", "power", "--chains", "2",
                                  "--draws", "20", "--tune", "20", "--json"])
     assert result.exit_code == 3, result.output
+    assert "warning: --laws is now --law" in result.stderr  # the former name still works, for one release
     data = json.loads(result.stdout)
     assert set(data) == {"meta", "split", "extrapolation", "loo", "disagreement", "converged", "problems", "warnings",
                          "influential", "marginal_likelihood"}

@@ -184,7 +184,7 @@ def test_fit_onto_a_directory_is_refused_before_sampling_and_names_it(files, tmp
 
 def test_compare_with_a_holdout_on_an_unknown_column_is_refused_before_sampling(files):
     """compare --holdout on an unknown column: refused after sampling."""
-    one_error(bayeslaw_command("compare", files["runs"], "--laws", "chinchilla,power-C", "--holdout", "Q>1"),
+    one_error(bayeslaw_command("compare", files["runs"], "--law", "chinchilla,power-C", "--holdout", "Q>1"),
               EXIT_ERROR, "holdout column 'Q' is not among the runs' columns")
 
 
