@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import shared_data_path
+from test_cli_json import validate
 from typer.testing import CliRunner
 
 from bayeslaw.calibrate import calibrate, nominal_gap
@@ -58,7 +59,10 @@ def test_command_prints_json_and_refuses_in_one_line(sweep, tmp_path):
     result = runner.invoke(app, ["calibrate", str(path), "--law", "chinchilla", "--holdout", "C>5e20",
                                  "--chains", "2", "--draws", "300", "--json"])
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)["held-out calibration"]
+    data = json.loads(result.stdout)
+    validate("calibrate", data)
+    rows = data["calibration"]
+    assert data["meta"]["inputs"] == {"runs": str(path)} and data["meta"]["seed"] == 0
     assert [(r["holdout"], r["model"]) for r in rows] == [("C>5e+20", "plain"), ("C>5e+20", "gp")]
     bad = runner.invoke(app, ["calibrate", str(path), "--holdout", "C>1e22"])
     assert bad.exit_code == 1

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from conftest import converged_exit
+from test_cli_json import validate
 from test_fit import synthetic_runs
 from typer.testing import CliRunner
 
@@ -140,15 +141,16 @@ def test_plan_json_and_csv_are_machine_readable(saved_fit):
 
     import pandas as pd
 
-    result = runner.invoke(app, ["plan", str(saved_fit), "--budget", "1e22", "1e23", "1e24", "--risk", "cvar:0.9",
-                                 "--json"])
+    result = runner.invoke(app, ["plan", str(saved_fit), "--budget", "1e22,1e23", "--budget", "1e24", "--risk",
+                                 "cvar:0.9", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert [row["budget"] for row in data["plan"]] == [1e22, 1e23, 1e24]
-    assert [row["budget"] for row in data["decision"]] == [1e22, 1e23, 1e24]
-    medians = [row["N_opt median"] for row in data["plan"]]
+    assert [row["budget"] for row in data["decision"]["rows"]] == [1e22, 1e23, 1e24]
+    assert data["decision"]["risk"] == "cvar:0.9" and data["meta"]["inputs"] == {"fit": str(saved_fit)}
+    medians = [row["N_opt_median"] for row in data["plan"]]
     assert medians == sorted(medians)
-    as_csv = runner.invoke(app, ["plan", str(saved_fit), "--budget", "1e22", "1e23", "--csv"])
+    as_csv = runner.invoke(app, ["plan", str(saved_fit), "--budget", "1e22,1e23", "--csv"])
     frame = pd.read_csv(io.StringIO(as_csv.stdout))
     assert list(frame["budget"]) == [1e22, 1e23] and "tokens_per_param median" in frame.columns
 
@@ -171,7 +173,7 @@ def test_predict_from_a_published_fit_with_extra_inputs():
                                  "--at", "U=25e9", "--json"])
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)["prediction"][0]
-    assert row["law median"] == pytest.approx(2.2256440889984477, rel=1e-9)
+    assert row["law_median"] == pytest.approx(2.2256440889984477, rel=1e-9)
     neither = runner.invoke(app, ["predict", "--N", "1e9"])
     assert neither.exit_code == EXIT_USAGE and "none was given" in neither.stderr
 
@@ -184,8 +186,8 @@ def test_plan_with_a_data_constrained_law_repeats_the_unique_tokens():
                                  "--json"])
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)["plan"][0]
-    assert row["epochs median"] == pytest.approx(9.49, abs=0.02)
-    assert row["N_opt median"] == pytest.approx(7.02e9, rel=2e-3)
+    assert row["epochs_median"] == pytest.approx(9.49, abs=0.02)
+    assert row["N_opt_median"] == pytest.approx(7.02e9, rel=2e-3)
     missing = runner.invoke(app, ["plan", "--model", "muennighoff2023", "--budget", "1e22"])
     assert missing.exit_code == EXIT_ERROR and "needs the unique tokens available" in missing.stderr
 
@@ -197,7 +199,8 @@ def test_plan_with_a_data_constrained_law_repeats_the_unique_tokens():
      (["--budget", "1e22", "--risk", "worst"], "unknown risk 'worst'"),
      (["--budget", "1e22", "--inference-tokens", "1e12"], "--inference-tokens needs --target-loss"),
      (["--budget", "1e22", "--probability", "1.2"], "--probability must lie in (0, 1)"),
-     (["--budget", "1e22", "lots"], "--budget must be numbers")],
+     (["--budget", "1e22,lots"], "--budget must be numbers"),
+     (["--budget", "1e22", "lots"], "unexpected argument 'lots': give several values as --budget 1e22,1e24")],
 )
 def test_plan_refuses_bad_arguments_in_one_line(saved_fit, args, message):
     result = runner.invoke(app, ["plan", str(saved_fit), *args])
@@ -209,7 +212,7 @@ def test_plan_refuses_bad_arguments_in_one_line(saved_fit, args, message):
 def test_compare_prints_both_rankings_and_the_verdict(runs_csv):
     """The default split on 60 runs drawn from the Chinchilla law: leave-future-out (the ranking for extrapolation)
     and PSIS-LOO both printed, the verdict line, and exit 3 with the laws named when a fit or refit missed a check."""
-    result = runner.invoke(app, ["compare", str(runs_csv), "--laws", "chinchilla,kaplan-nd,power", "--chains", "2",
+    result = runner.invoke(app, ["compare", str(runs_csv), "--law", "chinchilla,kaplan-nd,power", "--chains", "2",
                                  "--draws", "300", "--tune", "1000"])
     assert converged_exit(result.exit_code, result.stderr), result.output
     out = result.stdout
@@ -228,22 +231,24 @@ def test_compare_json_is_plain_data_and_unconverged_fits_exit_3(runs_csv):
     import json
     import re
 
-    result = runner.invoke(app, ["compare", str(runs_csv), "--laws", "chinchilla,power", "--chains", "2",
+    result = runner.invoke(app, ["compare", str(runs_csv), "--laws", "chinchilla", "--law", "power", "--chains", "2",
                                  "--draws", "20", "--tune", "20", "--json"])
     assert result.exit_code == 3, result.output
+    assert "warning: --laws is now --law" in result.stderr  # the former name still works, for one release
     data = json.loads(result.stdout)
-    assert set(data) == {"split", "extrapolation", "loo", "disagreement", "converged", "problems", "warnings",
-                         "influential"}
-    keys = [*data["split"], *data["problems"]] + [k for table in ("extrapolation", "loo") for row in data[table]
-                                                  for k in row]
-    assert all(re.fullmatch(r"[a-z0-9_]+|[a-zA-Z0-9-]+", k) for k in keys), keys  # snake_case, and law names
+    assert set(data) == {"meta", "split", "extrapolation", "loo", "disagreement", "converged", "problems", "warnings",
+                         "influential", "marginal_likelihood"}
+    keys = [*data["split"]] + [k for table in ("extrapolation", "loo") for row in data[table] for k in row]
+    assert all(re.fullmatch(r"[a-z0-9_]+", k) for k in keys), keys  # snake_case
+    validate("compare", data)
     assert data["split"]["n_heldout"] == 12 and data["split"]["default"] is True
     assert {row["law"] for row in data["loo"]} == {row["law"] for row in data["extrapolation"]} == {"chinchilla",
                                                                                                    "power-C"}
     assert data["converged"] is False and all(row["converged"] is False for row in data["extrapolation"])
     assert [row["rank"] for row in data["extrapolation"]] == [1, 2]
+    problems = {row["law"]: row["checks"] for row in data["problems"]}
     for law in ("chinchilla", "power-C"):
-        assert data["problems"][law] and f"not converged: {law}: fit: " in result.stderr
+        assert problems[law] and f"not converged: {law}: fit: " in result.stderr
 
 
 def test_compare_names_a_disagreement_and_marks_unconverged_ranks(capsys):
@@ -273,11 +278,11 @@ def test_compare_names_a_disagreement_and_marks_unconverged_ranks(capsys):
     assert "! did not converge" in out and "leave-future-out split: C>1e21;" in out
 
 
-BAD_COMPARE = [(["--laws", "chinchilla"], "at least two law names", EXIT_USAGE),
-               (["--laws", "chinchilla,nope"], "unknown law 'nope'", EXIT_USAGE),
-               (["--laws", "chinchilla,power", "--holdout", "C=1"], "cannot read holdout", EXIT_USAGE),
-               (["--laws", "chinchilla,power", "--holdout", "C>1e30"], "holds out 0;", EXIT_ERROR),
-               (["--laws", "chinchilla,power", "--holdout", "Q>1"], "holdout column 'Q'", EXIT_ERROR)]
+BAD_COMPARE = [(["--law", "chinchilla"], "at least two law names", EXIT_USAGE),
+               (["--law", "chinchilla,nope"], "unknown law 'nope'", EXIT_USAGE),
+               (["--law", "chinchilla,power", "--holdout", "C=1"], "cannot read holdout", EXIT_USAGE),
+               (["--law", "chinchilla,power", "--holdout", "C>1e30"], "holds out 0;", EXIT_ERROR),
+               (["--law", "chinchilla,power", "--holdout", "Q>1"], "holdout column 'Q'", EXIT_ERROR)]
 
 
 @pytest.mark.parametrize(("args", "message", "code"), BAD_COMPARE)

@@ -212,7 +212,7 @@ def test_commands_that_fit_exit_3_naming_the_parameters(one_isoflop, tmp_path):
     report = runner.invoke(app, ["report", str(saved), "-o", str(tmp_path / "report.html")])
     assert report.exit_code == 3 and (tmp_path / "report.html").is_file()
     assert "not converged: chinchilla in " in report.stderr
-    compared = runner.invoke(app, ["compare", str(path), "--laws", "chinchilla,power-C", "--holdout", "none",
+    compared = runner.invoke(app, ["compare", str(path), "--law", "chinchilla,power-C", "--holdout", "none",
                                    "--chains", "2", "--draws", "20", "--tune", "10"])
     assert compared.exit_code == 3, compared.output
     assert "not converged: chinchilla" in compared.stderr and "(worst: " in compared.stderr
@@ -221,5 +221,7 @@ def test_commands_that_fit_exit_3_naming_the_parameters(one_isoflop, tmp_path):
     calibrated = runner.invoke(app, ["calibrate", str(ladder_csv), "--holdout", "N>4e8", "--chains", "2",
                                      "--draws", "20", "--tune", "10", "--json"])
     assert calibrated.exit_code == 3, calibrated.output
-    assert json.loads(calibrated.stdout)["held-out calibration"]  # printed first
+    data = json.loads(calibrated.stdout)  # printed first
+    assert data["calibration"] and data["converged"] is False
+    assert data["problems"][0]["holdout"] == "N>4e+08" and "(worst: " in data["problems"][0]["checks"]
     assert "not converged: chinchilla fitted below N>4e+08: " in calibrated.stderr and "(worst: " in calibrated.stderr

@@ -231,7 +231,7 @@ def test_bad_holdout_rules_are_refused_before_fitting(ladder_csv, rule):
     try:
         parsed = Holdout.parse(rule)
     except BayeslawError:
-        refused(run("compare", ladder_csv, "--laws", "chinchilla,power-C", "--holdout", rule), EXIT_USAGE, "holdout")
+        refused(run("compare", ladder_csv, "--law", "chinchilla,power-C", "--holdout", rule), EXIT_USAGE, "holdout")
         return
     from bayeslaw.data import load_runs
 
@@ -239,7 +239,7 @@ def test_bad_holdout_rules_are_refused_before_fitting(ladder_csv, rule):
     if parsed.column in columns_of(runs):
         held = int(parsed.mask(runs).sum())
         assume(held < 2 or len(runs) - held < 9)  # a split compare could use would start fitting
-    refused(run("compare", ladder_csv, "--laws", "chinchilla,power-C", "--holdout", rule), EXIT_ERROR, "holdout")
+    refused(run("compare", ladder_csv, "--law", "chinchilla,power-C", "--holdout", rule), EXIT_ERROR, "holdout")
 
 
 # ---- --at and --column pairs --------------------------------------------------------------------------------------
@@ -433,4 +433,4 @@ def test_module_entry_point_uses_the_same_conventions(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "bayeslaw", "plan", "--budget", "lots"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == EXIT_USAGE and len(proc.stderr.splitlines()) == 1
-    assert proc.stderr.startswith("error: Invalid value for '--budget'")
+    assert proc.stderr.startswith("error: --budget must be numbers, got 'lots'")

@@ -162,7 +162,7 @@ def test_an_unreadable_budget_is_a_one_line_usage_error():
     every option, one line, and the README says so."""
     for budget, run in (("1e", bayeslaw_command), ("lots", in_process)):
         one_error(run("plan", "--model", "chinchilla-besiroglu2024", "--budget", budget), EXIT_USAGE,
-                  "Invalid value for '--budget'", "(see bayeslaw plan --help)")
+                  f"--budget must be numbers, got '{budget}'")
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert "| 2 | a usage error" in readme
 
@@ -184,7 +184,7 @@ def test_fit_onto_a_directory_is_refused_before_sampling_and_names_it(files, tmp
 
 def test_compare_with_a_holdout_on_an_unknown_column_is_refused_before_sampling(files):
     """compare --holdout on an unknown column: refused after sampling."""
-    one_error(bayeslaw_command("compare", files["runs"], "--laws", "chinchilla,power-C", "--holdout", "Q>1"),
+    one_error(bayeslaw_command("compare", files["runs"], "--law", "chinchilla,power-C", "--holdout", "Q>1"),
               EXIT_ERROR, "holdout column 'Q' is not among the runs' columns")
 
 

@@ -230,7 +230,7 @@ def saved(fit, power_c_fit_small, tmp_path_factory):
 def test_cli_plot(saved, tmp_path, kind, suffix):
     out = tmp_path / f"{kind}.{suffix}"
     result = runner.invoke(app, ["plot", str(saved[0]), "--kind", kind, "-o", str(out),
-                                 "--budget", "1e19", "1e21"])
+                                 "--budget", "1e19", "--budget", "1e21"])
     assert result.exit_code == 0, result.output
     assert out.stat().st_size > 15_000 and f"wrote {out}" in result.output
 
@@ -238,7 +238,8 @@ def test_cli_plot(saved, tmp_path, kind, suffix):
 @pytest.mark.parametrize("args,message", [
     (["--kind", "bars", "-o", "x.png"], "unknown plot kind 'bars'"),
     (["--kind", "pairs", "-o", "x.pdf"], ".png or .svg"),
-    (["--kind", "isoflop", "-o", "x.png", "--budget", "1e20", "lots"], "--budget must be numbers"),
+    (["--kind", "isoflop", "-o", "x.png", "--budget", "1e20,lots"], "--budget must be numbers"),
+    (["--kind", "isoflop", "-o", "x.png", "--budget", "1e20", "1e21"], "unexpected argument '1e21'"),
     (["--kind", "isoflop", "-o", "x.png", "--budget", "-1"], "--budget must be finite FLOP counts > 0"),
 ])
 def test_cli_plot_errors(saved, tmp_path, args, message):

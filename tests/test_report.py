@@ -139,7 +139,7 @@ def test_report_renders_in_headless_chromium(page, chinchilla_fit_small, tmp_pat
 def test_cli_report(chinchilla_fit_small, tmp_path):
     fit_file = chinchilla_fit_small.save(tmp_path / "fit.nc")
     out = tmp_path / "report.html"
-    result = runner.invoke(app, ["report", str(fit_file), "-o", str(out), "--budget", "1e22", "1e24"])
+    result = runner.invoke(app, ["report", str(fit_file), "-o", str(out), "--budget", "1e22,1e24"])
     assert result.exit_code == 0, result.output
     assert f"wrote {out}" in result.output and "C = 1e+24 FLOPs" in out.read_text()
     result = runner.invoke(app, ["report", str(fit_file), "-o", str(tmp_path / "no" / "r.html")])

@@ -64,7 +64,7 @@ def test_commands_that_fit_take_where_and_exclude_rows(tmp_path, capsys):
     path = tmp_path / "runs.csv"
     frame.to_csv(path, index=False)
     c = 6 * frame["N"] * frame["D"]
-    for command in (["fit", str(path)], ["compare", str(path), "--laws", "chinchilla,power"],
+    for command in (["fit", str(path)], ["compare", str(path), "--law", "chinchilla,power"],
                     ["calibrate", str(path), "--holdout", "C>1e20"]):
         assert main([*command, "--where", "N.__class__>1"]) == EXIT_USAGE
         assert main([*command, "--exclude-rows", "1;2"]) == EXIT_USAGE
