@@ -41,6 +41,7 @@ from bayeslaw.holdout import (
     score_heldout,
     split_runs,
 )
+from bayeslaw.loo import loo as psis_loo
 from bayeslaw.model import model_parameters
 from bayeslaw.priors import Prior
 
@@ -159,16 +160,14 @@ def compare(fits: Mapping[str, Any], *, holdout: str | Holdout | None = DEFAULT,
 
 
 def _loo_table(fits: Mapping[str, Any], method: str, lines: list[str]) -> tuple[pd.DataFrame, dict[str, list[int]]]:
-    """PSIS-LOO per fit through ArviZ, with snake_case columns and a 1-based rank."""
+    """PSIS-LOO per fit through ArviZ (``bayeslaw.loo``: computed in blocks of runs for a fit too large to store
+    its pointwise log-likelihood), with snake_case columns and a 1-based rank."""
     influential: dict[str, list[int]] = {}
-    for name, result in fits.items():
-        if "log_likelihood" not in result.idata.groups():
-            why = "; ".join(result.info.get("notes") or []) or "the file has no log_likelihood group"
-            raise BayeslawError(f"{name}: the fit does not store the pointwise log-likelihood PSIS-LOO needs ({why})")
+    scores = {}
     for name, result in fits.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # reported below, by run
-            loo = az.loo(result.idata, pointwise=True)
+            scores[name] = loo = psis_loo(result)  # in blocks of runs when the fit could not store them
         bad = np.flatnonzero(np.asarray(loo.pareto_k) > PARETO_K_LIMIT)
         influential[name] = bad.tolist()
         if len(bad):
@@ -177,7 +176,7 @@ def _loo_table(fits: Mapping[str, Any], method: str, lines: list[str]) -> tuple[
                          "influential: check them, or compare by leave-future-out")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = az.compare({name: fit.idata for name, fit in fits.items()}, ic="loo", method=method)
+        table = az.compare(scores, ic="loo", method=method)
     table = table.rename(columns={"elpd_loo": "elpd", "se": "elpd_se", "dse": "diff_se"})
     table = table[["rank", "elpd", "elpd_se", "elpd_diff", "diff_se", "p_loo", "weight"]].astype(float)
     table["rank"] = table["rank"].astype(int) + 1

@@ -192,8 +192,8 @@ def fit(
     if values > MAX_POINTWISE_VALUES:
         info["notes"] = [f"pointwise log-likelihood not stored: {posterior.sizes['chain']} chains x "
                          f"{posterior.sizes['draw']} draws x {len(runs)} runs would take {values * 8 / 1e9:.3g} GB "
-                         f"(the limit is {MAX_POINTWISE_VALUES * 8 / 1e9:.3g} GB); PSIS-LOO (compare) needs it: "
-                         "fewer draws or runs"]
+                         f"(the limit is {MAX_POINTWISE_VALUES * 8 / 1e9:.3g} GB); PSIS-LOO (compare) computes it "
+                         "on demand, a block of runs at a time"]
     prior = prior_draws(law, resolved, data_pivots(runs), fixing, PRIOR_DRAWS,
                         np.random.default_rng([seed, PRIOR_STREAM]))
     idata = assemble(runs, resolved, likelihood, posterior, stats, diagnostics, info, prior=prior)
