@@ -64,3 +64,34 @@ def test_a_million_runs_fit_in_bounded_memory(tmp_path):
     assert ("note: pointwise log-likelihood not stored: 2 chains x 15 draws x 1000000 runs would take 0.24 GB"
             in proc.stdout)
     assert out.is_file() and out.stat().st_size < 100e6
+
+
+@pytest.mark.slow
+def test_a_hundred_thousand_runs_fit_and_are_scored_in_bounded_memory(tmp_path):
+    """1e5 runs (issue 14): the fit completes with peak memory under 2 GiB, recovers the constants the runs
+    were drawn from, and PSIS-LOO, whose 2 x 200 x 1e5 pointwise values the fit does not store, is computed in
+    blocks of runs from the saved fit."""
+    import bayeslaw as bl
+    from bayeslaw.loo import loo
+
+    rng = np.random.default_rng(1)
+    n = 100_000
+    size = 10 ** rng.uniform(7, 10, n)
+    tokens = 20 * size * 2 ** rng.uniform(-1, 4, n)
+    loss = (1.82 + 482 / size**0.348 + 2085 / tokens**0.366) * np.exp(0.01 * rng.standard_normal(n))
+    table = tmp_path / "runs.csv"
+    pd.DataFrame({"N": size, "D": tokens, "loss": loss}).to_csv(table, index=False)
+    out = tmp_path / "fit.nc"
+    proc, peak_kb = measured("fit", table, "--out", out, "--chains", "2", "--draws", "200", "--tune", "200",
+                             "--no-retry", "--seed", "0", "--no-progress", folder=tmp_path)
+    assert converged_exit(proc.returncode, proc.stderr), proc.stderr
+    assert peak_kb < 2 * 2**20, f"peak {peak_kb / 2**20:.2f} GiB"
+    fit = bl.load(out)
+    assert "log_likelihood" not in fit.idata.groups()
+    median = fit.posterior[["E", "alpha", "beta"]].median()
+    assert abs(float(median["E"]) - 1.82) < 0.05 and abs(float(median["alpha"]) - 0.348) < 0.02
+    assert abs(float(median["beta"]) - 0.366) < 0.02
+    score = loo(fit)
+    assert score["n_data_points"] == n and np.isfinite(score["elpd_loo"])
+    # 1% noise on log loss: the elpd per run is near the Student-t's log density scale, log(1 / (0.01 sqrt(2 pi e)))
+    assert 2.5 < score["elpd_loo"] / n < 3.4

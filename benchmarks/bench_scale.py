@@ -1,0 +1,83 @@
+"""Benchmark: cost of a fit against the number of runs (time, peak memory and the log-log slope).
+
+Each size is fitted in a fresh process (the installed ``bayeslaw fit`` command on a synthetic Chinchilla
+table of that many runs, default discrepancy, one attempt: ``--no-retry``), whose own peak resident memory is
+read with ``os.wait4``; the times include the process's start (about 2 s of imports).
+The slope is the least-squares slope of log time against log runs over the sizes from 1e4 up, where the
+gradient's cost grows with the runs rather than with the per-call overhead: 1 is linear cost.
+Run: ``python benchmarks/bench_scale.py`` (1e3 to 1e5 runs, 4 chains x 1000 draws: about 15 minutes on 2 idle
+cores); ``--sizes 1e3,1e4,1e5,1e6 --draws 200 --tune 200`` for the largest table in bounded time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def table(n_runs: int, path: Path) -> None:
+    """``n_runs`` runs of the Chinchilla law (Besiroglu constants) with 1% noise, N 1e7-1e10, 1-100 tokens/param."""
+    from bayeslaw.laws import get_law
+
+    law = get_law("chinchilla")
+    rng = np.random.default_rng(0)
+    n = 10 ** rng.uniform(7, 10, n_runs)
+    d = n * 10 ** rng.uniform(0, 2, n_runs)
+    noise = np.exp(0.01 * rng.standard_normal(n_runs))
+    loss = law.evaluate(law.presets["besiroglu2024"].values, {"N": n, "D": d}) * noise
+    import pandas as pd
+
+    pd.DataFrame({"N": n, "D": d, "loss": loss}).to_csv(path, index=False)
+
+
+def measure(n_runs: int, folder: Path, args: argparse.Namespace) -> tuple[float, float, int]:
+    """Wall seconds, peak GiB and exit code of one fit in a fresh process."""
+    path = folder / f"runs_{n_runs}.csv"
+    table(n_runs, path)
+    exe = shutil.which("bayeslaw") or sys.exit("the bayeslaw command is not installed")
+    command = [exe, "fit", str(path), "--chains", str(args.chains), "--draws", str(args.draws), "--tune",
+               str(args.tune), "--seed", "0", "--no-retry", "--out", str(folder / f"fit_{n_runs}.nc")]
+    start = time.perf_counter()
+    with open(folder / "log", "w") as log:
+        child = subprocess.Popen(command, stdout=log, stderr=log)
+        _, status, usage = os.wait4(child.pid, 0)
+    return time.perf_counter() - start, usage.ru_maxrss / 2**20, os.waitstatus_to_exitcode(status)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1e3,1e4,1e5", help="numbers of runs, comma-separated")
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--tune", type=int, default=500)
+    args = parser.parse_args()
+    sizes = [int(float(s)) for s in args.sizes.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n_runs in sizes:
+            seconds, peak, code = measure(n_runs, Path(tmp), args)
+            rows.append((n_runs, seconds, peak, code))
+            print(f"{n_runs:>9,} runs: {seconds:8.1f} s, peak {peak:5.2f} GiB, exit {code}", flush=True)
+    print(f"\n{args.chains} chains x {args.draws} draws after {args.tune} tuning steps, one attempt, default "
+          "discrepancy")
+    print(f"{'runs':>10}{'seconds':>10}{'peak GiB':>10}{'ms per 1k runs':>16}{'vs smallest':>13}")
+    base = rows[0][1]
+    for n_runs, seconds, peak, _ in rows:
+        print(f"{n_runs:>10,}{seconds:>10.1f}{peak:>10.2f}{1e6 * seconds / n_runs:>16.1f}{seconds / base:>12.1f}x")
+    big = [(n, s) for n, s, _, _ in rows if n >= 10_000]
+    if len(big) >= 2:
+        slope = np.polyfit(np.log([n for n, _ in big]), np.log([s for _, s in big]), 1)[0]
+        print(f"log-log slope of time against runs from 1e4 up: {slope:.2f} (1: linear)")
+    return 0 if all(code in (0, 3) for *_, code in rows) else 1  # 3: completed but not converged
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
