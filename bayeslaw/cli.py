@@ -658,11 +658,16 @@ def compare_command(
     seed: int = 0,
     as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="print the two rankings side by side as CSV")] = False,
+    workers: Annotated[int | None, typer.Option(min=1, help="local processes fitting at once (default: one per "
+                                                       "CPU)")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="fit on a Dask cluster instead: its scheduler address, "
+                                                       "e.g. tcp://HOST:8786")] = None,
 ) -> None:
     """Rank laws on the same runs for extrapolation (leave-future-out, refitted below the split) beside
     PSIS-LOO (interpolation), and name any disagreement. Exits 3 when a fit or refit did not converge."""
     from bayeslaw.compare import bayes_factors, compare, failed_checks, marginal_likelihood
     from bayeslaw.data import load_runs, readable_columns
+    from bayeslaw.fanout import map_jobs
     from bayeslaw.fit import MAX_POINTWISE_VALUES, fit
     from bayeslaw.holdout import Holdout, check_sizes, is_default, is_off, resolve_split
     from bayeslaw.model import model_parameters, model_priors
@@ -686,6 +691,8 @@ def compare_command(
     _check_choice(where, exclude_rows)
     _draws(chains, draws)
     seed = _seed(seed)
+    if workers is not None and scheduler is not None:
+        _usage("--workers and --scheduler: give one (local processes or a Dask cluster)")
     _output(plot)
 
     def go():
@@ -704,14 +711,15 @@ def compare_command(
             for name, table in loaded.items():
                 params = model_parameters(model_priors(table.law, "student_t"))
                 check_sizes(str(rule), name, int((~held).sum()), int(held.sum()), len(params))
-        fits = {}
-        for name, table in loaded.items():
-            typer.echo(f"fitting {name}...", err=True)
-            fits[name] = fit(name, table, chains=chains, draws=draws, tune=tune, seed=seed,
-                             target_accept=target_accept)
+        typer.echo(f"fitting {', '.join(loaded)}...", err=True)
+        settings = {"chains": chains, "draws": draws, "tune": tune, "seed": seed, "target_accept": target_accept}
+        fanned = map_jobs(fit, [{"law": name, "data": table, **settings} for name, table in loaded.items()],
+                          workers=workers, client=scheduler)
+        fits = dict(zip(loaded, fanned, strict=True))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # every warning is in result.warnings, printed below
-            result = compare(fits, holdout=split, seed=seed, progress=lambda line: typer.echo(line, err=True))
+            result = compare(fits, holdout=split, seed=seed, progress=lambda line: typer.echo(line, err=True),
+                             workers=workers, client=scheduler)
         if plot is not None:
             from bayeslaw.plots import comparison, write_figure
 
@@ -868,6 +876,10 @@ def calibrate_command(
     seed: int = 0,
     as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="print CSV")] = False,
+    workers: Annotated[int | None, typer.Option(min=1, help="local processes fitting at once (default: one per "
+                                                       "CPU)")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="fit on a Dask cluster instead: its scheduler address, "
+                                                       "e.g. tcp://HOST:8786")] = None,
 ) -> None:
     """Fit below each holdout rule, score the runs above: interval coverage, log predictive density and
     median error, with and without model discrepancy."""
@@ -887,12 +899,14 @@ def calibrate_command(
     _check_choice(where, exclude_rows)
     _draws(chains, draws)
     seed = _seed(seed)
+    if workers is not None and scheduler is not None:
+        _usage("--workers and --scheduler: give one (local processes or a Dask cluster)")
 
     def go():
         table = _chosen_runs(runs, chosen, mapping, where, exclude_rows)
         return calibrate(table, chosen.name, holdout, discrepancy=discrepancy, columns=mapping,
                          seed=seed, chains=chains, draws=draws, tune=tune, target_accept=target_accept,
-                         progress=lambda line: typer.echo(line, err=True))
+                         progress=lambda line: typer.echo(line, err=True), workers=workers, client=scheduler)
 
     table = _run(go)
     tables = {"held-out calibration": table}
