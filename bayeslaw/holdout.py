@@ -207,8 +207,11 @@ def leave_future_out(laws: Sequence[str], data: Any, holdout: str | Holdout = DE
                                                fit_kwargs.get("priors")))
         check_sizes(str(rule), runs.law.name, int((~held_mask).sum()), int(held_mask.sum()), len(params))
     check_workers(workers, client)
-    jobs = [dict(zip(("kept", "heldout"), split_runs(runs, held_mask), strict=True),
-                 settings={"seed": seed, **fit_kwargs}, levels=tuple(levels), seed=seed) for runs in loaded]
+    jobs = []
+    for runs in loaded:
+        kept, heldout = split_runs(runs, held_mask)
+        jobs.append({"kept": kept, "heldout": heldout, "settings": {"seed": seed, **fit_kwargs},
+                     "levels": tuple(levels), "seed": seed})
     rows = []
     for runs, (scores, converged, _) in zip(loaded, map_jobs(refit_and_score, jobs, workers=workers, client=client),
                                             strict=True):
