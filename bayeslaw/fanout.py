@@ -117,7 +117,8 @@ def _pool_initializer() -> None:
 
 
 def _pool(size: int) -> ProcessPoolExecutor:
-    """The kept pool of ``size`` spawned processes (a new one when the size changes or the pool broke)."""
+    """The kept pool of at most ``size`` processes (a new one when the size changes or the pool broke); a process
+    is spawned when a job finds none idle, so fewer jobs than ``size`` start fewer processes."""
     global _POOL, _POOL_SIZE
     import multiprocessing
 
@@ -150,16 +151,17 @@ def map_jobs(fn: Callable[..., Any], jobs: Sequence[Mapping[str, Any]], *, worke
     """``[fn(**job) for job in jobs]``, run serially, on ``workers`` local processes or on a Dask ``client``.
 
     ``fn`` must be importable by name (a module-level function) and the jobs picklable. ``workers`` None: the
-    CPU count, at most one per job, 1 inside a worker. ``client``: a ``dask.distributed.Client`` or a scheduler
-    address (a client is opened and closed for this call). Results come back in job order; warnings raised in
-    workers are issued here in job order; the first job (in order) that fails raises its error here.
+    CPU count (processes start as jobs need them), 1 inside a worker; a single job runs in this process.
+    ``client``: a ``dask.distributed.Client`` or a scheduler address (a client is opened and closed for this
+    call). Results come back in job order; warnings raised in workers are issued here in job order; the first
+    job (in order) that fails raises its error here.
     """
     jobs = list(jobs)
     workers = check_workers(workers, client)
     if client is not None:
         return _on_dask(fn, jobs, client)
-    size = default_workers(len(jobs)) if workers is None else min(workers, max(len(jobs), 1))
-    if size <= 1:
+    size = (1 if in_worker() else cpu_count()) if workers is None else workers
+    if size <= 1 or len(jobs) <= 1:
         return [fn(**job) for job in jobs]
     from concurrent.futures.process import BrokenProcessPool
 
