@@ -61,6 +61,10 @@ class Prior:
         object.__setattr__(self, "kwargs", MappingProxyType(values))  # read-only after validation
         self._check_arguments()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its distribution and arguments, validated again when unpickled (``bayeslaw.fanout``)."""
+        return _prior_from, (self.dist, dict(self.kwargs))
+
     def __hash__(self) -> int:
         return hash((self.dist, tuple(sorted(self.kwargs.items()))))
 
@@ -278,3 +282,8 @@ def resolve_priors(
         prior.check_support(param, supports[param])
         priors[param] = prior
     return priors
+
+
+def _prior_from(dist: str, kwargs: Mapping[str, float]) -> Prior:
+    """The Prior ``dist(**kwargs)`` (the unpickler's constructor: Prior takes its distribution positionally)."""
+    return Prior(dist, **kwargs)

@@ -18,7 +18,9 @@ Printed: one row per table, split, seed and model with the coverage of the 50/80
 relative error of the predictive median, and whether the fit converged (R-hat, ESS, divergences).
 ``--markdown`` prints the per-table summary used in README.md. Data: ``../shared/data`` beside the checkout
 (``--data`` to change). Run: ``python benchmarks/calibration.py`` (about 10 minutes on 2 cores);
-``--quick`` for one seed, 2 chains x 300 draws and the Chinchilla kept table only.
+``--quick`` for one seed, 2 chains x 300 draws and the Chinchilla kept table only. The (table, seed) cells
+run at once on local processes (``--workers N``, default one per CPU) or a Dask cluster (``--scheduler
+ADDRESS``), with the same numbers as one after another (``--workers 1``).
 """
 
 from __future__ import annotations
@@ -58,24 +60,34 @@ def splits(table: str, data: Path):
     return "muennighoff", frame[["N", "D", "U", "loss"]], [(f"N={largest:.2g} (largest)", held)]
 
 
-def run(tables, seeds, data: Path, **fit_kwargs) -> pd.DataFrame:
+def run(tables, seeds, data: Path, workers: int | None = None, client: str | None = None,
+        **fit_kwargs) -> pd.DataFrame:
+    """Every (table, seed) cell, fanned out (``bayeslaw.fanout``: local processes, or a Dask scheduler)."""
+    from bayeslaw.fanout import map_jobs
+
+    jobs = [{"table": table, "seed": seed, "data": data, "fit_kwargs": fit_kwargs} for table in tables
+            for seed in seeds]
+    return pd.DataFrame([row for rows in map_jobs(cell, jobs, workers=workers, client=client) for row in rows])
+
+
+def cell(table: str, seed: int, data: Path, fit_kwargs: dict) -> list[dict]:
+    """One job: calibrate one table at one sampler seed (its splits one after another), as table rows."""
     from bayeslaw.calibrate import calibrate
 
+    warnings.filterwarnings("ignore")
+    law, frame, holdouts = splits(table, data)
+    start = time.perf_counter()
+    result = calibrate(frame, law, holdouts, seed=seed, min_heldout=1, workers=1, **fit_kwargs)
+    seconds = (time.perf_counter() - start) / len(holdouts)
     rows = []
-    for table in tables:
-        law, frame, holdouts = splits(table, data)
-        for seed in seeds:
-            start = time.perf_counter()
-            result = calibrate(frame, law, holdouts, seed=seed, min_heldout=1, **fit_kwargs)
-            seconds = (time.perf_counter() - start) / len(holdouts)
-            for (holdout, model), row in result.iterrows():
-                rows.append({"table": table, "split": holdout, "seed": seed, "model": model,
-                             "n_fit": row["n_fit"], "n_heldout": row["n_heldout"],
-                             **{c: row[c] for c in row.index if c.startswith("coverage")},
-                             "lpd per run": row["lpd per run"], "median rel error": row["median relative error"],
-                             "converged": bool(row["converged"]), "fit s": seconds})
-            print(f"  {table} seed {seed}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
-    return pd.DataFrame(rows)
+    for (holdout, model), row in result.iterrows():
+        rows.append({"table": table, "split": holdout, "seed": seed, "model": model,
+                     "n_fit": row["n_fit"], "n_heldout": row["n_heldout"],
+                     **{c: row[c] for c in row.index if c.startswith("coverage")},
+                     "lpd per run": row["lpd per run"], "median rel error": row["median relative error"],
+                     "converged": bool(row["converged"]), "fit s": seconds})
+    print(f"  {table} seed {seed}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    return rows
 
 
 def markdown(results: pd.DataFrame) -> str:
@@ -106,6 +118,9 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DATA, help="folder with the shared run tables")
     parser.add_argument("--markdown", action="store_true", help="also print the per-table summary (README)")
     parser.add_argument("--csv", type=Path, help="also write every row to this CSV file")
+    parser.add_argument("--workers", type=int, help="local processes, one (table, seed) cell each at a time "
+                        "(default: one per CPU)")
+    parser.add_argument("--scheduler", help="run the cells on a Dask cluster: its scheduler address")
     args = parser.parse_args()
     if not args.data.is_dir():
         parser.error(f"no data folder {args.data}; give --data")
@@ -113,7 +128,7 @@ def main() -> int:
     seeds, tables, sampling = args.seeds, args.tables, {"chains": args.chains, "draws": args.draws}
     if args.quick:
         seeds, tables, sampling = [0], ["chinchilla-kept"], {"chains": 2, "draws": 300}
-    results = run(tables, seeds, args.data, **sampling)
+    results = run(tables, seeds, args.data, workers=args.workers, client=args.scheduler, **sampling)
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(results.drop(columns=["fit s"]).round(4).to_string(index=False))
     if args.csv:

@@ -15,6 +15,9 @@ from bayeslaw.testing import SMALL  # noqa: F401  (small but real sampling; test
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
+# pytest-xdist already runs a process per core: compare, calibrate and leave-future-out fit one model at a time
+# here (and in the commands the tests start) unless a test asks for workers; tests/test_fanout.py does
+os.environ.setdefault("BAYESLAW_WORKERS", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -68,7 +68,7 @@ def ladder_comparison(ladder_fits) -> tuple[Comparison, dict[str, dict]]:
     with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         patch.setattr(module, "fit", recording_fit)
-        return compare(ladder_fits), calls
+        return compare(ladder_fits, workers=1), calls  # in this process, where the recording fit is
 
 
 def test_default_split_holds_out_the_largest_compute_fifth(ladder):

@@ -168,6 +168,16 @@ FitArgument = Annotated[Path, typer.Argument(metavar="PATH", help="a fit saved b
 RunsArgument = Annotated[Path, typer.Argument(metavar="RUNS", help="CSV of runs, one row per training run")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON (shape: bayeslaw/schemas/COMMAND.json)")]
 CsvOption = Annotated[bool, typer.Option("--csv", help="print CSV")]
+WorkersOption = Annotated[int | None, typer.Option(min=1, metavar="N", help="local processes fitting at once "
+                                                   "(default: one per CPU)")]
+SchedulerOption = Annotated[str | None, typer.Option(metavar="ADDRESS", help="fit on a Dask cluster instead: its "
+                                                     "scheduler address, e.g. tcp://HOST:8786")]
+
+
+def check_fanout(workers: int | None, scheduler: str | None) -> None:
+    """--workers and --scheduler exclude each other."""
+    if workers is not None and scheduler is not None:
+        _usage("--workers and --scheduler: give one (local processes or a Dask cluster)")
 
 
 def _check_target_accept(target_accept: float | None) -> None:

@@ -18,10 +18,12 @@ from bayeslaw.cli._common import (
     JsonOption,
     LawOption,
     RunsArgument,
+    SchedulerOption,
     SeedOption,
     TargetAcceptOption,
     TuneOption,
     WhereOption,
+    WorkersOption,
     _check_choice,
     _check_target_accept,
     _checked,
@@ -38,8 +40,8 @@ from bayeslaw.cli._common import (
     _seed,
     _table,
     _usage,
+    check_fanout,
 )
-from bayeslaw.errors import BayeslawError
 
 
 @_command("compare")
@@ -65,12 +67,15 @@ def compare_command(
     seed: SeedOption = 0,
     as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="print the two rankings side by side as CSV")] = False,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Rank laws on the same runs for extrapolation (leave-future-out, refitted below the split) beside
     PSIS-LOO (interpolation), and name any disagreement. Exits 3 when a fit or refit did not converge."""
     from bayeslaw.compare import bayes_factors, compare, failed_checks, marginal_likelihood
     from bayeslaw.data import load_runs, readable_columns
-    from bayeslaw.fit import MAX_POINTWISE_VALUES, fit
+    from bayeslaw.fanout import map_jobs
+    from bayeslaw.fit import fit
     from bayeslaw.holdout import Holdout, check_sizes, is_default, is_off, resolve_split
     from bayeslaw.model import model_parameters, model_priors
 
@@ -95,6 +100,7 @@ def compare_command(
     _check_choice(where, exclude_rows)
     _draws(chains, draws)
     seed = _seed(seed)
+    check_fanout(workers, scheduler)
     _output(plot)
 
     def go():
@@ -103,24 +109,20 @@ def compare_command(
                               exclude_rows)
         loaded = {law.name: load_runs(source, law, {k: v for k, v in mapping.items() if k in reads[law.name]})
                   for law in chosen}
-        size = len(next(iter(loaded.values()))) * chains * draws
-        if size > MAX_POINTWISE_VALUES:
-            raise BayeslawError(f"PSIS-LOO needs the pointwise log-likelihood of every fit: {size:,} values "
-                                f"({size * 8 / 1e9:.3g} GB) is more than bayeslaw stores "
-                                f"({MAX_POINTWISE_VALUES * 8 / 1e9:.3g} GB); use fewer draws or runs")
         if split is not None:  # a split that cannot be refitted fails before the first fit
             rule, held = resolve_split(split, list(loaded.values()))
             for name, table in loaded.items():
                 params = model_parameters(model_priors(table.law, "student_t"))
                 check_sizes(str(rule), name, int((~held).sum()), int(held.sum()), len(params))
-        fits = {}
-        for name, table in loaded.items():
-            typer.echo(f"fitting {name}...", err=True)
-            fits[name] = fit(name, table, chains=chains, draws=draws, tune=tune, seed=seed,
-                             target_accept=target_accept)
+        typer.echo(f"fitting {', '.join(loaded)}...", err=True)
+        settings = {"chains": chains, "draws": draws, "tune": tune, "seed": seed, "target_accept": target_accept}
+        fanned = map_jobs(fit, [{"law": name, "data": table, **settings} for name, table in loaded.items()],
+                          workers=workers, client=scheduler)
+        fits = dict(zip(loaded, fanned, strict=True))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # every warning is in result.warnings, printed below
-            result = compare(fits, holdout=split, seed=seed, progress=lambda line: typer.echo(line, err=True))
+            result = compare(fits, holdout=split, seed=seed, progress=lambda line: typer.echo(line, err=True),
+                             workers=workers, client=scheduler)
         if plot is not None:
             from bayeslaw.plots import comparison, write_figure
 
@@ -206,6 +208,8 @@ def calibrate_command(
     seed: SeedOption = 0,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Fit below each holdout rule, score the runs above: interval coverage, log predictive density and
     median error, with and without model discrepancy."""
@@ -226,12 +230,13 @@ def calibrate_command(
     _check_choice(where, exclude_rows)
     _draws(chains, draws)
     seed = _seed(seed)
+    check_fanout(workers, scheduler)
 
     def go():
         table = _chosen_runs(runs, chosen, mapping, where, exclude_rows)
         return calibrate(table, chosen.name, holdout, discrepancy=discrepancy, columns=mapping,
                          seed=seed, chains=chains, draws=draws, tune=tune, target_accept=target_accept,
-                         progress=lambda line: typer.echo(line, err=True))
+                         progress=lambda line: typer.echo(line, err=True), workers=workers, client=scheduler)
 
     table = _run(go)
     tables = {"held-out calibration": table}

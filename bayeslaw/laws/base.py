@@ -14,6 +14,7 @@ written once in ``coords.py``.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -113,6 +114,16 @@ class Law:
     def __post_init__(self) -> None:
         """The law's contract, checked when it is made (``check_contract``)."""
         check_contract(self)
+
+    def __reduce__(self) -> tuple[Callable[[str], Law], tuple[str]]:
+        """Pickled by its registry name (its functions are closures; ``bayeslaw.fanout`` sends laws to other
+        processes): a law that is not the registry's under its name cannot be sent."""
+        from bayeslaw.laws import LAWS, get_law
+
+        if LAWS.get(self.name) is not self:
+            raise pickle.PicklingError(f"law '{self.name}' is not in the registry (bayeslaw.laws.register), so "
+                                       "another process cannot rebuild it; register it, or run with workers=1")
+        return get_law, (self.name,)
 
     @property
     def default_priors(self) -> dict[str, Prior]:
