@@ -27,7 +27,7 @@ from bayeslaw.data import Runs, load_runs
 from bayeslaw.discrepancy import check_kind
 from bayeslaw.errors import BayeslawError
 from bayeslaw.fanout import check_workers, map_jobs
-from bayeslaw.holdout import Holdout, score_heldout
+from bayeslaw.holdout import Holdout, coverage_column, score_heldout
 from bayeslaw.model import model_parameters, model_priors
 from bayeslaw.posterior import as_posterior
 
@@ -121,6 +121,7 @@ def calibrate(data: Any, law: str, holdouts: Sequence[str | Holdout | Split], *,
         problems |= problem
     table = pd.DataFrame(rows).set_index(["holdout", "model"])
     table.attrs["uncertainty"] = sources
+    table.attrs["levels"] = {coverage_column(level): float(level) for level in levels}  # column -> nominal level
     table.attrs["problems"] = problems  # holdout -> failed checks of its fit (after the second attempt)
     return table
 
@@ -149,7 +150,9 @@ def score_split(kept: Runs, held: Runs, label: str, kind: str, levels: Sequence[
 
 
 def nominal_gap(table: pd.DataFrame) -> pd.Series:
-    """Largest |coverage - nominal level| of each row: 0 for perfectly calibrated intervals."""
-    cols = [c for c in table.columns if c.startswith("coverage ")]
-    nominal = np.array([float(c.split()[1].rstrip("%")) / 100 for c in cols])
-    return (table[cols] - nominal).abs().max(axis=1)
+    """Largest |coverage - nominal level| of each row: 0 for perfectly calibrated intervals (the levels from
+    ``table.attrs["levels"]``, column -> level, which :func:`calibrate` records)."""
+    levels = table.attrs.get("levels")
+    if not levels:
+        raise BayeslawError("nominal_gap needs a table from calibrate() (its attrs['levels'] name the levels)")
+    return (table[list(levels)] - np.array(list(levels.values()))).abs().max(axis=1)

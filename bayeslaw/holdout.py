@@ -149,6 +149,11 @@ def plain_key(name: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
 
 
+def coverage_column(level: float) -> str:
+    """The name of the column holding the coverage of the central ``level`` interval: 'coverage 90%'."""
+    return f"coverage {level:.0%}"
+
+
 def score_heldout(source: Any, heldout: Runs, levels: Sequence[float] = (0.5, 0.8, 0.9),
                   seed: int | None = 0) -> dict[str, Any]:
     """Log predictive density, interval coverage and median relative error on held-out runs.
@@ -177,7 +182,7 @@ def score_heldout(source: Any, heldout: Runs, levels: Sequence[float] = (0.5, 0.
     out: dict[str, Any] = {"n_heldout": len(heldout), "lpd": float(lpd.sum()), "lpd_per_run": float(lpd.mean())}
     for level in levels:
         lo, hi = np.quantile(predictive, [(1 - level) / 2, (1 + level) / 2], axis=1)
-        out[f"coverage {level:.0%}"] = float(((log_y >= lo) & (log_y <= hi)).mean())
+        out[coverage_column(level)] = float(((log_y >= lo) & (log_y <= hi)).mean())
         out[f"width {level:.0%}"] = float(np.median(hi - lo))  # on log target: about a relative width
     median = np.exp(np.median(predictive, axis=1))
     out["median relative error"] = float(np.median(np.abs(median - heldout.target) / heldout.target))
