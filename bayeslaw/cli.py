@@ -639,6 +639,62 @@ def plan_command(
     _emit(tables, as_json, as_csv)
 
 
+@app.command("next")
+def next_command(
+    path: Annotated[Path, typer.Argument(help="a fit saved by `bayeslaw fit --out`")],
+    budget: Annotated[float, typer.Option(help="FLOPs of the big run the decision is for")],
+    spend: Annotated[float, typer.Option(help="FLOPs available for the new small runs")],
+    candidates: Annotated[str, typer.Option(help="'grid' (N and D from the fitted runs' smallest to 10 times "
+                                                 "their largest) or a CSV with columns N and D (or N and C)")] = "grid",
+    risk: Annotated[str, typer.Option(help="the decision's loss: mean (expected regret), cvar:Q or "
+                                           "quantile:Q")] = "mean",
+    max_params: Annotated[float | None, typer.Option(help="largest model (parameters)")] = None,
+    flops_per_param_token: Annotated[float, typer.Option(help="k in C = k N D")] = 6.0,
+    outcomes: Annotated[int, typer.Option(min=8, max=4096, help="simulated outcomes per candidate")] = 64,
+    plot: Annotated[Path | None, typer.Option(help="also draw the candidates and picks to this .png/.svg")] = None,
+    seed: int = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Which runs to train next: each candidate's expected gain for the decision at --budget (expected value of
+    sample information, by importance reweighting of the fit's draws) per FLOP, and a greedy batch under --spend."""
+    from bayeslaw.design import advise, figure
+    from bayeslaw.risk import Risk
+
+    for option, value in (("--budget", budget), ("--spend", spend), ("--max-params", max_params),
+                          ("--flops-per-param-token", flops_per_param_token)):
+        _finite(value, option)
+    _checked(lambda: Risk.parse(risk))
+    if candidates != "grid" and not Path(candidates).is_file():
+        _usage(f"--candidates: '{_one_line(candidates, 80)}' is neither 'grid' nor a CSV file")
+    if plot is not None:
+        _figure_path(plot)
+    seed = _seed(seed)
+    _output(plot)
+
+    def go():
+        from bayeslaw.fit import load
+
+        result = load(path)
+        advice = advise(result, budget, spend, candidates=None if candidates == "grid" else candidates, risk=risk,
+                        flops_per_param_token=flops_per_param_token, max_params=max_params, outcomes=outcomes,
+                        seed=seed)
+        if plot is not None:
+            from bayeslaw.plots import write_figure
+
+            write_figure(figure(advice, result), plot)
+        return advice
+
+    advice = _run(go)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(advice.to_dict(), indent=2, default=float))
+    else:
+        typer.echo(str(advice))
+        if not advice.picks.empty:
+            typer.echo("\npicks (greedy, re-scored after each):\n" + _table(advice.picks.set_index("pick")))
+
+
 @app.command("compare")
 def compare_command(
     runs: Annotated[Path, typer.Argument(help="CSV of runs")],
