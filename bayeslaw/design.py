@@ -36,6 +36,7 @@ from bayeslaw.posterior import LawPosterior, as_posterior
 from bayeslaw.risk import Risk, _problem
 
 GRID = 121  # candidate allocations of the big run (log N) on which every weighted decision is taken
+RISK_STEP = 3  # quantile and CVaR decisions are taken on every third grid point (41 of 121)
 OUTCOMES = 64  # simulated outcomes per candidate
 MIN_ESS = 0.02  # a share of the draws: below it (median over outcomes) the importance estimate is flagged
 DESIGN_STREAM = 11  # the simulated outcomes' random stream, apart from the decision's noise and discrepancy
@@ -89,17 +90,19 @@ class _Decision:
             raise BayeslawError(f"budget {budget:.3g} cannot meet the caps on N and D")
         self.n = np.exp(grid)
         self.expected = problem.expected(self.n[:, None], budget)       # (G, S)
+        self.by_draw = np.ascontiguousarray(self.expected.T)               # (S, G) for the weighted means
         self.best = self.expected.min(axis=0)                              # each draw's optimum on the grid
         self.n_opt = self.n[self.expected.argmin(axis=0)]
-        if risk.name != "mean":
-            self.loss = self.expected * np.exp(problem.noise)              # (G, S) predictive loss
+        if risk.name != "mean":  # risk measures sort the losses: on every RISK_STEP-th grid point (fewer sorts)
+            self.n = self.n[::RISK_STEP]
+            self.loss = self.expected[::RISK_STEP] * np.exp(problem.noise)  # (G', S) predictive loss
             self.order = np.argsort(self.loss, axis=1)
             self.sorted = np.take_along_axis(self.loss, self.order, axis=1)
 
     def values(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The decision's loss value and chosen N under each row of weights ``w`` (J, S), rows summing to 1."""
         if self.risk.name == "mean":
-            means = w @ self.expected.T                                    # (J, G)
+            means = w @ self.by_draw                                       # (J, G)
             best = means.argmin(axis=1)
             return means[np.arange(len(w)), best] - w @ self.best, self.n[best]
         risk = np.concatenate([self._risk(w[i:i + 4]) for i in range(0, len(w), 4)])
@@ -247,6 +250,15 @@ def advise(source: Any, budget: float, spend: float, *, candidates: pd.DataFrame
     k = float(flops_per_param_token)
     if not spend > 0 or not budget > 0:
         raise BayeslawError(f"budget and spend must be > 0 FLOPs, got {budget:g} and {spend:g}")
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # small products many times: threads only contend
+        return _advise(post, float(budget), float(spend), candidates, risk, float(flops_per_param_token), max_params,
+                       max_tokens, unique_tokens, outcomes, min_ess, seed, simulated, log_weights)
+
+
+def _advise(post, budget, spend, candidates, risk, k, max_params, max_tokens, unique_tokens, outcomes, min_ess,
+            seed, simulated, log_weights) -> Advice:
     post = _with_unique_tokens(post, unique_tokens)
     decision = _Decision(post, float(budget), risk, k, max_params, max_tokens, seed)
     frame = candidate_grid(post, spend, k, max_params) if candidates is None else check_candidates(candidates, k)
@@ -442,3 +454,46 @@ def figure(advice: Advice, source: Any):
     ax.set_title(advice.message if len(advice.message) < 70 else advice.message[:67] + "...", fontsize=9)
     ax.legend(fontsize=8, loc="best")
     return fig
+
+
+def refit_gain(source: Any, candidate: Mapping[str, float], budget: float, *, outcomes: int = 5,
+               risk: str | Risk = "mean", seed: int | None = 0, flops_per_param_token: float = 6.0,
+               settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The expected gain of one candidate run by brute force: ``outcomes`` outcomes simulated as ``advise`` does,
+    each added to the fit's runs and refitted with NUTS (the fit's settings, updated by ``settings``), and the
+    decision's loss value taken on each refit. Returned beside the importance estimate on the same outcomes:
+    gain, se, importance gain, paired se (of the per-outcome differences), and the per-outcome values."""
+    import bayeslaw as bl
+    from bayeslaw.compare import refit_settings
+
+    if not hasattr(source, "runs"):
+        raise BayeslawError("refit_gain needs a fit (its runs and settings), not a posterior")
+    post = as_posterior(source)
+    risk = Risk.parse(risk)
+    k = float(flops_per_param_token)
+    law = post.law
+    at = {"N": np.array([float(candidate["N"])]), "D": np.array([float(candidate["D"])])}
+    sim = _Simulator(post)
+    mu, var = sim.mean(at)
+    S = mu.shape[1]
+    rng = np.random.default_rng(derived_seed(seed, DESIGN_STREAM))
+    rows = rng.choice(S, size=outcomes, replace=False)
+    y = sim.draw(mu, var, rows, rng)[:, 0]
+    decision = _Decision(post, float(budget), risk, k, None, None, seed)
+    now = float(decision.values(np.full((1, S), 1.0 / S))[0][0])
+    weighted = decision.values(_normalise(sim.log_lik(y, mu[0], var[0])))[0]
+    cols = [*law.inputs, law.target]
+    refitted = []
+    for value in y:
+        frame = pd.concat([source.runs.frame[cols], pd.DataFrame({**at, law.target: [float(np.exp(value))]})],
+                          ignore_index=True)
+        result = bl.fit(law, frame, **{**refit_settings(source), **dict(settings or {})})
+        after = as_posterior(result)
+        dec = _Decision(after, float(budget), risk, k, None, None, seed)
+        n = after.n_draws
+        refitted.append(float(dec.values(np.full((1, n), 1.0 / n))[0][0]))
+    refitted = np.array(refitted)
+    return {"gain": now - refitted.mean(), "se": refitted.std(ddof=1) / np.sqrt(outcomes),
+            "importance gain": now - weighted.mean(),
+            "paired se": (refitted - weighted).std(ddof=1) / np.sqrt(outcomes),
+            "value now": now, "refit values": refitted, "importance values": weighted, "outcomes": y}
