@@ -113,11 +113,12 @@ def test_no_runs_are_worth_it_where_the_data_span_the_decision():
     span = ladder("chinchilla", sizes=6, seed=2, preset="hoffmann2022", span=(5e7, 5e9))
     inside = design.advise(_fit(span), 1e20, 1e20, outcomes=48)
     assert not inside.worth and "not worth their cost" in inside.message and inside.picks.empty
-    assert inside.table["gain"].abs().max() < 0.05 * inside.decision["value"] + 3 * inside.table["gain_se"].max()
+    assert inside.table["gain"].max() < 1e-3  # nats of expected regret: a thousandth of a nat at most
     below = ladder("chinchilla", sizes=3, seed=2, preset="hoffmann2022", span=(5e7, 2e8))
     far = design.advise(_fit(below), 1e23, 3e20, outcomes=48)
     assert far.worth and not far.picks.empty
     assert far.table["gain"].max() > 10 * inside.table["gain"].max()
+    assert far.decision["value"] > 10 * inside.decision["value"]
 
 
 @pytest.mark.slow
@@ -125,7 +126,8 @@ def test_the_importance_gain_agrees_with_refits():
     """Must-show: the expected gain of a candidate by reweighting agrees with refitting with NUTS on 5 simulated
     outcomes (the same outcomes), within the Monte Carlo error of their paired differences."""
     runs = ladder("chinchilla", sizes=3, seed=4, preset="hoffmann2022", span=(5e7, 3e8))
-    start = _fit(runs, discrepancy=None)
-    check = design.refit_gain(start, {"N": 1e9, "D": 2e10}, 1e22, outcomes=5, settings={**SMALL, "seed": 5})
+    start = _fit(runs, discrepancy=None, draws=1000)  # 300 draws a fit: the refits' own Monte Carlo error dominates
+    check = design.refit_gain(start, {"N": 1e9, "D": 2e10}, 1e22, outcomes=5,
+                              settings={**SMALL, "draws": 1000, "seed": 5})
     assert check["gain"] > 2 * check["se"]  # the run is worth something, so the comparison means something
-    assert abs(check["gain"] - check["importance gain"]) <= 3 * check["paired se"] + 0.1 * abs(check["gain"])
+    assert abs(check["gain"] - check["importance gain"]) <= 3 * check["paired se"]
