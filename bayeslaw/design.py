@@ -247,7 +247,6 @@ def advise(source: Any, budget: float, spend: float, *, candidates: pd.DataFrame
     risk = Risk.parse(risk)
     if risk.name == "prob":
         raise BayeslawError("risk 'prob' is a step function of the outcome; use mean, quantile:Q or cvar:Q")
-    k = float(flops_per_param_token)
     if not spend > 0 or not budget > 0:
         raise BayeslawError(f"budget and spend must be > 0 FLOPs, got {budget:g} and {spend:g}")
     from threadpoolctl import threadpool_limits
@@ -263,6 +262,10 @@ def _advise(post, budget, spend, candidates, risk, k, max_params, max_tokens, un
     decision = _Decision(post, float(budget), risk, k, max_params, max_tokens, seed)
     frame = candidate_grid(post, spend, k, max_params) if candidates is None else check_candidates(candidates, k)
     frame["flops"] = k * frame["N"] * frame["D"]
+    over = int((frame["flops"] > spend).sum())
+    frame = frame[frame["flops"] <= spend].reset_index(drop=True)
+    if frame.empty:
+        raise BayeslawError(f"no candidate run costs at most the spend {spend:.3g} FLOPs")
     sim = _Simulator(post)
     inputs = {"N": frame["N"].to_numpy(), "D": frame["D"].to_numpy()}
     if "U" in post.law.inputs:
@@ -329,7 +332,7 @@ def _advise(post, budget, spend, candidates, risk, k, max_params, max_tokens, un
                           for i, (m, (g, se, e)) in enumerate(zip(order, marginal, strict=True))],
                          columns=["pick", "N", "D", "flops", "marginal_gain", "marginal_gain_se", "ess"])
     worth = bool(order)
-    notes = []
+    notes = [f"{over} candidate(s) cost more than the spend and were left out"] if over else []
     collapsed = table[table["ess"] < limit_ess]
     if len(collapsed):
         notes.append(f"importance weights collapsed for {len(collapsed)} of {len(table)} candidates (median ESS "
