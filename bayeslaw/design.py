@@ -32,8 +32,9 @@ import xarray as xr
 from bayeslaw._draws import derived_seed, flat
 from bayeslaw.errors import BayeslawError
 from bayeslaw.likelihoods import get_likelihood
+from bayeslaw.plan import optimal_allocation, require_allocation_inputs
 from bayeslaw.posterior import LawPosterior, as_posterior
-from bayeslaw.risk import Risk, _problem
+from bayeslaw.risk import Risk, _Problem, _problem
 
 GRID = 121  # candidate allocations of the big run (log N) on which every weighted decision is taken
 RISK_STEP = 3  # quantile and CVaR decisions are taken on every third grid point (41 of 121)
@@ -78,11 +79,39 @@ class Advice:
                           *self.notes])
 
 
+@dataclass(frozen=True)
+class _FixedU(_Problem):
+    """The allocation problem of a data-constrained law with the unique tokens U held fixed."""
+
+    unique_tokens: float = 0.0
+
+    def expected(self, n, budget):
+        inputs = {"N": n, "D": budget / (self.k * n), "U": np.full(np.shape(n), self.unique_tokens)}
+        mean = self.law.function(self.params, inputs, np)
+        return mean if self.delta is None else mean * np.exp(self.delta(inputs))
+
+    def optimum(self, budget: float) -> np.ndarray:
+        n, _ = optimal_allocation(self.law, self.params, np.asarray(budget), flops_per_param_token=self.k,
+                                  max_params=self.max_params, max_tokens=self.max_tokens,
+                                  unique_tokens=self.unique_tokens)
+        return np.asarray(n)
+
+
+def _allocation_problem(post: LawPosterior, k: float, max_params, max_tokens, unique_tokens, seed) -> _Problem:
+    if "U" not in post.law.inputs:
+        return _problem(post, k, max_params, max_tokens, seed)
+    require_allocation_inputs(post.law, "the expected value of a run", unique_tokens)
+    params = {name: flat(v.values) for name, v in post.params().items()}
+    return _FixedU(post.law, params, flat(post.log_noise(seed).values), k, max_params, max_tokens,
+                   post.discrepancy_function(derived_seed(seed, 1)), float(unique_tokens))
+
+
 class _Decision:
     """The big run's decision over posterior draws, evaluated under any weights on the draws."""
 
-    def __init__(self, post: LawPosterior, budget: float, risk: Risk, k: float, max_params, max_tokens, seed):
-        self.problem = problem = _problem(post, k, max_params, max_tokens, seed)
+    def __init__(self, post: LawPosterior, budget: float, risk: Risk, k: float, max_params, max_tokens, seed,
+                 unique_tokens: float | None = None):
+        self.problem = problem = _allocation_problem(post, k, max_params, max_tokens, unique_tokens, seed)
         self.budget, self.risk = budget, risk
         n_opt = problem.optimum(budget)
         grid = problem.log_grid(budget, n_opt, 1.0, GRID)
@@ -205,7 +234,7 @@ def check_candidates(candidates: pd.DataFrame | str, k: float) -> pd.DataFrame:
         raise BayeslawError(f"candidates need columns N and D (or N and C); got {', '.join(map(str, frame.columns))}")
     if "D" not in frame.columns:
         frame["D"] = frame["C"] / (k * frame["N"])
-    for col in ("N", "D"):
+    for col in ("N", "D", *(["U"] if "U" in frame.columns else [])):
         values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
         bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
         if len(bad):
@@ -214,7 +243,7 @@ def check_candidates(candidates: pd.DataFrame | str, k: float) -> pd.DataFrame:
         frame[col] = values
     if frame.empty:
         raise BayeslawError("no candidate runs")
-    return frame[["N", "D"]].reset_index(drop=True)
+    return frame[["N", "D", *(["U"] if "U" in frame.columns else [])]].reset_index(drop=True)
 
 
 def candidate_grid(post: LawPosterior, spend: float, k: float, max_params: float | None = None,
@@ -258,8 +287,7 @@ def advise(source: Any, budget: float, spend: float, *, candidates: pd.DataFrame
 
 def _advise(post, budget, spend, candidates, risk, k, max_params, max_tokens, unique_tokens, outcomes, min_ess,
             seed, simulated, log_weights) -> Advice:
-    post = _with_unique_tokens(post, unique_tokens)
-    decision = _Decision(post, float(budget), risk, k, max_params, max_tokens, seed)
+    decision = _Decision(post, float(budget), risk, k, max_params, max_tokens, seed, unique_tokens)
     frame = candidate_grid(post, spend, k, max_params) if candidates is None else check_candidates(candidates, k)
     frame["flops"] = k * frame["N"] * frame["D"]
     over = int((frame["flops"] > spend).sum())
@@ -268,8 +296,8 @@ def _advise(post, budget, spend, candidates, risk, k, max_params, max_tokens, un
         raise BayeslawError(f"no candidate run costs at most the spend {spend:.3g} FLOPs")
     sim = _Simulator(post)
     inputs = {"N": frame["N"].to_numpy(), "D": frame["D"].to_numpy()}
-    if "U" in post.law.inputs:
-        inputs["U"] = np.full(len(frame), _unique(post, unique_tokens))
+    if "U" in post.law.inputs:  # a candidate's own unique tokens, else the decision's
+        inputs["U"] = frame["U"].to_numpy() if "U" in frame else np.full(len(frame), _unique(post, unique_tokens))
     mu, var = sim.mean(inputs)                                             # (M, S)
     S = mu.shape[1]
     rng = np.random.default_rng(derived_seed(seed, DESIGN_STREAM))
@@ -392,20 +420,13 @@ def _unique(post: LawPosterior, unique_tokens: float | None) -> float:
     return float(unique_tokens)
 
 
-def _with_unique_tokens(post: LawPosterior, unique_tokens: float | None) -> LawPosterior:
-    """For laws with U: the decision's allocation holds U fixed (risk's problem takes N and D only)."""
-    if "U" not in post.law.inputs:
-        return post
-    raise BayeslawError(f"law '{post.law.name}' takes U: use decide_u (bayeslaw.design) for a data-constrained "
-                        "decision")
-
-
 def decision_summary(source: Any, budget: float, weights: np.ndarray | None = None, *,
-                     flops_per_param_token: float = 6.0, seed: int | None = 0) -> dict[str, float]:
+                     flops_per_param_token: float = 6.0, unique_tokens: float | None = None,
+                     seed: int | None = 0) -> dict[str, float]:
     """The median and 90% interval of each draw's optimal N at ``budget`` (with the fit's discrepancy), under
     ``weights`` on the flattened draws (uniform when None): the decision a retrospective compares."""
     post = as_posterior(source)
-    dec = _Decision(post, float(budget), Risk("mean"), flops_per_param_token, None, None, seed)
+    dec = _Decision(post, float(budget), Risk("mean"), flops_per_param_token, None, None, seed, unique_tokens)
     w = np.full(len(dec.n_opt), 1.0 / len(dec.n_opt)) if weights is None else np.asarray(weights) / np.sum(weights)
     lo, med, hi = weighted_quantile(np.log(dec.n_opt), w, [0.05, 0.5, 0.95])
     return {"median": float(np.exp(med)), "lo": float(np.exp(lo)), "hi": float(np.exp(hi)),

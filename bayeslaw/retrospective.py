@@ -64,12 +64,13 @@ class _Posteriors:
 def retrospective(start: Any, pool: pd.DataFrame, budget: float, spends: Sequence[float],
                   reference: Mapping[str, float], *, orders: int = 20, outcomes: int = 64,
                   min_ess: float = MIN_ESS, refit: Mapping[str, Any] | None = None, seed: int = 0,
-                  flops_per_param_token: float = 6.0) -> pd.DataFrame:
+                  flops_per_param_token: float = 6.0, unique_tokens: float | None = None) -> pd.DataFrame:
     """One row per strategy and spend: runs taken, FLOPs spent, the decision (median N_opt, 90% width in log N),
     its errors against ``reference`` (|log median ratio|, |width difference|), and how the posterior was made
     (reweighted or refit, the ESS of the reweighting). ``pool``: the candidate runs with the law's inputs and
     target (their losses are read only when picked). ``refit``: sampler settings for refits (e.g. chains and
-    draws); the start fit's otherwise."""
+    draws); the start fit's otherwise. ``unique_tokens``: U of the decision, for data-constrained laws (each
+    candidate keeps its own U)."""
     law = start.law
     missing = [c for c in (*law.inputs, law.target) if c not in pool.columns]
     if missing:
@@ -82,7 +83,8 @@ def retrospective(start: Any, pool: pd.DataFrame, budget: float, spends: Sequenc
     def row(strategy: str, spend: float, picked: list[int], extra: Mapping[str, Any] | None = None):
         source, log_w, size, how = posteriors(picked)
         weights = None if log_w is None else np.exp(log_w - log_w.max())
-        d = decision_summary(source, budget, weights, flops_per_param_token=flops_per_param_token)
+        d = decision_summary(source, budget, weights, flops_per_param_token=flops_per_param_token,
+                             unique_tokens=unique_tokens)
         return {"strategy": strategy, "spend": spend, "runs": len(picked), "flops": float(flops[picked].sum()),
                 "median N_opt": d["median"], "width": d["width"],
                 "median error": abs(float(np.log(d["median"] / reference["median"]))),
@@ -96,9 +98,10 @@ def retrospective(start: Any, pool: pd.DataFrame, budget: float, spends: Sequenc
             if not rest:
                 break
             source, log_w, _, _ = posteriors(picked)
-            advice = advise(source, budget, left, candidates=pool.loc[rest, ["N", "D"]].reset_index(drop=True),
+            columns = ["N", "D", *(["U"] if "U" in law.inputs else [])]
+            advice = advise(source, budget, left, candidates=pool.loc[rest, columns].reset_index(drop=True),
                             outcomes=outcomes, log_weights=log_w, seed=seed + len(picked),
-                            flops_per_param_token=flops_per_param_token)
+                            flops_per_param_token=flops_per_param_token, unique_tokens=unique_tokens)
             if advice.picks.empty:
                 break
             first = advice.table.loc[advice.table["picked"] == 1, "candidate"].iloc[0]
