@@ -649,6 +649,8 @@ def next_command(
     risk: Annotated[str, typer.Option(help="the decision's loss: mean (expected regret), cvar:Q or "
                                            "quantile:Q")] = "mean",
     max_params: Annotated[float | None, typer.Option(help="largest model (parameters)")] = None,
+    unique_tokens: Annotated[float | None, typer.Option(help="unique tokens of the big run (data-constrained "
+                                                            "laws; candidates without a U column too)")] = None,
     flops_per_param_token: Annotated[float, typer.Option(help="k in C = k N D")] = 6.0,
     outcomes: Annotated[int, typer.Option(min=8, max=4096, help="simulated outcomes per candidate")] = 64,
     plot: Annotated[Path | None, typer.Option(help="also draw the candidates and picks to this .png/.svg")] = None,
@@ -661,7 +663,7 @@ def next_command(
     from bayeslaw.risk import Risk
 
     for option, value in (("--budget", budget), ("--spend", spend), ("--max-params", max_params),
-                          ("--flops-per-param-token", flops_per_param_token)):
+                          ("--unique-tokens", unique_tokens), ("--flops-per-param-token", flops_per_param_token)):
         _finite(value, option)
     _checked(lambda: Risk.parse(risk))
     if candidates != "grid" and not Path(candidates).is_file():
@@ -676,8 +678,8 @@ def next_command(
 
         result = load(path)
         advice = advise(result, budget, spend, candidates=None if candidates == "grid" else candidates, risk=risk,
-                        flops_per_param_token=flops_per_param_token, max_params=max_params, outcomes=outcomes,
-                        seed=seed)
+                        flops_per_param_token=flops_per_param_token, max_params=max_params,
+                        unique_tokens=unique_tokens, outcomes=outcomes, seed=seed)
         if plot is not None:
             from bayeslaw.plots import write_figure
 

@@ -131,3 +131,17 @@ def test_the_importance_gain_agrees_with_refits():
                               settings={**SMALL, "draws": 1000, "seed": 5})
     assert check["gain"] > 2 * check["se"]  # the run is worth something, so the comparison means something
     assert abs(check["gain"] - check["importance gain"]) <= 3 * check["paired se"]
+
+
+def test_a_data_constrained_decision_holds_the_unique_tokens():
+    """With U fixed the decision repeats the data: fewer unique tokens, a smaller optimal model (more epochs cost
+    more loss per token); candidates keep their own U; a missing U is refused naming the option."""
+    fit = fake_fit("muennighoff", sizes=3, discrepancy=False)
+    few = design.decision_summary(fit, 1e22, unique_tokens=5e9)
+    many = design.decision_summary(fit, 1e22, unique_tokens=5e11)
+    assert few["median"] < many["median"]
+    candidates = pd.DataFrame({"N": [2e8, 2e8], "D": [4e9, 4e9], "U": [4e9, 4e8]})
+    advice = design.advise(fit, 1e22, 1e20, candidates=candidates, unique_tokens=25e9, outcomes=16)
+    assert len(advice.table) == 2 and advice.table["gain"].notna().all()
+    with pytest.raises(BayeslawError, match="unique"):
+        design.advise(fit, 1e22, 1e20, candidates=candidates)
