@@ -266,12 +266,13 @@ def advise(source: Any, budget: float, spend: float, *, candidates: pd.DataFrame
            risk: str | Risk = "mean", flops_per_param_token: float = 6.0, max_params: float | None = None,
            max_tokens: float | None = None, unique_tokens: float | None = None, outcomes: int = OUTCOMES,
            min_ess: float = MIN_ESS, seed: int | None = 0, simulated: bool = False,
-           log_weights: np.ndarray | None = None) -> Advice:
+           log_weights: np.ndarray | None = None, max_picks: int | None = None) -> Advice:
     """Rank candidate runs by expected gain (EVSI) per FLOP for the decision at ``budget`` and pick a batch
     greedily under ``spend`` FLOPs (module docstring). ``candidates``: a frame or CSV with N and D (or C);
     None: ``candidate_grid``. ``unique_tokens`` fixes U for data-constrained laws (the decision and every
     candidate). ``simulated`` returns the picks' simulated outcomes and the draws' weights. ``log_weights`` (one
-    per flattened draw) start from a reweighted posterior, e.g. after runs revealed with ``reveal``."""
+    per flattened draw) start from a reweighted posterior, e.g. after runs revealed with ``reveal``.
+    ``max_picks`` stops the greedy batch after that many picks (one: the next run only)."""
     post = as_posterior(source)
     risk = Risk.parse(risk)
     if risk.name == "prob":
@@ -282,11 +283,11 @@ def advise(source: Any, budget: float, spend: float, *, candidates: pd.DataFrame
 
     with threadpool_limits(1):  # small products many times: threads only contend
         return _advise(post, float(budget), float(spend), candidates, risk, float(flops_per_param_token), max_params,
-                       max_tokens, unique_tokens, outcomes, min_ess, seed, simulated, log_weights)
+                       max_tokens, unique_tokens, outcomes, min_ess, seed, simulated, log_weights, max_picks)
 
 
 def _advise(post, budget, spend, candidates, risk, k, max_params, max_tokens, unique_tokens, outcomes, min_ess,
-            seed, simulated, log_weights) -> Advice:
+            seed, simulated, log_weights, max_picks) -> Advice:
     decision = _Decision(post, float(budget), risk, k, max_params, max_tokens, seed, unique_tokens)
     frame = candidate_grid(post, spend, k, max_params) if candidates is None else check_candidates(candidates, k)
     frame["flops"] = k * frame["N"] * frame["D"]
@@ -319,6 +320,8 @@ def _advise(post, budget, spend, candidates, risk, k, max_params, max_tokens, un
     limit_ess = min_ess * S if min_ess < 1 else min_ess
     cost = decision.marginal()
     while True:
+        if max_picks is not None and len(order) >= max_picks:
+            break
         affordable = [m for m in range(len(frame)) if m not in order and spent + frame["flops"].iloc[m] <= spend]
         if not affordable:
             if first is None:
