@@ -20,7 +20,7 @@ from bayeslaw.laws import LAWS
 from bayeslaw.testing import fake_fit
 
 runner = CliRunner()
-COMMANDS = ("laws", "models", "fit", "summary", "predict", "plan", "compare", "calibrate")
+COMMANDS = ("laws", "models", "fit", "summary", "predict", "plan", "compare", "calibrate", "next")
 
 
 def validate(command: str, data: dict) -> None:

@@ -18,6 +18,7 @@ TINY = {
     "risk_aware_plan.py": ("chinchilla_epoch_extracted.csv", [*TINY_SAMPLING, "--budget", "1e22"]),
     "compare_sparse_t5.py": ("frantar_t5_sparsity.csv", TINY_SAMPLING),
     "data_constrained_plan.py": ("datablations_losses.csv", [*TINY_SAMPLING, "--budget", "1e22"]),
+    "next_runs.py": ("chinchilla_epoch_extracted.csv", [*TINY_SAMPLING, "--outcomes", "32"]),
 }
 
 
@@ -55,6 +56,9 @@ def test_example_runs(name):
         assert out.strip().splitlines()[-1] in ("best by LOO: frantar", "best by LOO: hossain")
         assert "for extrapolation (leave-future-out, held out C>" in out and "best for extrapolation: " in out
         assert 0.15 <= number_after("b_N", out.split("frantar posterior medians:")[1]) <= 0.35
+    elif name == "next_runs.py":
+        assert "decision at 5.76e+23 FLOPs (mean)" in out
+        assert "run(s) advised" in out or "not worth their cost" in out
     else:
         assert 3 <= number_after("R_D_star: median", out) <= 30
         published = out.split("at the published constants")[1]

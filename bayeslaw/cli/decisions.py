@@ -207,3 +207,78 @@ def _plan_document(made, seed: int, model: str | None, inputs: dict, outputs: di
         "decision": decision, "smallest_budget": smallest,
         "inference_aware": made.inference, "notes": made.notes,
     }, seed=seed, model=model, inputs=inputs, outputs=outputs)
+
+
+@_command("next")
+def next_command(
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="a fit saved by `bayeslaw fit --out`")],
+    budget: Annotated[str, typer.Option(metavar="FLOPS", help="FLOPs of the big run the decision is for")],
+    spend: Annotated[str, typer.Option(metavar="FLOPS", help="FLOPs available for the new small runs")],
+    candidates: Annotated[str, typer.Option(metavar="grid|PATH", help="'grid' (N and D from the fitted runs' "
+                                            "smallest to 10 times their largest) or a CSV with columns N and D "
+                                            "(or N and C)")] = "grid",
+    risk: Annotated[str, typer.Option(metavar="RISK", help="the decision's loss: mean (expected regret), cvar:Q or "
+                                      "quantile:Q")] = "mean",
+    max_params: Annotated[float | None, typer.Option(metavar="N", help="largest model (parameters)")] = None,
+    unique_tokens: Annotated[float | None, typer.Option(metavar="D", help="unique tokens of the big run "
+                                                        "(data-constrained laws; candidates without a U column "
+                                                        "too)")] = None,
+    flops_per_param_token: Annotated[float, typer.Option(metavar="K", help="k in C = k N D")] = 6.0,
+    outcomes: Annotated[int, typer.Option(min=8, max=4096, metavar="COUNT", help="simulated outcomes per "
+                                          "candidate")] = 64,
+    plot: Annotated[Path | None, typer.Option(metavar="PATH", help="also draw the candidates and picks to this "
+                                              ".png/.svg")] = None,
+    seed: SeedOption = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Which runs to train next: each candidate's expected gain for the decision at --budget (expected value of
+    sample information, by importance reweighting of the fit's draws) per FLOP, and a greedy batch under --spend."""
+    from bayeslaw.cli._common import _figure_path, _output, _table
+    from bayeslaw.risk import Risk
+
+    budget_value, spend_value = (_one_budget(text, option) for text, option in ((budget, "--budget"),
+                                                                                (spend, "--spend")))
+    for option, value in (("--max-params", max_params), ("--unique-tokens", unique_tokens),
+                          ("--flops-per-param-token", flops_per_param_token)):
+        _finite(value, option)
+    _checked(lambda: Risk.parse(risk))
+    if candidates != "grid" and not Path(candidates).is_file():
+        _usage(f"--candidates: '{_one_line(candidates, 80)}' is neither 'grid' nor a CSV file")
+    if plot is not None:
+        _figure_path(plot)
+    seed = _seed(seed)
+    _output(plot)
+
+    def go():
+        from bayeslaw.design import advise, figure
+        from bayeslaw.fit import load
+
+        result = load(path)
+        advice = advise(result, budget_value, spend_value, candidates=None if candidates == "grid" else candidates,
+                        risk=risk, flops_per_param_token=flops_per_param_token, max_params=max_params,
+                        unique_tokens=unique_tokens, outcomes=outcomes, seed=seed)
+        if plot is not None:
+            from bayeslaw.plots import write_figure
+
+            write_figure(figure(advice, result), plot)
+        return advice
+
+    advice = _run(go)
+    if as_json:
+        from bayeslaw.cli._common import _print_json
+        from bayeslaw.jsondata import document
+
+        inputs = {"fit": path, **({"candidates": candidates} if candidates != "grid" else {})}
+        _print_json(document("next", advice.to_dict(), seed=seed, inputs=inputs, outputs={"plot": plot}))
+        return
+    typer.echo(str(advice))
+    if not advice.picks.empty:
+        typer.echo("\npicks (greedy, re-scored after each):\n" + _table(advice.picks.set_index("pick")))
+
+
+def _one_budget(text: str, option: str) -> float:
+    """One FLOP count for ``option`` (the budget parser's rules; a list is refused)."""
+    values = _budgets([text], option)
+    if len(values) != 1:
+        _usage(f"{option} takes one number of FLOPs, got {len(values)}")
+    return values[0]
