@@ -31,6 +31,7 @@ def table(shared_fit, chinchilla_runs):
 
 
 @pytest.mark.slow
+@pytest.mark.long  # the start fit, the shared all-runs fit and 6 refits: 6 minutes on a loaded 2-core machine
 def test_advised_runs_bring_the_decision_closest_to_the_all_runs_decision(table):
     by = table.set_index("strategy")
     advised, cheapest = by.loc["advised"], by.loc["cheapest"]
