@@ -101,7 +101,7 @@ def _allocation_problem(post: LawPosterior, k: float, max_params, max_tokens, un
     if "U" not in post.law.inputs:
         return _problem(post, k, max_params, max_tokens, seed)
     require_allocation_inputs(post.law, "the expected value of a run", unique_tokens)
-    params = {name: flat(v.values) for name, v in post.params().items()}
+    params = {name: flat(v.values) for name, v in post.published_draws().items()}
     return _FixedU(post.law, params, flat(post.log_noise(seed).values), k, max_params, max_tokens,
                    post.discrepancy_function(derived_seed(seed, 1)), float(unique_tokens))
 
@@ -182,7 +182,7 @@ class _Simulator:
 
     def __init__(self, post: LawPosterior):
         self.post, self.law = post, post.law
-        self.params = {k: flat(v.values) for k, v in post.params().items()}
+        self.params = {k: flat(v.values) for k, v in post.published_draws().items()}
         self.family, noise = post.run_noise()
         if self.family is None:
             raise BayeslawError("the expected value of a run needs a posterior with a noise model (a fit), "
@@ -396,7 +396,7 @@ def _value_name(risk: Risk) -> str:
 def _shrinkable(post: LawPosterior) -> dict[str, np.ndarray]:
     """The published parameters that vary over the draws (a Fixed one does not), on the log scale when > 0."""
     out = {}
-    for name, da in post.params().items():
+    for name, da in post.published_draws().items():
         v = flat(da.values).astype(float)
         v = np.log(v) if np.all(v > 0) else v
         if np.std(v) > 1e-12 * max(1.0, float(np.abs(v).mean())):

@@ -170,7 +170,7 @@ def score_heldout(source: Any, heldout: Runs, levels: Sequence[float] = (0.5, 0.
     run = np.arange(len(heldout))
     inputs = {k: xr.DataArray(v, dims="run", coords={"run": run}) for k, v in heldout.inputs.items()}
     log_y = np.log(heldout.target)
-    mean = np.log(law.function(post.params(), inputs, np)).transpose("chain", "draw", "run")
+    mean = np.log(law.function(post.published_draws(), inputs, np)).transpose("chain", "draw", "run")
     if post.conditional is not None:  # one draw of delta per posterior draw and run (a Monte Carlo draw of the mixture)
         mean = mean + post.log_discrepancy(inputs, seed=derived_seed(seed, 1))
     mu = mean.transpose("chain", "draw", "run").values

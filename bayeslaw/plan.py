@@ -182,10 +182,10 @@ def plan(source: Any, budget: float | Sequence[float] | np.ndarray, *, flops_per
         max_tokens = unique_tokens if max_tokens is None else min(max_tokens, unique_tokens)
     require_allocation_inputs(law, "allocating a budget", unique_tokens)
     check_caps(budgets.values, flops_per_param_token, max_params, max_tokens)
-    n, d = optimal_allocation(law, post.params(), budgets, flops_per_param_token=flops_per_param_token,
+    n, d = optimal_allocation(law, post.published_draws(), budgets, flops_per_param_token=flops_per_param_token,
                               max_params=max_params, max_tokens=max_tokens, method=method,
                               unique_tokens=unique_tokens)
-    loss = law.function(post.params(), allocation_inputs(law, n, d, unique_tokens), np)
+    loss = law.function(post.published_draws(), allocation_inputs(law, n, d, unique_tokens), np)
     if post.conditional is not None:  # the fit's model discrepancy at each draw's allocation
         loss = loss * np.exp(post.log_discrepancy(allocation_inputs(law, n, d, unique_tokens), seed=0, smooth=True))
     draws = xr.Dataset({"N_opt": n, "D_opt": d, law.target: loss, "tokens_per_param": d / n})
@@ -216,7 +216,7 @@ def plan(source: Any, budget: float | Sequence[float] | np.ndarray, *, flops_per
 
 def _deepseek_plan(post: LawPosterior, budgets: xr.DataArray) -> Plan:
     law = post.law
-    value = law.function(post.params(), {"C": budgets}, np)
+    value = law.function(post.published_draws(), {"C": budgets}, np)
     m, d = (value, budgets / value) if law.target == "M_opt" else (budgets / value, value)
     draws = xr.Dataset({"M_opt": m, "D_opt": d}).transpose("chain", "draw", "budget")
     sources = post.uncertainty(noise=False)

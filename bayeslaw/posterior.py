@@ -39,8 +39,14 @@ class LawPosterior:
     def n_draws(self) -> int:
         return n_samples(self.draws)
 
-    def params(self) -> dict[str, xr.DataArray]:
+    def published_draws(self) -> dict[str, xr.DataArray]:
+        """Draws of the law's published parameters (the paper's E, A, alpha, ...), not its sampling
+        coordinates (``Law.params``)."""
         return {name: self.draws[name] for name in self.law.published}
+
+    def params(self) -> dict[str, xr.DataArray]:
+        """Former name of :meth:`published_draws` (kept for one release: ``Law.params`` are the sampled ones)."""
+        return self.published_draws()
 
     def point_estimate(self) -> dict[str, float]:
         """Posterior mean of each published parameter: what a point fit would plan with."""

@@ -115,7 +115,7 @@ def predict(source: Any, *, seed: int | None = 0, flops_per_param_token: float |
     points = pd.DataFrame({k: np.asarray(v, dtype=float) for k, v in values.items()})
     points.index.name = "point"
     coords = {k: xr.DataArray(points[k].to_numpy(), dims="point", coords={"point": point}) for k in law.inputs}
-    mean = law.function(post.params(), coords, np).transpose("chain", "draw", "point")
+    mean = law.function(post.published_draws(), coords, np).transpose("chain", "draw", "point")
     log_shift = post.log_noise(seed)
     if post.conditional is not None:
         log_shift = log_shift + post.log_discrepancy(coords, derived_seed(seed, 1))

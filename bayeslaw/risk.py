@@ -164,7 +164,7 @@ class _Problem:
 
 def _problem(post: LawPosterior, k: float, max_params, max_tokens, seed) -> _Problem:
     require_allocation_inputs(post.law, "risk-aware allocation")
-    params = {k_: flat(v.values) for k_, v in post.params().items()}
+    params = {k_: flat(v.values) for k_, v in post.published_draws().items()}
     delta = post.discrepancy_function(derived_seed(seed, 1))
     return _Problem(post.law, params, flat(post.log_noise(seed).values), k, max_params, max_tokens, delta)
 

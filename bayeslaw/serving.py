@@ -38,7 +38,7 @@ def inference_optimal(source: Any, target_loss: float, inference_tokens: float, 
     require_allocation_inputs(law, "inference-aware allocation")
     if not target_loss > 0 or not inference_tokens >= 0:
         raise BayeslawError("target_loss must be > 0 and inference_tokens >= 0")
-    params, _, wrap = broadcast_numpy(post.params())
+    params, _, wrap = broadcast_numpy(post.published_draws())
     k_tr, k_inf = train_flops_per_param_token, inference_flops_per_param_token
 
     def loss(u, v):

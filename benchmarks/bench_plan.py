@@ -87,7 +87,7 @@ def main() -> int:
     budgets = np.logspace(18, 26, args.budgets)
     solves = post.n_draws * len(budgets)
 
-    law, params = post.law, {k: v.values.ravel() for k, v in post.params().items()}
+    law, params = post.law, {k: v.values.ravel() for k, v in post.published_draws().items()}
     rng = np.random.default_rng(0)
     picks = [(int(rng.integers(post.n_draws)), float(rng.choice(budgets))) for _ in range(args.baseline_solves)]
 

@@ -65,7 +65,7 @@ def test_optimum_properties(seed, log_budget, k):
     np.testing.assert_allclose(spent, np.broadcast_to(budgets, spent.shape), rtol=1e-10)
     np.testing.assert_allclose(search["N_opt"].values, closed["N_opt"].values, rtol=1e-3)
     assert bool((closed["N_opt"].diff("budget") > 0).all()) and bool((closed["D_opt"].diff("budget") > 0).all())
-    params = post.params()
+    params = post.published_draws()
     for factor in (0.9, 1.1):
         n = closed["N_opt"] * factor
         nearby = CHINCHILLA.function(params, {"N": n, "D": closed["budget"] / (k * n)}, np)
@@ -225,7 +225,7 @@ def test_smallest_budget_reaching_a_target(chinchilla_fit_small):
 
 def test_inference_aware_allocation():
     post = jittered_chinchilla(3, n_draws=40, spread=0.03)
-    params = post.params()
+    params = post.published_draws()
     target = 2.0
     plain = inference_optimal(post, target, 0.0)
     served = inference_optimal(post, target, 5e12)
@@ -252,7 +252,7 @@ def test_inference_aware_allocation():
 def test_predict_matches_the_law_and_flags_extrapolation(chinchilla_fit_small):
     prediction = predict(chinchilla_fit_small, N=[7e10, 1e9], D=[1.4e12, 2e10])
     assert prediction.mean.dims == ("chain", "draw", "point")
-    params = as_posterior(chinchilla_fit_small).params()
+    params = as_posterior(chinchilla_fit_small).published_draws()
     expected = CHINCHILLA.function(params, {"N": 7e10, "D": 1.4e12}, np)
     np.testing.assert_allclose(prediction.mean.isel(point=0), expected, rtol=1e-12)
     assert float(prediction.predictive.std()) > 0

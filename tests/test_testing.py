@@ -36,3 +36,12 @@ def test_fake_fit_saves_loads_and_passes_its_checks(tmp_path):
 
 def test_small_settings_are_real_sampling_settings():
     assert SMALL == {"chains": 2, "draws": 300, "tune": 300, "retry": False}
+
+
+def test_published_draws_are_the_papers_parameters_not_the_sampling_coordinates():
+    from bayeslaw.posterior import as_posterior
+    from bayeslaw.testing import fake_fit
+
+    post = as_posterior(fake_fit("chinchilla", sizes=4, discrepancy=False))
+    assert list(post.published_draws()) == list(post.law.published) != list(post.law.params)
+    assert post.params().keys() == post.published_draws().keys()  # the former name, for one release
