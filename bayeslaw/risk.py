@@ -173,6 +173,9 @@ def _problem(post: LawPosterior, k: float, max_params, max_tokens, seed) -> _Pro
 class Decision:
     """Chosen allocations per budget, the posterior-mean (point-estimate) allocations, and their losses.
 
+    ``table`` is for reading (one row per budget, both allocations side by side); ``allocations`` holds the
+    same numbers as data, keyed by "chosen" and "point estimate", for code.
+
     ``uncertainty`` names what the losses account for (``LawPosterior.uncertainty``): the law posterior,
     the run noise and the model discrepancy, each with its summary or 'none'."""
 
@@ -180,6 +183,9 @@ class Decision:
     risk: Risk
     losses: dict[str, np.ndarray]
     uncertainty: dict[str, str] = field(default_factory=dict)
+    # "chosen" and "point estimate": one row per budget, columns N, D, tokens_per_param, risk, loss_mean,
+    # loss_median, loss_q05, loss_q95, expected_regret, regret_q90 (and prob_target with a target loss)
+    allocations: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def __str__(self) -> str:
         sources = "\n".join(f"  {k}: {v}" for k, v in self.uncertainty.items())
@@ -205,7 +211,7 @@ def decide(source: Any, budget: float | Sequence[float], risk: str | Risk = "mea
     check_caps(budgets, flops_per_param_token, max_params, max_tokens)
     problem = _problem(post, flops_per_param_token, max_params, max_tokens, seed)
     point = {k: np.array([v]) for k, v in post.point_estimate().items()}
-    rows, losses = [], {}
+    rows, losses, allocations = [], {}, {}
     for c in budgets:
         n_opt = problem.optimum(c)
         best_mean = problem.best_expected(c, n_opt)
@@ -218,15 +224,23 @@ def decide(source: Any, budget: float | Sequence[float], risk: str | Risk = "mea
             regret = problem.expected(np.array([[n]]), c)[0] - best_mean
             losses[f"{label} @ {c:.3g}"] = sample
             d = c / (problem.k * n)
-            row |= {f"{label} N": n, f"{label} D": d, f"{label} tokens/param": d / n,
-                    f"{label} {risk}": risk.describe(float(risk(sample))), f"{label} loss mean": sample.mean(),
-                    f"{label} loss median": np.median(sample),
-                    f"{label} loss 5%": np.quantile(sample, 0.05), f"{label} loss 95%": np.quantile(sample, 0.95),
-                    f"{label} expected regret": regret.mean(), f"{label} regret 90%": np.quantile(regret, 0.9)}
+            values = {"N": n, "D": d, "tokens_per_param": d / n, "risk": risk.describe(float(risk(sample))),
+                      "loss_mean": sample.mean(), "loss_median": np.median(sample),
+                      "loss_q05": np.quantile(sample, 0.05), "loss_q95": np.quantile(sample, 0.95),
+                      "expected_regret": regret.mean(), "regret_q90": np.quantile(regret, 0.9)}
             if target_loss is not None:
-                row[f"{label} P(loss<={target_loss:g})"] = float((sample <= target_loss).mean())
+                values["prob_target"] = float((sample <= target_loss).mean())
+            allocations.setdefault(label, []).append({"budget": c, **values})
+            row |= {f"{label} {_SHOWN.get(k, k).format(risk=risk, target=target_loss)}": v for k, v in values.items()}
         rows.append(row)
-    return Decision(pd.DataFrame(rows).set_index("budget"), risk, losses, post.uncertainty())
+    return Decision(pd.DataFrame(rows).set_index("budget"), risk, losses, post.uncertainty(),
+                    {label: pd.DataFrame(v).set_index("budget") for label, v in allocations.items()})
+
+
+# the decision table's column names (after "chosen " or "point estimate ") of each allocation's values
+_SHOWN = {"tokens_per_param": "tokens/param", "risk": "{risk}", "loss_mean": "loss mean",
+          "loss_median": "loss median", "loss_q05": "loss 5%", "loss_q95": "loss 95%",
+          "expected_regret": "expected regret", "regret_q90": "regret 90%", "prob_target": "P(loss<={target:g})"}
 
 
 def min_budget(source: Any, target_loss: float, probability: float = 0.9, *, flops_per_param_token: float = 6.0,

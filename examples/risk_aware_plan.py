@@ -41,12 +41,13 @@ def main() -> int:
     print(f"fit: {result.diagnostics}")
     decision = decide(result, args.budget, args.risk, seed=args.seed)
     risk = str(decision.risk)
-    for budget, row in decision.table.iterrows():
+    for budget in decision.table.index:
         print(f"\nC = {budget:.3g} FLOPs")
-        for label in ("chosen", "point estimate"):
-            print(f"  {label:>14}: N {row[f'{label} N']:.3e}, {row[f'{label} tokens/param']:.1f} tokens/param, "
-                  f"{risk} {row[f'{label} {risk}']:.4f}, loss 90% [{row[f'{label} loss 5%']:.4f}, "
-                  f"{row[f'{label} loss 95%']:.4f}], expected regret {row[f'{label} expected regret']:.2e} nats")
+        for label, allocation in decision.allocations.items():
+            row = allocation.loc[budget]
+            print(f"  {label:>14}: N {row['N']:.3e}, {row['tokens_per_param']:.1f} tokens/param, "
+                  f"{risk} {row['risk']:.4f}, loss 90% [{row['loss_q05']:.4f}, {row['loss_q95']:.4f}], "
+                  f"expected regret {row['expected_regret']:.2e} nats")
     return 0
 
 

@@ -277,3 +277,18 @@ def test_predict_works_on_every_law_at_its_published_constants(name):
     np.testing.assert_allclose(prediction.mean.values.ravel(), law.evaluate_preset(preset, points), rtol=1e-12)
     np.testing.assert_array_equal(prediction.predictive.values, prediction.mean.values)  # constants carry no noise
     assert prediction.summary().shape[0] == 5
+
+
+def test_allocations_hold_the_table_as_data():
+    """decide().allocations: the same numbers as the table, under plain names, for code (no display labels)."""
+    from bayeslaw.testing import fake_fit
+
+    decision = decide(fake_fit("chinchilla", sizes=4), [1e22, 1e23], "cvar:0.9", target_loss=2.5)
+    assert set(decision.allocations) == {"chosen", "point estimate"}
+    for label, frame in decision.allocations.items():
+        assert list(frame.index) == list(decision.table.index)
+        assert np.array_equal(frame["N"], decision.table[f"{label} N"])
+        assert np.array_equal(frame["risk"], decision.table[f"{label} cvar:0.9"])
+        assert np.array_equal(frame["loss_q95"], decision.table[f"{label} loss 95%"])
+        assert np.array_equal(frame["prob_target"], decision.table[f"{label} P(loss<=2.5)"])
+    assert (decision.allocations["chosen"]["risk"] <= decision.allocations["point estimate"]["risk"] + 1e-12).all()
