@@ -58,7 +58,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "chinchilla-kept.csv"
         frame.to_csv(path, index=False)
-        commands = {f"compare --laws {LAWS}": ["compare", str(path), "--laws", LAWS],
+        commands = {f"compare --law {LAWS}": ["compare", str(path), "--law", LAWS],
                     f"calibrate --holdout {' --holdout '.join(SPLITS)}":
                         ["calibrate", str(path), *[a for s in SPLITS for a in ("--holdout", s)]]}
         for name, command in commands.items():
