@@ -26,7 +26,7 @@ import pandas as pd
 from bayeslaw.data import Runs, load_runs
 from bayeslaw.discrepancy import check_kind
 from bayeslaw.errors import BayeslawError
-from bayeslaw.fanout import check_workers, map_jobs
+from bayeslaw.fanout import check_workers, eta_line, map_jobs
 from bayeslaw.holdout import Holdout, coverage_column, score_heldout
 from bayeslaw.model import model_parameters, model_priors
 from bayeslaw.posterior import as_posterior
@@ -115,7 +115,9 @@ def calibrate(data: Any, law: str, holdouts: Sequence[str | Holdout | Split], *,
         jobs.append({"kept": kept, "held": held, "label": label, "kind": kind, "levels": levels,
                      "fit_kwargs": {"likelihood": likelihood, "seed": seed, **fit_kwargs}})
     rows, sources, problems = [], {}, {}
-    for split_rows, split_sources, problem in map_jobs(score_split, jobs, workers=workers, client=client):
+    on_done = None if progress is None else lambda *n: progress(eta_line(*n, what="splits"))
+    for split_rows, split_sources, problem in map_jobs(score_split, jobs, workers=workers, client=client,
+                                                       on_done=on_done):
         rows += split_rows
         sources |= split_sources
         problems |= problem

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from bayeslaw.errors import BayeslawError, ConvergenceWarning
-from bayeslaw.fanout import check_workers, map_jobs
+from bayeslaw.fanout import check_workers, eta_line, map_jobs
 from bayeslaw.holdout import (
     DEFAULT,
     Holdout,
@@ -228,7 +228,8 @@ def _lfo_table(fits: Mapping[str, Any], holdout: str | Holdout, levels: Sequence
                      "seed": seed})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported with the comparison
-        outcomes = map_jobs(refit_and_score, jobs, workers=workers, client=client)
+        outcomes = map_jobs(refit_and_score, jobs, workers=workers, client=client,
+                            on_done=None if progress is None else lambda *n: progress(eta_line(*n, what="refits")))
     rows, refit_problems = [], {}
     for (name, result), (scores, converged, brief) in zip(fits.items(), outcomes, strict=True):
         refit_problems[name] = [brief] if not converged else []

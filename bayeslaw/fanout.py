@@ -157,36 +157,57 @@ def _reissue(outcome: _Outcome) -> None:
                                registry=_REGISTRIES.setdefault(filename, {}))
 
 
+def eta_line(done: int, total: int, elapsed: float, what: str = "fits") -> str:
+    """'3 of 6 fits done in 42 s; about 42 s left' (the mean time per job so far, times the jobs left)."""
+    left = elapsed / done * (total - done) if done else float("nan")
+    tail = f"; about {left:.0f} s left" if done < total else ""
+    return f"{done} of {total} {what} done in {elapsed:.0f} s{tail}"
+
+
 def map_jobs(fn: Callable[..., Any], jobs: Sequence[Mapping[str, Any]], *, workers: int | None = None,
-             client: Any = None) -> list[Any]:
+             client: Any = None, on_done: Callable[[int, int, float], Any] | None = None) -> list[Any]:
     """``[fn(**job) for job in jobs]``, run serially, on ``workers`` local processes or on a Dask ``client``.
 
     ``fn`` must be importable by name (a module-level function) and the jobs picklable. ``workers`` None: the
     CPU count (processes start as jobs need them), 1 inside a worker; a single job runs in this process.
     ``client``: a ``dask.distributed.Client`` or a scheduler address (a client is opened and closed for this
     call). Results come back in job order; warnings raised in workers are issued here in job order; the first
-    job (in order) that fails raises its error here.
+    job (in order) that fails raises its error here. ``on_done(done, total, seconds)`` is called as each job's
+    result is collected (in job order), e.g. to print progress with :func:`eta_line`.
     """
+    import time
+
     jobs = list(jobs)
     workers = check_workers(workers, client)
+    start = time.perf_counter()
+
+    def done(number: int) -> None:
+        if on_done is not None:
+            on_done(number, len(jobs), time.perf_counter() - start)
+
     if client is not None:
-        return _on_dask(fn, jobs, client)
-    size = (1 if in_worker() else cpu_count()) if workers is None else workers
+        return _on_dask(fn, jobs, client, done)
+    size = default_workers(len(jobs)) if workers is None else workers
     if size <= 1 or len(jobs) <= 1:
-        return [fn(**job) for job in jobs]
+        results = []
+        for job in jobs:
+            results.append(fn(**job))
+            done(len(results))
+        return results
     from concurrent.futures.process import BrokenProcessPool
 
     pool = _pool(size)
     try:
         futures = [pool.submit(_run_job, fn, job) for job in jobs]
-        return _collect(futures, lambda: [f.cancel() for f in futures])
+        return _collect(futures, lambda: [f.cancel() for f in futures], done)
     except BrokenProcessPool as error:
         raise BayeslawError(f"a worker process stopped before its job finished ({error}); a script that fans out "
                             "must start under `if __name__ == '__main__':` (workers are spawned and import it), "
                             "and each worker needs the memory of one fit; or run with workers=1") from None
 
 
-def _on_dask(fn: Callable[..., Any], jobs: list[Mapping[str, Any]], client: Any) -> list[Any]:
+def _on_dask(fn: Callable[..., Any], jobs: list[Mapping[str, Any]], client: Any,
+             done: Callable[[int], Any]) -> list[Any]:
     """Submit every job to the Dask cluster (``pure=False``: each is run, none is shared) and collect in order."""
     try:
         from distributed import Client
@@ -203,13 +224,13 @@ def _on_dask(fn: Callable[..., Any], jobs: list[Mapping[str, Any]], client: Any)
                             f"'tcp://127.0.0.1:8786', got {type(client).__name__}")
     try:
         futures = [client.submit(_run_job, fn, job, pure=False) for job in jobs]
-        return _collect(futures, lambda: client.cancel(futures))
+        return _collect(futures, lambda: client.cancel(futures), done)
     finally:
         if own:
             client.close()
 
 
-def _collect(futures: Sequence[Future], cancel: Callable[[], Any]) -> list[Any]:
+def _collect(futures: Sequence[Future], cancel: Callable[[], Any], done: Callable[[int], Any]) -> list[Any]:
     """Each job's value in order, its warnings issued here; the first error cancels the rest and is raised."""
     results = []
     try:
@@ -222,6 +243,7 @@ def _collect(futures: Sequence[Future], cancel: Callable[[], Any]) -> list[Any]:
                     error.add_note(f"raised in job {number} of {len(futures)} on a worker:\n{outcome.remote_traceback}")
                 raise error
             results.append(outcome.value)
+            done(len(results))
     except BaseException:
         cancel()
         raise

@@ -122,7 +122,7 @@ def fit(
     seed: int | None = None,
     target_accept: float | None = None,
     columns: Mapping[str, str] | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     discrepancy: str | None = "gp",
     retry: bool = True,
 ) -> Fit:
@@ -137,6 +137,7 @@ def fit(
     ``target_accept`` defaults to the law's own (0.9 for most laws). ``draws`` per chain are kept; a law
     whose ridges mix slowly on small ladders samples ``law.thin`` times longer and keeps every thin-th draw.
     ``seed``: None draws one; the seed used is recorded (``fit.info["seed"]``) and reproduces the draws.
+    ``progress``: the sampler's progress bar; None (default) shows it in a Jupyter notebook only.
     ``discrepancy="gp"`` (default) adds a Gaussian process for what the law misses, estimated from the
     residuals after sampling (``bayeslaw.discrepancy``; about a second): predictions, plans and held-out
     scores from the fit widen where the runs do not reach. None: the law alone, independent noise only.
@@ -162,6 +163,7 @@ def fit(
     if not 0 < target_accept < 1:
         raise BayeslawError(f"target_accept must lie in (0, 1), got {target_accept}")
     seed = check_seed(seed)
+    progress = in_notebook() if progress is None else bool(progress)
     model = build_model(runs, resolved, likelihood, fixing=fixing)
     key = (law.name, tuple((k, str(v)) for k, v in sorted(resolved.items())), likelihood, tuple(fixing.ties))
     attempt = {"tune": int(tune), "draws": int(draws), "thin": law.thin, "target_accept": target_accept}
@@ -247,6 +249,14 @@ def median_log_mean(law: Law, posterior: xr.Dataset, inputs: Mapping[str, np.nda
         mean = law.function(params, {k: np.asarray(v)[block] for k, v in inputs.items()}, np)
         out[block] = np.median(np.log(mean), axis=0)
     return out
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (IPython's ZMQ shell), where a progress bar is shown by default."""
+    import sys
+
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 RETRY_LENGTH = 4  # the second attempt's chains are this many times ``draws`` (thinned back to ``draws``)

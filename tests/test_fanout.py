@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import pickle
 import warnings
 
@@ -158,3 +159,13 @@ def test_commands_refuse_workers_with_a_scheduler(tmp_path):
                                                                                "C>1e20"]):
         result = CliRunner().invoke(app, [*command, "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"])
         assert result.exit_code == 2 and "--workers and --scheduler" in result.output
+
+
+def test_progress_says_how_many_jobs_are_done_and_how_long_is_left():
+    seen = []
+    assert map_jobs(fanout.default_workers, [{"n_jobs": 1}] * 3, workers=1,
+                    on_done=lambda *n: seen.append(n)) == [1, 1, 1]
+    assert [(done, total) for done, total, _ in seen] == [(1, 3), (2, 3), (3, 3)]
+    assert all(b[2] >= a[2] >= 0 for a, b in itertools.pairwise(seen))
+    assert fanout.eta_line(2, 6, 40.0) == "2 of 6 fits done in 40 s; about 80 s left"
+    assert fanout.eta_line(6, 6, 90.0, what="splits") == "6 of 6 splits done in 90 s"

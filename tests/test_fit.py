@@ -185,3 +185,19 @@ def test_a_slowly_mixing_law_samples_longer_and_keeps_draws(monkeypatch):
     assert result.posterior.sizes["draw"] == 50 and result.info["attempts"][0]["thin"] == 3
     assert second_attempt({"tune": 500, "draws": 1000, "thin": 1, "target_accept": 0.9}, None)["thin"] == RETRY_LENGTH
     assert second_attempt({"tune": 500, "draws": 1000, "thin": 3, "target_accept": 0.9}, None)["thin"] == 6
+
+
+def test_progress_is_on_by_default_in_a_notebook_only(monkeypatch):
+    import sys
+    import types
+
+    from bayeslaw.fit import in_notebook
+
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    assert not in_notebook()
+    kernel = type("ZMQInteractiveShell", (), {})()
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: kernel))
+    assert in_notebook()
+    terminal = type("TerminalInteractiveShell", (), {})()
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: terminal))
+    assert not in_notebook()

@@ -74,7 +74,7 @@ def compare_command(
     PSIS-LOO (interpolation), and name any disagreement. Exits 3 when a fit or refit did not converge."""
     from bayeslaw.compare import bayes_factors, compare, failed_checks, marginal_likelihood
     from bayeslaw.data import load_runs, readable_columns
-    from bayeslaw.fanout import map_jobs
+    from bayeslaw.fanout import eta_line, map_jobs
     from bayeslaw.fit import fit
     from bayeslaw.holdout import Holdout, check_sizes, is_default, is_off, resolve_split
     from bayeslaw.model import model_parameters, model_priors
@@ -117,7 +117,8 @@ def compare_command(
         typer.echo(f"fitting {', '.join(loaded)}...", err=True)
         settings = {"chains": chains, "draws": draws, "tune": tune, "seed": seed, "target_accept": target_accept}
         fanned = map_jobs(fit, [{"law": name, "data": table, **settings} for name, table in loaded.items()],
-                          workers=workers, client=scheduler)
+                          workers=workers, client=scheduler,
+                          on_done=lambda *n: typer.echo(eta_line(*n), err=True))
         fits = dict(zip(loaded, fanned, strict=True))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # every warning is in result.warnings, printed below
