@@ -44,15 +44,19 @@ def measured(*args, folder: Path) -> tuple[subprocess.CompletedProcess, int]:
     return result, usage.ru_maxrss
 
 
-@pytest.mark.slow
-def test_a_million_runs_fit_in_bounded_memory(tmp_path):
-    rng = np.random.default_rng(0)
-    n = 1_000_000
+def write_runs(path: Path, n: int, seed: int) -> Path:
+    """``n`` Chinchilla runs (Besiroglu's constants, 1% noise; N 1e7-1e10, 10-320 tokens per parameter) as a CSV."""
+    rng = np.random.default_rng(seed)
     size = 10 ** rng.uniform(7, 10, n)
     tokens = 20 * size * 2 ** rng.uniform(-1, 4, n)
     loss = (1.82 + 482 / size**0.348 + 2085 / tokens**0.366) * np.exp(0.01 * rng.standard_normal(n))
-    table = tmp_path / "big.csv"
-    pd.DataFrame({"N": size, "D": tokens, "loss": loss}).to_csv(table, index=False)
+    pd.DataFrame({"N": size, "D": tokens, "loss": loss}).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.slow
+def test_a_million_runs_fit_in_bounded_memory(tmp_path):
+    table = write_runs(tmp_path / "big.csv", 1_000_000, seed=0)
     out = tmp_path / "big.nc"
     proc, peak_kb = measured("fit", table, "--out", out, "--chains", "2", "--draws", "15", "--tune", "10",
                              "--no-retry", "--seed", "0", "--no-progress", folder=tmp_path)
@@ -75,13 +79,8 @@ def test_a_hundred_thousand_runs_fit_and_are_scored_in_bounded_memory(tmp_path):
     import bayeslaw as bl
     from bayeslaw.loo import loo
 
-    rng = np.random.default_rng(1)
     n = 100_000
-    size = 10 ** rng.uniform(7, 10, n)
-    tokens = 20 * size * 2 ** rng.uniform(-1, 4, n)
-    loss = (1.82 + 482 / size**0.348 + 2085 / tokens**0.366) * np.exp(0.01 * rng.standard_normal(n))
-    table = tmp_path / "runs.csv"
-    pd.DataFrame({"N": size, "D": tokens, "loss": loss}).to_csv(table, index=False)
+    table = write_runs(tmp_path / "runs.csv", n, seed=1)
     out = tmp_path / "fit.nc"
     proc, peak_kb = measured("fit", table, "--out", out, "--chains", "2", "--draws", "150", "--tune", "100",
                              "--no-retry", "--seed", "0", "--no-progress", folder=tmp_path)
