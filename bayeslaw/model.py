@@ -95,6 +95,12 @@ def parameters_from_draws(law: Law, priors: Mapping[str, Prior], posterior, pivo
     if coordinates is not None and coordinates.names[0] in posterior:
         theta = coordinates.to_params({name: posterior[name] for name in coordinates.names}, pivots, np)
         posterior = posterior.drop_vars(list(coordinates.names)).assign({name: theta[name] for name in law.params})
+    return _fixed_and_tied(law, priors, posterior, pivots, fixing)
+
+
+def _fixed_and_tied(law: Law, priors: Mapping[str, Prior], posterior, pivots: Mapping[str, float],
+                    fixing: Fixing | None):
+    """Draws of the law's parameters with fixed ones as constants and tied ones computed; the law's first."""
     template = next(iter(posterior.data_vars.values()))
     posterior = posterior.assign({name: xr.full_like(template, prior.kwargs["value"], dtype=float)
                                   for name, prior in priors.items() if prior.dist == "Fixed" and name not in posterior})
@@ -110,8 +116,9 @@ def prior_draws(law: Law, priors: Mapping[str, Prior], pivots: Mapping[str, floa
     sampler's posterior would hold them: fixed values as constants and tied parameters computed."""
     values = {name: xr.DataArray(prior.sample(rng, (1, draws)), dims=("chain", "draw"))
               for name, prior in priors.items()}
-    return parameters_from_draws(law, priors, xr.Dataset(values).assign_coords(chain=[0], draw=np.arange(draws)),
-                                 pivots, fixing)
+    # the priors are on the law's parameters themselves, whatever coordinates NUTS samples in
+    return _fixed_and_tied(law, priors, xr.Dataset(values).assign_coords(chain=[0], draw=np.arange(draws)),
+                           pivots, fixing)
 
 
 def build_model(runs: Runs, priors: Mapping[str, Prior], likelihood: str = "student_t",

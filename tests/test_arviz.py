@@ -72,3 +72,24 @@ def test_the_discrepancy_hyperparameters_are_an_arviz_group(tmp_path):
     assert np.array_equal(loaded.idata.discrepancy["eta"].values, group["eta"].values)
     old = bl.load(Path(__file__).parent / "fixtures" / "fit_before_trend.nc")
     assert "discrepancy" in old.idata.groups() and float(old.idata.discrepancy["trend"].max()) == 0.0
+
+
+def test_every_law_draws_its_prior_whatever_coordinates_it_samples_in():
+    """prior_draws for every registered law (some sample other coordinates, e.g. bnsl-1's log r c_i, whose
+    first name is also a law parameter): the law's parameters from their priors, published ones computed."""
+    from bayeslaw.data import load_runs
+    from bayeslaw.fit import complete_posterior
+    from bayeslaw.laws import LAWS
+    from bayeslaw.model import data_pivots, model_priors, prior_draws
+    from bayeslaw.testing import synthetic_runs
+
+    for name, law in LAWS.items():
+        pivots = data_pivots(load_runs(synthetic_runs(law, 30, seed=0), law))
+        priors = model_priors(law, "student_t")
+        prior = prior_draws(law, priors, pivots, None, 50, np.random.default_rng(0))
+        assert set(law.params) <= set(prior.data_vars), name
+        for param, spec in priors.items():
+            lo, hi = spec.interval(0.999999)
+            assert ((prior[param] >= lo) & (prior[param] <= hi)).all(), (name, param)
+        with np.errstate(all="ignore"):
+            assert set(law.published) <= set(complete_posterior(law, prior, pivots).data_vars), name
