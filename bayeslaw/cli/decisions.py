@@ -102,7 +102,7 @@ def predict_command(
 def _write_out(out: Path, table, data: dict) -> None:
     from bayeslaw.pointfiles import write_result
 
-    write_result(out, table, data)  # the CSV has the JSON's keys
+    write_result(out, table, data)  # the CSV: flat columns, as --csv prints
     typer.echo(f"wrote {out}", err=True)
 
 
