@@ -63,6 +63,7 @@ def test_command_prints_json_and_refuses_in_one_line(sweep, tmp_path):
     validate("calibrate", data)
     rows = data["calibration"]
     assert data["meta"]["inputs"] == {"runs": str(path)} and data["meta"]["seed"] == 0
+    assert data["meta"]["law"] == "chinchilla" and data["meta"]["levels"] == [0.5, 0.8, 0.9]
     assert [(r["holdout"], r["model"]) for r in rows] == [("C>5e+20", "plain"), ("C>5e+20", "gp")]
     bad = runner.invoke(app, ["calibrate", str(path), "--holdout", "C>1e22"])
     assert bad.exit_code == 1

@@ -264,12 +264,12 @@ def test_cli_plan_from_a_published_fit():
     assert "published bootstrap SEs, Besiroglu et al. 2024" in out["uncertainty"]
     assert "arXiv:2404.10102" in out["model"]
     rows = {row["budget"]: row for row in out["plan"]}
-    assert rows[5.76e23]["N_opt_median"] == pytest.approx(7.236e10, rel=0.05)  # laws.md section 3
-    assert rows[5.76e23]["D_opt_median"] == pytest.approx(1.327e12, rel=0.05)
+    assert rows[5.76e23]["n_opt"]["median"] == pytest.approx(7.236e10, rel=0.05)  # laws.md section 3
+    assert rows[5.76e23]["d_opt"]["median"] == pytest.approx(1.327e12, rel=0.05)
     point = plan(from_constants("chinchilla", "besiroglu2024"), 1e24).draws
-    assert rows[1e24]["N_opt_median"] == pytest.approx(point["N_opt"].item(), rel=0.05)
+    assert rows[1e24]["n_opt"]["median"] == pytest.approx(point["N_opt"].item(), rel=0.05)
     published = {row["budget"]: row for row in out["at_published_estimates"]}
-    assert published[5.76e23]["N_opt"] == pytest.approx(7.236e10, rel=1e-3)
+    assert published[5.76e23]["n_opt"] == pytest.approx(7.236e10, rel=1e-3)
 
     text = runner.invoke(app, ["plan", "--model", "chinchilla-hoffmann2022-tex", "--budget", "5.76e23"])
     assert text.exit_code == 0, text.output

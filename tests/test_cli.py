@@ -148,7 +148,7 @@ def test_plan_json_and_csv_are_machine_readable(saved_fit):
     assert [row["budget"] for row in data["plan"]] == [1e22, 1e23, 1e24]
     assert [row["budget"] for row in data["decision"]["rows"]] == [1e22, 1e23, 1e24]
     assert data["decision"]["risk"] == "cvar:0.9" and data["meta"]["inputs"] == {"fit": str(saved_fit)}
-    medians = [row["N_opt_median"] for row in data["plan"]]
+    medians = [row["n_opt"]["median"] for row in data["plan"]]
     assert medians == sorted(medians)
     as_csv = runner.invoke(app, ["plan", str(saved_fit), "--budget", "1e22,1e23", "--csv"])
     frame = pd.read_csv(io.StringIO(as_csv.stdout))
@@ -186,8 +186,8 @@ def test_plan_with_a_data_constrained_law_repeats_the_unique_tokens():
                                  "--json"])
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)["plan"][0]
-    assert row["epochs_median"] == pytest.approx(9.49, abs=0.02)
-    assert row["N_opt_median"] == pytest.approx(7.02e9, rel=2e-3)
+    assert row["epochs"]["median"] == pytest.approx(9.49, abs=0.02)
+    assert row["n_opt"]["median"] == pytest.approx(7.02e9, rel=2e-3)
     missing = runner.invoke(app, ["plan", "--model", "muennighoff2023", "--budget", "1e22"])
     assert missing.exit_code == EXIT_ERROR and "needs the unique tokens available" in missing.stderr
 
@@ -241,6 +241,8 @@ def test_compare_json_is_plain_data_and_unconverged_fits_exit_3(runs_csv):
     keys = [*data["split"]] + [k for table in ("extrapolation", "loo") for row in data[table] for k in row]
     assert all(re.fullmatch(r"[a-z0-9_]+", k) for k in keys), keys  # snake_case
     validate("compare", data)
+    assert set(data["meta"]["laws"]) == {"chinchilla", "power-C"} and data["meta"]["law"] is None
+    assert data["meta"]["data_sha256"] is None  # the two laws read different columns of the runs
     assert data["split"]["n_heldout"] == 12 and data["split"]["default"] is True
     assert {row["law"] for row in data["loo"]} == {row["law"] for row in data["extrapolation"]} == {"chinchilla",
                                                                                                    "power-C"}

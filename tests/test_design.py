@@ -84,10 +84,9 @@ def test_cli_next_json_and_figure(fake, tmp_path):
     import io
     import json
 
-    import jsonschema
+    from test_cli_json import validate
 
     from bayeslaw.cli import main
-    from bayeslaw.jsondata import schema
 
     fake.save(tmp_path / "f.nc")
     printed = io.StringIO()
@@ -96,7 +95,8 @@ def test_cli_next_json_and_figure(fake, tmp_path):
                      "--plot", str(tmp_path / "n.png"), "--json"])
     assert code == 0 and (tmp_path / "n.png").stat().st_size > 1000
     data = json.loads(printed.getvalue())
-    jsonschema.validate(data, schema("next"), cls=jsonschema.Draft202012Validator)
+    validate("next", data)
+    assert data["decision"]["n"] > 0 and data["meta"]["data_sha256"] == fake.runs.digest()
     assert data["meta"]["command"] == "next" and data["meta"]["outputs"] == {"plot": str(tmp_path / "n.png")}
     assert main(["next", str(tmp_path / "f.nc"), "--budget", "1e22,1e23", "--spend", "1e20"]) == 2
     assert main(["next", str(tmp_path / "f.nc"), "--budget", "1e22", "--spend", "1e20",

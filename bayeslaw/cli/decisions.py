@@ -80,28 +80,29 @@ def predict_command(
 
             chosen = read_points(points, result.law.inputs)
         prediction = predict(result, seed=seed, **chosen)
-        return prediction.summary(levels), prediction.uncertainty, prediction.target
+        return prediction.summary(levels), prediction.uncertainty, prediction.target, result
 
     import pandas as pd
 
-    table, sources, target = _run(go)
+    table, sources, target, result = _run(go)
     if not (as_json or as_csv) and (table["decades outside"] > 0).any():
         typer.echo("warning: some points lie outside the fitted runs (see 'decades outside')", err=True)
-    from bayeslaw.jsondata import document, records
+    from bayeslaw.jsondata import document, fit_meta, flat_records, records
 
     named = table.rename(columns={"median": f"{target} median"})
     data = document("predict", {"target": target, "prediction": records(named, prefix=target),
                                 "uncertainty": sources},
-                    seed=seed, model=model, inputs=_inputs(path, points=points), outputs={"out": out})
+                    seed=seed, model=model, inputs=_inputs(path, points=points), outputs={"out": out},
+                    **fit_meta(result, levels))
     if out is not None:
-        _run(lambda: _write_out(out, pd.DataFrame(data["prediction"]), data))
+        _run(lambda: _write_out(out, pd.DataFrame(flat_records(named, prefix=target)), data))
     _emit({"prediction": table, **({"uncertainty": sources} if sources else {})}, as_json, as_csv, data)
 
 
 def _write_out(out: Path, table, data: dict) -> None:
     from bayeslaw.pointfiles import write_result
 
-    write_result(out, table, data)  # the CSV has the JSON's keys
+    write_result(out, table, data)  # the CSV: flat columns, as --csv prints
     typer.echo(f"wrote {out}", err=True)
 
 
@@ -170,13 +171,13 @@ def plan_command(
             from bayeslaw.fit import load
 
             source = load(path)
-        return plan_budgets(source, budgets, risk=risk, max_params=max_params, unique_tokens=unique_tokens,
+        return source, plan_budgets(source, budgets, risk=risk, max_params=max_params, unique_tokens=unique_tokens,
                             inference_tokens=inference_tokens, target_loss=target_loss, probability=probability,
                             flops_per_param_token=flops_per_param_token, levels=levels, seed=seed)
 
     import pandas as pd
 
-    made = _run(go)
+    source, made = _run(go)
     for note in made.beyond:
         typer.echo(f"warning: {note}", err=True)
     decision = made.decision
@@ -184,13 +185,16 @@ def plan_command(
               "at the published estimates": made.at_estimates, "notes": "; ".join(made.notes),
               "decision": decision.table if decision is not None else None,
               "smallest budget": made.smallest_budget, "inference-aware": made.inference}
-    data = _plan_document(made, seed, model, _inputs(path, budgets=budgets_file), {"out": out})
+    from bayeslaw.jsondata import fit_meta, flat_records
+
+    data = _plan_document(made, seed, model, _inputs(path, budgets=budgets_file), {"out": out},
+                          fit_meta(source, levels, flops_per_param_token))
     if out is not None:
-        _run(lambda: _write_out(out, pd.DataFrame(data["plan"]).set_index("budget"), data))
+        _run(lambda: _write_out(out, pd.DataFrame(flat_records(made.plan)).set_index("budget"), data))
     _emit({k: v for k, v in tables.items() if v is not None}, as_json, as_csv, data)
 
 
-def _plan_document(made, seed: int, model: str | None, inputs: dict, outputs: dict) -> dict:
+def _plan_document(made, seed: int, model: str | None, inputs: dict, outputs: dict, about: dict) -> dict:
     """A plan as JSON data; the risk is a value (``"risk": "cvar:0.9"``), never part of a key."""
     from bayeslaw.jsondata import document, records
 
@@ -206,7 +210,7 @@ def _plan_document(made, seed: int, model: str | None, inputs: dict, outputs: di
         "at_published_estimates": records(made.at_estimates) if made.at_estimates is not None else None,
         "decision": decision, "smallest_budget": smallest,
         "inference_aware": made.inference, "notes": made.notes,
-    }, seed=seed, model=model, inputs=inputs, outputs=outputs)
+    }, seed=seed, model=model, inputs=inputs, outputs=outputs, **about)
 
 
 @_command("next")
@@ -261,15 +265,16 @@ def next_command(
             from bayeslaw.plots import write_figure
 
             write_figure(figure(advice, result), plot)
-        return advice
+        return advice, result
 
-    advice = _run(go)
+    advice, result = _run(go)
     if as_json:
         from bayeslaw.cli._common import _print_json
-        from bayeslaw.jsondata import document
+        from bayeslaw.jsondata import document, fit_meta
 
         inputs = {"fit": path, **({"candidates": candidates} if candidates != "grid" else {})}
-        _print_json(document("next", advice.to_dict(), seed=seed, inputs=inputs, outputs={"plot": plot}))
+        _print_json(document("next", advice.to_dict(), seed=seed, inputs=inputs, outputs={"plot": plot},
+                             **fit_meta(result, None, flops_per_param_token)))
         return
     typer.echo(str(advice))
     if not advice.picks.empty:

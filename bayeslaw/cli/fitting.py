@@ -145,19 +145,21 @@ def fit_command(
 
 def _fit_document(result, command: str, notes: list[str], inputs: dict, outputs: dict | None = None) -> dict:
     """A fit as JSON data: law, runs, parameters (one record each), diagnostics, sampler lines, notes."""
-    from bayeslaw.jsondata import document, records
+    from bayeslaw.jsondata import document, fit_meta, records
 
+    summary = result.summary().rename_axis("parameter")
+    summary = summary.rename(columns={"median": "hdi median", "hdi_3%": "hdi 94% lo", "hdi_97%": "hdi 94% hi"})
     return document(command, {
         "law": result.law.name, "formula": result.law.formula, "runs": len(result.runs),
         "likelihood": result.likelihood,
         "discrepancy": result.discrepancy.describe() if result.discrepancy is not None else None,
         "converged": bool(result.converged),
-        "parameters": records(result.summary().rename_axis("parameter")),
+        "parameters": records(summary),
         "fixed": [{"parameter": k, "value": float(v)} for k, v in (result.fixed or {}).items()],
         "diagnostics": result.diagnostics.to_dict(),
         "sampler": _attempt_lines(result),
         "notes": [*notes, *(result.info.get("notes") or [])],
-    }, seed=result.info.get("seed"), inputs=inputs, outputs=outputs)
+    }, seed=result.info.get("seed"), inputs=inputs, outputs=outputs, **fit_meta(result, levels=[0.94]))
 
 
 def _fixed(values: dict[str, str], law) -> dict[str, float]:

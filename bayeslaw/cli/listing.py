@@ -18,7 +18,8 @@ def laws_command(as_json: JsonOption = False) -> None:
 
         _print_json(document("laws", {"laws": [
             {"law": name, "formula": law.formula, "inputs": list(law.inputs), "target": law.target,
-             "parameters": list(law.published), "source": law.source} for name, law in LAWS.items()]}))
+             "parameters": list(law.published), "source": law.source} for name, law in LAWS.items()]},
+            units=_units()))
         return
     width = max(len(n) for n in LAWS)
     for name, law in LAWS.items():
@@ -37,10 +38,16 @@ def models_command(as_json: JsonOption = False) -> None:
 
         _print_json(document("models", {"models": [
             {"model": e.name, "law": e.law.name, "uncertainty": e.uncertainty.kind if e.uncertainty else None,
-             "citation": e.citation} for e in entries]}))
+             "citation": e.citation} for e in entries]}, units=_units()))
         return
     width = max(len(e.name) for e in entries)
     for entry in entries:
         kind = entry.uncertainty.kind if entry.uncertainty else "priors only"
         typer.echo(f"{entry.name:<{width}}  law {entry.law.name}; uncertainty: {kind}")
         typer.echo(f"{'':<{width}}  {entry.citation}")
+
+
+def _units() -> dict[str, str]:
+    from bayeslaw.jsondata import UNITS, key
+
+    return {key(k): v for k, v in UNITS.items()}

@@ -132,10 +132,11 @@ def compare_command(
         if marginal:
             typer.echo("marginal likelihoods by SMC...", err=True)
             evidence = bayes_factors([marginal_likelihood(n, runs, columns=mapping, seed=seed) for n in loaded])
-        return result, evidence
+        return result, evidence, fits
 
-    result, evidence = _run(go)
-    _print_comparison(result, evidence, as_json, as_csv, meta={"seed": seed, "inputs": {"runs": runs}})
+    result, evidence, fits = _run(go)
+    _print_comparison(result, evidence, as_json, as_csv,
+                      meta={"seed": seed, "inputs": {"runs": runs}, **_compare_meta(fits)})
     if not result.converged:
         for name, problems in result.problems.items():
             if problems:
@@ -178,6 +179,17 @@ def _print_comparison(result, evidence, as_json: bool, as_csv: bool, meta: dict 
         typer.echo("! did not converge (the fit or its leave-future-out refit): the rank is provisional")
     if evidence is not None:
         typer.echo(f"\nmarginal likelihood (SMC):\n{_table(evidence)}")
+
+
+def _compare_meta(fits: dict) -> dict:
+    """``meta`` of a comparison: the laws, and what the fits share (data sha256 when every law read the same
+    runs, likelihood, discrepancy, units); None where they differ."""
+    from bayeslaw.compare import LEVELS
+    from bayeslaw.jsondata import fit_meta
+
+    each = [fit_meta(f, LEVELS) for f in fits.values()]
+    shared = {k: each[0][k] if all(m[k] == each[0][k] for m in each) else None for k in each[0]}
+    return {**shared, "law": None, "laws": list(fits)}
 
 
 def _compare_document(result, evidence, meta: dict) -> dict:
@@ -244,7 +256,8 @@ def calibrate_command(
     if not (as_json or as_csv):
         tables["reading"] = ("calibrated intervals cover about 50%, 80% and 90% of the held-out runs; "
                              "lpd per run: higher is better")
-    from bayeslaw.jsondata import document, records
+    from bayeslaw.calibrate import LEVELS
+    from bayeslaw.jsondata import document, key, records, units
 
     problems = table.attrs.get("problems", {})
     data = document("calibrate", {
@@ -252,7 +265,9 @@ def calibrate_command(
         "problems": [{"holdout": split, "checks": problem} for split, problem in problems.items()],
         "uncertainty": [{"holdout": split, "model": model, **sources}
                         for (split, model), sources in table.attrs.get("uncertainty", {}).items()],
-    }, seed=seed, inputs={"runs": runs})
+    }, seed=seed, inputs={"runs": runs}, law=chosen.name, likelihood="student_t", discrepancy=discrepancy,
+        levels=list(LEVELS), units={key(k): v for k, v in units([*chosen.inputs, "C", chosen.target]).items()},
+        compute={"flops_per_param_token": 6.0})
     _emit(tables, as_json, as_csv, data)
     for split, problem in problems.items():
         typer.echo(f"not converged: {law} fitted below {split}: {problem}", err=True)
