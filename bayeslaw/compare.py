@@ -61,6 +61,8 @@ class Comparison:
     target), median_relative_error, fit_converged, refit_converged, converged (both). None when off.
     ``loo``: PSIS-LOO, best first: rank, elpd, elpd_se, elpd_diff, diff_se (from the best), p_loo,
     weight (stacking), n_pareto_k_high, converged.
+    ``arviz``: the PSIS-LOO table exactly as ``az.compare`` returns it (elpd_loo, p_loo, elpd_diff, weight, se,
+    dse, warning, scale), for code written against ArviZ.
     ``split``: the leave-future-out rule and its sizes; ``disagreement``: one sentence when the two
     rankings order the laws differently, else None; ``problems``: each law's failed convergence checks
     (its fit's, then its refit's); ``warnings``: every warning line, also issued as Python warnings.
@@ -73,6 +75,7 @@ class Comparison:
     problems: dict[str, list[str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     influential: dict[str, list[int]] = field(default_factory=dict)
+    arviz: pd.DataFrame | None = None  # az.compare's own table (its column names, 0-based rank), unchanged
 
     @property
     def converged(self) -> bool:
@@ -143,7 +146,7 @@ def compare(fits: Mapping[str, Any], *, holdout: str | Holdout | None = DEFAULT,
     _same_runs(fits)
     check_workers(workers, client)
     lines: list[str] = []
-    loo, influential = _loo_table(fits, method, lines)
+    loo, influential, arviz_table = _loo_table(fits, method, lines)
     problems = {name: [f"fit: {result.diagnostics.brief()}"] if not result.converged else []
                 for name, result in fits.items()}
     extrapolation, split = None, None
@@ -162,10 +165,11 @@ def compare(fits: Mapping[str, Any], *, holdout: str | Holdout | None = DEFAULT,
     for line in lines:
         category = ConvergenceWarning if "did not converge" in line else UserWarning
         warnings.warn(line, category, stacklevel=2)
-    return Comparison(loo, extrapolation, split, differ, problems, lines, influential)
+    return Comparison(loo, extrapolation, split, differ, problems, lines, influential, arviz_table)
 
 
-def _loo_table(fits: Mapping[str, Any], method: str, lines: list[str]) -> tuple[pd.DataFrame, dict[str, list[int]]]:
+def _loo_table(fits: Mapping[str, Any], method: str,
+               lines: list[str]) -> tuple[pd.DataFrame, dict[str, list[int]], pd.DataFrame]:
     """PSIS-LOO per fit through ArviZ (``bayeslaw.loo``: computed in blocks of runs for a fit too large to store
     its pointwise log-likelihood), with snake_case columns and a 1-based rank."""
     influential: dict[str, list[int]] = {}
@@ -183,12 +187,13 @@ def _loo_table(fits: Mapping[str, Any], method: str, lines: list[str]) -> tuple[
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = az.compare(scores, ic="loo", method=method)
+    arviz_table = table.copy()
     table = table.rename(columns={"elpd_loo": "elpd", "se": "elpd_se", "dse": "diff_se"})
     table = table[["rank", "elpd", "elpd_se", "elpd_diff", "diff_se", "p_loo", "weight"]].astype(float)
     table["rank"] = table["rank"].astype(int) + 1
     table["n_pareto_k_high"] = [len(influential[name]) for name in table.index]
     table["converged"] = [bool(fits[name].converged) for name in table.index]
-    return table.rename_axis("law"), influential
+    return table.rename_axis("law"), influential, arviz_table
 
 
 def failed_checks(problems: Sequence[str]) -> str:

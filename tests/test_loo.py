@@ -48,3 +48,22 @@ def test_compare_ranks_fits_that_could_not_store_their_log_likelihood():
     assert list(after.index) == list(before.index)
     assert np.allclose(after["elpd"], before["elpd"], rtol=0, atol=1e-8)
     assert np.allclose(after["weight"], before["weight"], rtol=0, atol=1e-6)
+
+
+def test_the_comparison_keeps_arviz_own_table():
+    """Comparison.arviz is az.compare's table with ArviZ's column names; loo holds the same numbers renamed."""
+    import warnings
+
+    from bayeslaw.compare import compare
+    from bayeslaw.synthetic import ladder
+
+    table = ladder("chinchilla", sizes=5, seed=0)
+    fits = {name: fake_fit(name, discrepancy=False, runs=table) for name in ("chinchilla", "kaplan-ND")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = compare(fits, holdout=None)
+    theirs = result.arviz
+    assert {"rank", "elpd_loo", "p_loo", "elpd_diff", "weight", "se", "dse", "warning", "scale"} <= set(theirs.columns)
+    assert list(theirs.index) == list(result.loo.index)
+    assert np.array_equal(theirs["elpd_loo"].to_numpy(float), result.loo["elpd"].to_numpy(float))
+    assert np.array_equal(theirs["rank"].to_numpy(int) + 1, result.loo["rank"].to_numpy(int))
