@@ -14,7 +14,8 @@ import base64
 import html
 import io
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import pandas as pd
 from bayeslaw import plots
 from bayeslaw._search import check_budgets
 from bayeslaw.errors import BayeslawError
+from bayeslaw.fanout import eta_line
 from bayeslaw.files import check_writable, write_bytes_atomic
 from bayeslaw.plan import plan
 from bayeslaw.posterior import as_posterior
@@ -84,7 +86,7 @@ def _diagnostics(fit: Any) -> str:
     return verdict + _table(rows)
 
 
-def _figures(fit: Any, budgets: list[float]) -> str:
+def _figures(fit: Any, budgets: list[float], progress: Callable[[str], Any] | None = None) -> str:
     fitted = as_posterior(fit).fitted_ranges.get("C")
     span = None if fitted is None else [fitted[0], max(fitted[1] * 1e3, *budgets)]
     makers = [
@@ -93,13 +95,15 @@ def _figures(fit: Any, budgets: list[float]) -> str:
         ("extrapolation", lambda: plots.extrapolation(fit, ([fitted[0], *budgets] if budgets and fitted else None))),
         ("parameter posteriors", lambda: plots.pairs(fit)),
     ]
-    parts = []
-    for title, make in makers:
+    parts, start = [], time.perf_counter()
+    for number, (title, make) in enumerate(makers, 1):
         parts.append(f"<h3>{html.escape(title)}</h3>")
         try:
             parts.append(_figure(make()))
         except BayeslawError as err:
             parts.append(f'<p class="note">not available for this law: {html.escape(str(err))}</p>')
+        if progress is not None:
+            progress(f"{title}: " + eta_line(number, len(makers), time.perf_counter() - start, what="figures"))
     return "\n".join(parts)
 
 
@@ -172,8 +176,8 @@ def _plan(made: Any) -> str:
         _table(table)
 
 
-def render(fit: Any, budgets: Sequence[float] | None = None) -> str:
-    """The report as an HTML string."""
+def render(fit: Any, budgets: Sequence[float] | None = None, progress: Callable[[str], Any] | None = None) -> str:
+    """The report as an HTML string; ``progress`` receives a line with an ETA as each figure is drawn."""
     from bayeslaw import __version__
 
     law = fit.law
@@ -184,7 +188,7 @@ def render(fit: Any, budgets: Sequence[float] | None = None) -> str:
     sections = [
         f"<h1>bayeslaw report: {html.escape(law.name)}</h1>",
         _answer(fit, budgets, planned),
-        "<h2>Figures</h2>", _figures(fit, budgets),
+        "<h2>Figures</h2>", _figures(fit, budgets, progress),
         "<h2>The law and the fit</h2>",
         f"<p><b>{html.escape(law.title)}</b>: {html.escape(law.formula)}<br>source: {html.escape(law.source)}<br>"
         f"{len(fit.runs)} runs; likelihood {html.escape(fit.likelihood)} on log({html.escape(law.target)}); "
@@ -204,8 +208,10 @@ def render(fit: Any, budgets: Sequence[float] | None = None) -> str:
             f"<body>\n{body}\n</body></html>\n")
 
 
-def report(fit: Any, path: str | os.PathLike, budgets: Sequence[float] | None = None) -> Path:
+def report(fit: Any, path: str | os.PathLike, budgets: Sequence[float] | None = None,
+           progress: Callable[[str], Any] | None = None) -> Path:
     """Write the self-contained HTML report of ``fit`` to ``path``, atomically. ``budgets`` (FLOPs) are
-    planned and marked; by default 10, 100 and 1000 times the largest run's compute."""
+    planned and marked; by default 10, 100 and 1000 times the largest run's compute. ``progress``: as
+    :func:`render`."""
     check_writable(path)
-    return write_bytes_atomic(path, render(fit, budgets).encode("utf-8"))
+    return write_bytes_atomic(path, render(fit, budgets, progress).encode("utf-8"))

@@ -186,3 +186,14 @@ def test_the_answer_is_on_the_first_screen_in_headless_chromium(page, tmp_path):
     text = Text.of(dom).text
     found = re.search(r"bayeslaw report: chinchilla At 1e\+22 FLOPs: N [\d.]+B \[", text)  # the title, then h1
     assert found and found.start() < 60, text[:200]
+
+
+def test_report_says_how_far_it_is(tmp_path):
+    """Each figure drawn prints a progress line with how many are left and about how long they will take."""
+    from bayeslaw.report import report
+    from bayeslaw.testing import fake_fit
+
+    lines = []
+    report(fake_fit("chinchilla", sizes=4), tmp_path / "r.html", [1e22], progress=lines.append)
+    assert len(lines) == 4 and lines[0].startswith("isoFLOP profiles: 1 of 4 figures done in ")
+    assert "s left" in lines[0] and lines[-1].startswith("parameter posteriors: 4 of 4 figures done in ")

@@ -78,7 +78,7 @@ def report_command(
         from bayeslaw.report import report
 
         result = load(path)
-        report(result, out, budgets)
+        report(result, out, budgets, progress=lambda line: typer.echo(line, err=True))
         return result
 
     result = _run(go)
