@@ -78,7 +78,11 @@ def report_command(
         from bayeslaw.report import report
 
         result = load(path)
-        report(result, out, budgets, progress=lambda line: typer.echo(line, err=True))
+        import sys
+
+        # progress lines for a person watching a terminal; a script's stderr keeps only what went wrong
+        watching = sys.stderr.isatty()
+        report(result, out, budgets, progress=(lambda line: typer.echo(line, err=True)) if watching else None)
         return result
 
     result = _run(go)
