@@ -52,6 +52,7 @@ RANGE_RULES: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {
     "experts": (lambda v: v >= 1, "must be >= 1"),
     "granularity": (lambda v: v >= 1, "must be >= 1"),
 }
+RUN_ALIASES = ("run", "run id", "run name", "curve", "curve id")  # a column naming each row's run
 _MAX_LISTED_ROWS = 8
 
 
@@ -68,6 +69,13 @@ class Runs:
     mapped: dict[str, str] = field(default_factory=dict)
     derived: dict[str, str] = field(default_factory=dict)
     published: str = ""  # the bayeslaw.datasets reader of the published table this was read from as distributed
+    run_ids: np.ndarray | None = None  # each row's run id, where the table has a run column (learning curves)
+    run_column: str = ""  # the source column of ``run_ids``
+
+    @property
+    def is_curves(self) -> bool:
+        """True when some run has more than one row: checkpoints of learning curves (``bayeslaw.curves``)."""
+        return self.run_ids is not None and len(pd.unique(self.run_ids)) < len(self.run_ids)
 
     @property
     def inputs(self) -> dict[str, np.ndarray]:
@@ -342,18 +350,25 @@ def load_runs(
     columns: Mapping[str, str] | None = None,
     flops_per_param_token: float | None = None,
     likelihood: str = "student_t",
+    run_column: str | None = None,
 ) -> Runs:
     """Read ``source`` for ``law``: map columns, derive what the law's convention allows, validate.
 
     ``columns`` maps canonical names to source columns, e.g. ``{"loss": "val-loss"}``.
+    ``run_column`` names the column of run ids when rows are checkpoints of learning curves; by default a
+    column named like ``run``, ``run_id`` or ``curve`` is taken (``Runs.run_ids``).
     ``flops_per_param_token`` overrides the law's k in C = k N D. ``likelihood`` (the fit's) sets how many
     noise parameters the table must outnumber with the law's (``bayeslaw.likelihoods``: sigma, and nu for the
     Student-t).
     """
     law = get_law(law)
     if isinstance(source, Runs):
-        source = source.frame
+        if source.run_ids is not None and run_column is None:
+            source, run_column = source.frame.assign(run_id=source.run_ids), "run_id"
+        else:
+            source = source.frame
     frame, file_lines = read_table(source)
+    run_source = _run_column(frame, run_column)
     columns = dict(columns or {})
     wanted, extra = readable_columns(law)
     check_column_names(law, columns)
@@ -408,7 +423,26 @@ def load_runs(
     out.index.name = "run"
     from bayeslaw.datasets import recognise
 
-    return Runs(out, law, {c: mapped[c] for c in wanted if c in mapped}, derived, recognise(frame.columns) or "")
+    run_ids = None if run_source is None else frame[run_source].to_numpy(dtype=object)
+    if run_ids is not None and pd.isna(frame[run_source]).any():
+        raise DataError(f"column '{run_source}' (run id): {_rows(pd.isna(frame[run_source]).to_numpy(), file_lines)} "
+                        "missing; every checkpoint needs the id of its run")
+    return Runs(out, law, {c: mapped[c] for c in wanted if c in mapped}, derived, recognise(frame.columns) or "",
+                run_ids, run_source or "")
+
+
+def _run_column(frame: pd.DataFrame, run_column: str | None) -> str | None:
+    """The column of run ids: ``run_column`` (which must exist), else one named like RUN_ALIASES, else None."""
+    if run_column is not None:
+        if run_column not in frame.columns:
+            raise DataError(f"run column '{run_column}' is not in the table; it has "
+                            f"{', '.join(map(str, frame.columns))}")
+        return run_column
+    found = [c for c in frame.columns if _normalise(c) in RUN_ALIASES]
+    if len(found) > 1:
+        raise DataError(f"columns {', '.join(repr(c) for c in found)} could each be the run id; name one with "
+                        "run_column=... (CLI --run-column)")
+    return found[0] if found else None
 
 
 def _check_ranges(values: Mapping[str, np.ndarray], names, mapped: Mapping[str, str],

@@ -10,6 +10,8 @@ the published protocol that turns it into runs (one row per run, canonical colum
 - ``datablations_runs``: Muennighoff et al. 2023 (arXiv:2305.16264) loss curves, reduced to the final
   checkpoint of each run (one run = data, num_params, epochs, tokens_per_epoch, model_args); N, D,
   U (unique tokens), loss, epochs, and the run's lowest loss on the way.
+- ``datablations_curves``: the same runs' every checkpoint (one row per checkpoint, with a ``run`` id), for
+  fitting learning curves (``bayeslaw.curves``).
 """
 
 from __future__ import annotations
@@ -96,3 +98,27 @@ def datablations_runs(path: str | os.PathLike, data: str = "c4") -> pd.DataFrame
         "epochs": final["epochs"].to_numpy(),
         "min_loss": lowest.loc[pd.MultiIndex.from_frame(final[DATABLATIONS_RUN])].to_numpy(),
     }).sort_values(["N", "epochs"], ignore_index=True)
+
+
+def datablations_curves(path: str | os.PathLike, data: str = "c4") -> pd.DataFrame:
+    """Every checkpoint of each datablations run on ``data``: columns run (e.g. "2.8B-4ep"), N, D (tokens seen
+    so far), U, loss, epochs; sorted by run and D. Each run's cosine schedule ends at its last checkpoint."""
+    frame = _read(path, [*DATABLATIONS_RUN, "token_num", "loss"])
+    available = sorted(frame["data"].unique())
+    frame = frame[frame["data"] == data]
+    if frame.empty:
+        raise DataError(f"{path}: no runs with data '{data}'; available: {', '.join(available)}")
+    run = frame["num_params"].astype(str) + "-" + frame["epochs"].astype(str) + "ep"
+    if run.groupby(frame.groupby(DATABLATIONS_RUN, sort=False).ngroup().to_numpy()).nunique().max() > 1 or \
+            frame.groupby(DATABLATIONS_RUN).ngroups != run.nunique():
+        raise DataError(f"{path}: runs on '{data}' are not told apart by size and epochs")
+    out = pd.DataFrame({
+        "run": run.to_numpy(),
+        "N": frame["num_params"].map(parameters_from_label).to_numpy(),
+        "D": frame["token_num"].to_numpy(dtype=float),
+        "U": frame["tokens_per_epoch"].to_numpy(dtype=float),
+        "loss": frame["loss"].to_numpy(),
+        "epochs": frame["epochs"].to_numpy(),
+    })
+    out = out.drop_duplicates(["run", "D"], keep="last")
+    return out.sort_values(["N", "epochs", "D"], ignore_index=True)

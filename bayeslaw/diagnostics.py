@@ -184,7 +184,9 @@ def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset, var_names: list[st
     depth = sample_stats.get("reached_max_treedepth")
     divergences = int(sample_stats["diverging"].sum())
     failing = slowest or (tuple(var_names) if divergences else ())
-    ridge = find_ridge(posterior, var_names, failing, supports) if failing else ()
+    scalars = [v for v in var_names if posterior[v].ndim == 2]  # a ridge is between parameters, not latent vectors
+    failing_scalars = tuple(v for v in failing if v in scalars)
+    ridge = find_ridge(posterior, scalars, failing_scalars, supports) if failing_scalars else ()
     return Diagnostics(
         max_rhat=float(np.max(list(rhats.values()))),  # NaN propagates and fails the check
         min_ess_bulk=float(np.min(list(bulks.values()))),

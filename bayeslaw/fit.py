@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from bayeslaw._draws import flat, n_samples
+from bayeslaw.curves import MAX_CHECKPOINTS, MIN_PROGRESS, Curves, build_curves, curve_log_likelihood
 from bayeslaw.data import Runs, load_runs
 from bayeslaw.diagnostics import Diagnostics, diagnose
 from bayeslaw.discrepancy import Discrepancy, check_kind, estimate
@@ -22,9 +23,10 @@ from bayeslaw.errors import BayeslawError, ConvergenceWarning, FitFileError
 from bayeslaw.files import check_writable, write_bytes_atomic
 from bayeslaw.fixed import Fixing, resolve_fixed
 from bayeslaw.laws import Law, get_law
-from bayeslaw.likelihoods import LIKELIHOODS, NOISE_PARAMETERS
+from bayeslaw.likelihoods import ALL_LIKELIHOODS, NOISE_PARAMETERS
 from bayeslaw.model import (
     build_model,
+    check_likelihood,
     data_pivots,
     log_likelihood,
     model_priors,
@@ -73,7 +75,7 @@ class Fit:
         """Published parameters, derived quantities and noise parameters, in that order."""
         names = list(self.law.published)
         names += [n for n in self.posterior.data_vars if n not in names and n not in self.law.params
-                  and n not in NOISE_PARAMETERS]
+                  and n not in NOISE_PARAMETERS and set(self.posterior[n].dims) <= {"chain", "draw"}]
         return names + [n for n in NOISE_PARAMETERS if n in self.posterior]
 
     @property
@@ -114,7 +116,7 @@ def fit(
     priors: Mapping[str, Prior | Mapping[str, Any] | str] | None = None,
     prior_from: str | None = None,
     fixed: Mapping[str, float] | None = None,
-    likelihood: str = "student_t",
+    likelihood: str | None = None,
     sampler: str = "nutpie",
     chains: int = 4,
     draws: int = 1000,
@@ -125,6 +127,10 @@ def fit(
     progress: bool | None = None,
     discrepancy: str | None = "gp",
     retry: bool = True,
+    run_column: str | None = None,
+    schedule: str = "cosine",
+    min_progress: float = MIN_PROGRESS,
+    max_checkpoints: int | None = MAX_CHECKPOINTS,
 ) -> Fit:
     """Sample the posterior of ``law`` given the runs in ``data`` with NUTS.
 
@@ -132,7 +138,14 @@ def fit(
     ``prior_from="literature"`` starts from priors built from the catalogue's published fits of the law
     (``bayeslaw.literature``), which ``priors`` may still override.
     ``fixed`` holds published parameters at given values, e.g. ``{"E": 1.69, "A": 406.4}`` (``bayeslaw.fixed``).
-    ``likelihood`` on log(target): "student_t" (default), "normal" or "laplace".
+    ``likelihood`` on log(target): "student_t" (default), "normal" or "laplace"; for learning curves
+    "curve" (default) or "curve_independent".
+    Learning curves (``bayeslaw.curves``): when the table has a run id column (``run_column``, or one named like
+    ``run`` / ``run_id``) and some run has several rows, the rows are checkpoints: the law is fitted to every
+    checkpoint from ``min_progress`` of its run on (default 0.1), with a run offset, noise correlated along the
+    run and a term for the learning-rate ``schedule`` ("cosine", "linear" or "none") not yet decayed, at most
+    ``max_checkpoints`` per run (default 50, spread evenly in log D; None keeps all);
+    ``fit.runs`` are then the runs' final checkpoints, what predictions and decisions are for.
     ``sampler``: "nutpie" (default; low-rank mass matrix adaptation) or "pymc" (``pm.sample``).
     ``target_accept`` defaults to the law's own (0.9 for most laws). ``draws`` per chain are kept; a law
     whose ridges mix slowly on small ladders samples ``law.thin`` times longer and keeps every thin-th draw.
@@ -149,7 +162,15 @@ def fit(
     from bayeslaw.sampling import sample_nutpie, sample_pymc
 
     law = get_law(law)
-    runs = data if isinstance(data, Runs) and data.law is law else load_runs(data, law, columns, likelihood=likelihood)
+    runs = (data if isinstance(data, Runs) and data.law is law and run_column is None
+            else load_runs(data, law, columns, likelihood=likelihood or "student_t", run_column=run_column))
+    curves = None
+    if runs.is_curves:
+        likelihood = likelihood or "curve"
+        curves = build_curves(runs, runs.run_ids, schedule, min_progress, max_checkpoints=max_checkpoints)
+        runs = curves.finals
+    likelihood = likelihood or "student_t"
+    check_likelihood(likelihood)
     discrepancy = check_kind(discrepancy)
     fixing = resolve_fixed(law, fixed, data_pivots(runs))
     resolved = model_priors(law, likelihood, _prior_overrides(law, runs, prior_from, priors, fixing))
@@ -164,7 +185,7 @@ def fit(
         raise BayeslawError(f"target_accept must lie in (0, 1), got {target_accept}")
     seed = check_seed(seed)
     progress = in_notebook() if progress is None else bool(progress)
-    model = build_model(runs, resolved, likelihood, fixing=fixing)
+    model = build_model(runs, resolved, likelihood, fixing=fixing, curves=curves)
     key = (law.name, tuple((k, str(v)) for k, v in sorted(resolved.items())), likelihood, tuple(fixing.ties))
     attempt = {"tune": int(tune), "draws": int(draws), "thin": law.thin, "target_accept": target_accept}
     attempts = []
@@ -176,7 +197,8 @@ def fit(
         else:
             posterior, stats, timings = sample_pymc(model, **settings)
         posterior = parameters_from_draws(law, resolved, posterior, data_pivots(runs), fixing)
-        sampled = [n for n in posterior.data_vars if n not in fixing.ties and resolved[n].dist != "Fixed"]
+        sampled = [n for n in posterior.data_vars
+                   if n not in fixing.ties and (n not in resolved or resolved[n].dist != "Fixed")]
         kept = slice(attempt["thin"] - 1, None, attempt["thin"])
         diagnostics = diagnose(posterior.isel(draw=kept), stats, sampled, law.supports)
         posterior, stats = posterior.isel(draw=kept), stats.isel(draw=kept)
@@ -190,6 +212,8 @@ def fit(
             "sample_seconds": sum(a["sample_seconds"] for a in attempts), "attempts": attempts,
             "fixed": dict(fixing.values), "prior_from": prior_from,
             "priors_given": {k: Prior.parse(v, k).to_dict() for k, v in (priors or {}).items()}}
+    if curves is not None:
+        info["curves"] = curves.describe()
     values = n_samples(posterior) * len(runs)
     if values > MAX_POINTWISE_VALUES:
         info["notes"] = [f"pointwise log-likelihood not stored: {posterior.sizes['chain']} chains x "
@@ -198,7 +222,7 @@ def fit(
                          "on demand, a block of runs at a time"]
     prior = prior_draws(law, resolved, data_pivots(runs), fixing, PRIOR_DRAWS,
                         np.random.default_rng([seed, PRIOR_STREAM]))
-    idata = assemble(runs, resolved, likelihood, posterior, stats, diagnostics, info, prior=prior)
+    idata = assemble(runs, resolved, likelihood, posterior, stats, diagnostics, info, prior=prior, curves=curves)
     spec = None
     if discrepancy is not None:  # modular: from the residuals of the sampled law (bayeslaw.discrepancy)
         residuals = np.log(runs.target) - median_log_mean(law, idata.posterior, runs.inputs)
@@ -312,12 +336,13 @@ def complete_posterior(law: Law, posterior: xr.Dataset, pivots: Mapping[str, flo
 
 def assemble(runs: Runs, priors: Mapping[str, Prior], likelihood: str, posterior: xr.Dataset,
              stats: xr.Dataset, diagnostics: Diagnostics, info: Mapping[str, Any],
-             prior: xr.Dataset | None = None) -> az.InferenceData:
+             prior: xr.Dataset | None = None, curves: Curves | None = None) -> az.InferenceData:
     """An InferenceData with posterior, log_likelihood, posterior_predictive (one replicate of the observed
     log target per draw and run, seeded from the fit's seed on a stream of its own), observed_data,
     constant_data and sample_stats; with ``prior`` (draws from the priors, :func:`bayeslaw.model.prior_draws`)
     also prior and prior_predictive, for prior-versus-posterior checks (``az.plot_dist_comparison``,
-    ``az.plot_ppc(group="prior")``). The pointwise groups are left out beyond ``MAX_POINTWISE_VALUES``."""
+    ``az.plot_ppc(group="prior")``). The pointwise groups are left out beyond ``MAX_POINTWISE_VALUES``.
+    With ``curves`` (``runs`` their final checkpoints) the log-likelihood of a run is that of its whole curve."""
     from bayeslaw import __version__
 
     law = runs.law
@@ -330,8 +355,11 @@ def assemble(runs: Runs, priors: Mapping[str, Prior], likelihood: str, posterior
     stored = n_samples(posterior) * len(runs) <= MAX_POINTWISE_VALUES
     if stored:
         blocks = run_blocks(len(runs), n_samples(posterior))
-        loglik = xr.concat([log_likelihood(law, likelihood, posterior, {k: v[b] for k, v in inputs.items()},
-                                           log_target[b]) for b in blocks], dim="run")
+        if curves is not None:
+            loglik = curve_log_likelihood(law, likelihood, posterior, curves)
+        else:
+            loglik = xr.concat([log_likelihood(law, likelihood, posterior, {k: v[b] for k, v in inputs.items()},
+                                               log_target[b]) for b in blocks], dim="run")
         rng = np.random.default_rng([int(info.get("seed") or 0), PREDICTIVE_STREAM])
         replicates = xr.concat([predictive_draws(law, likelihood, posterior, {k: v[b] for k, v in inputs.items()},
                                                  rng) for b in blocks], dim="run")
@@ -420,7 +448,8 @@ def load(path: str | os.PathLike, law: Law | str | None = None) -> Fit:
         raise FitFileError(f"{path}: attribute 'law_spec' differs from law '{stored_name}': the law has changed since "
                            f"this fit was saved with bayeslaw {str(attrs.get('bayeslaw_version', '?'))[:20]} (or the "
                            "file was edited); refit it")
-    likelihood = read("likelihood", lambda v: v if v in LIKELIHOODS else _bad(f"one of {', '.join(LIKELIHOODS)}"))
+    likelihood = read("likelihood",
+                      lambda v: v if v in ALL_LIKELIHOODS else _bad(f"one of {', '.join(ALL_LIKELIHOODS)}"))
     try:
         frame = pd.DataFrame({name: np.asarray(const[name].values, dtype=float)
                               for name in (*current.inputs, current.target)})

@@ -3,6 +3,8 @@
     student_t   log y_i ~ StudentT(nu, mu_i, sigma)    nu ~ Gamma(2, 0.1) (Juarez & Steel 2010)
     normal      log y_i ~ Normal(mu_i, sigma)
     laplace     log y_i ~ Laplace(mu_i, b = sigma)     (the limit of a Huber loss)
+    curve       a run's checkpoints: run offset + Ornstein-Uhlenbeck noise in log D (``bayeslaw.curves``)
+    curve_independent   a run's checkpoints, each independent N(mu_ij, sigma) (for comparison)
 
 sigma's prior is the law's (``Law.noise_prior``). Each entry owns its noise parameters and their
 default priors, the PyMC observed distribution, the numpy log density, draws of a new run's noise and
@@ -161,8 +163,83 @@ class Laplace(Likelihood):
         return self._scale(sigma) / np.maximum(residuals, 1e-300)
 
 
-REGISTRY: dict[str, Likelihood] = {family.name: family for family in (StudentT(), Normal(), Laplace())}
-LIKELIHOODS = tuple(REGISTRY)  # ("student_t", "normal", "laplace")
+class Curve(Likelihood):
+    """Learning curves (``bayeslaw.curves``): the model is built on a fit's checkpoints, not through
+    ``observe``; here it is the noise of a new run's final checkpoint, N(0, s^2 + run_sd^2) with
+    log s ~ N(log sigma, run_scale_sd^2) (integrated by Gauss-Hermite quadrature for the density)."""
+
+    name = "curve"
+    extra: ClassVar[Mapping[str, Prior]] = {
+        "schedule_sd": Prior("HalfNormal", sigma=0.05),
+        "run_scale_sd": Prior("HalfNormal", sigma=1.0),
+        "run_sd": Prior("HalfNormal", sigma=0.05),
+        "corr_length": Prior("LogNormal", mu=0.0, sigma=1.0),
+        "schedule_gap": Prior("HalfNormal", sigma=0.1),
+    }
+    doc: ClassVar[Mapping[str, str]] = {
+        "sigma": "scale of a final checkpoint's residual on log(target) around its run's offset",
+        "schedule_sd": "added scale of a checkpoint's residual, times the share of the learning-rate decay still "
+                       "to come (HalfNormal(0.05))",
+        "run_scale_sd": "sd across runs of the log of a run's noise scale (HalfNormal(1))",
+        "run_sd": "sd of a run's offset on log(target), shared by all its checkpoints (HalfNormal(0.05))",
+        "corr_length": "correlation length of the checkpoint noise in log tokens (LogNormal(0, 1))",
+        "schedule_gap": "log(target) a checkpoint sits above the law while its learning-rate decay is still to "
+                        "come, times the share to come (HalfNormal(0.1))",
+    }
+
+    def _observe(self, pm, name, mu, noise, observed, dims):
+        raise BayeslawError(f"likelihood '{self.name}' is for learning curves: give the run id column "
+                            "(run_column=..., CLI --run-column) so checkpoints are grouped into runs")  # see curves
+
+    NODES = 12  # Gauss-Hermite nodes over a new run's log scale
+
+    def _totals(self, noise):
+        """sd of a new run's final checkpoint at each quadrature node of its scale, and the nodes' weights."""
+        nodes, weights = np.polynomial.hermite_e.hermegauss(self.NODES)
+        spread = np.asarray(noise.get("run_scale_sd", 0.0))[..., None]
+        sigma = np.asarray(noise["sigma"])[..., None] * np.exp(spread * nodes)
+        return np.sqrt(sigma**2 + np.asarray(noise.get("run_sd", 0.0))[..., None] ** 2), weights / weights.sum()
+
+    def logpdf(self, x, noise, loc=0.0):
+        from scipy import stats
+        from scipy.special import logsumexp
+
+        scale, weights = self._totals(noise)
+        x, loc = np.asarray(x)[..., None], np.asarray(loc)[..., None] if np.ndim(loc) else loc
+        return logsumexp(stats.norm.logpdf(x, loc=loc, scale=scale) + np.log(weights), axis=-1)
+
+    def tail(self, residuals, noise):
+        from scipy import stats
+
+        scale, weights = self._totals(noise)
+        return (2 * stats.norm.sf(np.abs(np.asarray(residuals))[..., None] / scale) * weights).sum(axis=-1)
+
+    def draw(self, rng, noise, shape):
+        sigma = np.broadcast_to(noise["sigma"], shape)
+        spread = np.broadcast_to(noise.get("run_scale_sd", 0.0), shape)
+        sigma = sigma * np.exp(spread * rng.standard_normal(shape))
+        total = np.sqrt(sigma**2 + np.broadcast_to(noise.get("run_sd", 0.0), shape) ** 2)
+        return total * rng.standard_normal(shape)
+
+    def precision_weights(self, residuals, sigma, nu):
+        """Every run has weight 1."""
+        return np.ones_like(residuals)
+
+
+class CurveIndependent(Curve):
+    """Learning curves with every checkpoint independent: sigma and the schedule term only."""
+
+    name = "curve_independent"
+    extra: ClassVar[Mapping[str, Prior]] = {"schedule_gap": Curve.extra["schedule_gap"]}
+    doc: ClassVar[Mapping[str, str]] = {"sigma": "scale of a checkpoint's residual on log(target)",
+                                        "schedule_gap": Curve.doc["schedule_gap"]}
+
+
+REGISTRY: dict[str, Likelihood] = {family.name: family for family in (StudentT(), Normal(), Laplace(), Curve(),
+                                                                       CurveIndependent())}
+LIKELIHOODS = ("student_t", "normal", "laplace")  # for tables of runs (one row per run)
+CURVE_LIKELIHOODS = ("curve", "curve_independent")  # for learning curves (``bayeslaw.curves``)
+ALL_LIKELIHOODS = tuple(REGISTRY)
 NOISE_PARAMETERS = tuple(dict.fromkeys(p for family in REGISTRY.values() for p in family.params))  # sigma, nu
 
 
@@ -172,7 +249,8 @@ def get_likelihood(name: str | Likelihood) -> Likelihood:
         return name
     family = REGISTRY.get(name) if isinstance(name, str) else None
     if family is None:
-        raise PriorError(f"unknown likelihood '{name}'; allowed: {', '.join(LIKELIHOODS)}")
+        raise PriorError(f"unknown likelihood '{name}'; allowed: {', '.join(LIKELIHOODS)} (learning curves: "
+                         f"{', '.join(CURVE_LIKELIHOODS)})")
     return family
 
 

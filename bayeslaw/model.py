@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
+from bayeslaw.curves import CURVE_LIKELIHOODS, Curves, observe_curves
 from bayeslaw.data import Runs
+from bayeslaw.errors import BayeslawError
 from bayeslaw.fixed import Fixing
 from bayeslaw.laws import Law, pivots_of
 from bayeslaw.laws.base import Coordinates
@@ -122,12 +124,14 @@ def prior_draws(law: Law, priors: Mapping[str, Prior], pivots: Mapping[str, floa
 
 
 def build_model(runs: Runs, priors: Mapping[str, Prior], likelihood: str = "student_t",
-                reparameterise: bool = True, fixing: Fixing | None = None) -> pm.Model:
+                reparameterise: bool = True, fixing: Fixing | None = None, curves: Curves | None = None) -> pm.Model:
     """The PyMC model of ``runs.law`` on ``runs``, with published parameters as Deterministics.
 
     With ``reparameterise`` (default) NUTS samples the law's :class:`Coordinates` where it has them;
     ``False`` samples the parameters themselves (a model that can draw from its prior, e.g. for SMC).
-    ``fixing`` ties parameters to fixed published values (``bayeslaw.fixed``).
+    ``fixing`` ties parameters to fixed published values (``bayeslaw.fixed``). With ``curves``
+    (``bayeslaw.curves``; ``runs`` are then its final checkpoints) the law is observed at every kept
+    checkpoint under a curve likelihood.
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -135,10 +139,16 @@ def build_model(runs: Runs, priors: Mapping[str, Prior], likelihood: str = "stud
     law = runs.law
     family = get_likelihood(likelihood)
     fixing = fixing or Fixing()
-    coords = {"run": np.arange(len(runs))}
+    observed_runs, dim = (runs, "run") if curves is None else (curves.rows, "checkpoint")
+    if curves is None and family.name in CURVE_LIKELIHOODS:
+        raise BayeslawError(f"likelihood '{family.name}' is for learning curves: give the run id column "
+                            "(run_column=..., CLI --run-column) so checkpoints are grouped into runs")
+    if curves is not None and family.name not in CURVE_LIKELIHOODS:
+        raise BayeslawError(f"learning curves need a curve likelihood ({', '.join(CURVE_LIKELIHOODS)}), "
+                            f"not '{family.name}'")
     coordinates = sampling_coordinates(law, priors, fixing) if reparameterise else None
-    with pm.Model(coords=coords) as model:
-        inputs = {name: pm.Data(name, values, dims="run") for name, values in runs.inputs.items()}
+    with pm.Model(coords={dim: np.arange(len(observed_runs))}) as model:
+        inputs = {name: pm.Data(name, values, dims=dim) for name, values in observed_runs.inputs.items()}
         pivots = {name: pm.Data(f"pivot_{name}", value) for name, value in data_pivots(runs).items()}
         sampled = _parameters(law, priors, pivots, coordinates, fixing)
         published = law.to_published(sampled, pivots, pt)
@@ -146,8 +156,12 @@ def build_model(runs: Runs, priors: Mapping[str, Prior], likelihood: str = "stud
             if name not in sampled:
                 pm.Deterministic(name, value)
         mu = pt.log(law.function(published, inputs, pt))
-        observed = pm.Data(f"log_{law.target}", np.log(runs.target), dims="run")
-        family.observe(f"obs_log_{law.target}", mu, priors, observed, dims="run")
+        observed = pm.Data(f"log_{law.target}", np.log(observed_runs.target), dims=dim)
+        if curves is None:
+            family.observe(f"obs_log_{law.target}", mu, priors, observed, dims="run")
+        else:
+            noise = {param: priors[param].build(param) for param in family.params}
+            observe_curves(family.name, mu, noise, observed, curves)
     return model
 
 

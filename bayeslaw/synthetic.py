@@ -52,3 +52,39 @@ def ladder(law: Law | str, sizes: int = 4, multiples: tuple[float, ...] = MULTIP
     clean = law.evaluate(law.presets[name].values, {x: frame[x].to_numpy() for x in law.inputs})
     frame[law.target] = clean * np.exp(noise * np.random.default_rng(seed).standard_normal(len(frame)))
     return frame
+
+
+def learning_curves(law: Law | str, sizes: int = 3, multiples: tuple[float, ...] = (1.0, 4.0),
+                    checkpoints: int = 40, seed: int = 0, preset: str | None = None, span: tuple[float, float] = SIZES,
+                    noise: dict[str, float] | None = None, schedule: str = "cosine") -> pd.DataFrame:
+    """Checkpoints of the runs of ``ladder`` (one row each: run, N, D so far, the law's other inputs, target),
+    drawn from the curve model of ``bayeslaw.curves`` with the given ``noise`` parameters (defaults below):
+    ``checkpoints`` per run, geometrically spaced from 2% to 100% of the run's tokens."""
+    from bayeslaw.curves import decay_left
+
+    law = get_law(law)
+    values = {"sigma": 0.004, "schedule_sd": 0.01, "run_sd": 0.005, "corr_length": 0.3, "schedule_gap": 0.04}
+    values |= dict(noise or {})
+    name = preset or next(iter(law.presets))
+    runs = ladder(law, sizes, multiples, noise=0.0, seed=seed, preset=name, span=span)
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i, run in runs.iterrows():
+        progress = np.geomspace(0.02, 1.0, checkpoints)
+        frame = pd.DataFrame({"run": f"run{i}", **{k: run[k] for k in runs.columns if k != law.target}},
+                             index=np.arange(checkpoints))
+        frame["D"] = run["D"] * progress
+        if "C" in frame:
+            frame["C"] = 6.0 * frame["N"] * frame["D"]
+        step = np.r_[np.inf, np.diff(np.log(progress))]
+        phi = np.exp(-step / values["corr_length"])
+        z = np.empty(checkpoints)
+        for j in range(checkpoints):
+            z[j] = (phi[j] * z[j - 1] if j else 0.0) + np.sqrt(1 - phi[j] ** 2) * rng.standard_normal()
+        h = decay_left(progress, schedule)
+        offset = values["run_sd"] * rng.standard_normal()
+        clean = law.evaluate(law.presets[name].values, {x: frame[x].to_numpy() for x in law.inputs})
+        frame[law.target] = clean * np.exp(values["schedule_gap"] * h + offset
+                                           + (values["sigma"] + values["schedule_sd"] * h) * z)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)

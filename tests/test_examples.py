@@ -19,6 +19,7 @@ TINY = {
     "compare_sparse_t5.py": ("frantar_t5_sparsity.csv", TINY_SAMPLING),
     "data_constrained_plan.py": ("datablations_losses.csv", [*TINY_SAMPLING, "--budget", "1e22"]),
     "next_runs.py": ("chinchilla_epoch_extracted.csv", [*TINY_SAMPLING, "--outcomes", "32"]),
+    "learning_curves.py": ("datablations_losses.csv", TINY_SAMPLING),
 }
 
 
@@ -56,6 +57,13 @@ def test_example_runs(name):
         assert out.strip().splitlines()[-1] in ("best by LOO: frantar", "best by LOO: hossain")
         assert "for extrapolation (leave-future-out, held out C>" in out and "best for extrapolation: " in out
         assert 0.15 <= number_after("b_N", out.split("frantar posterior medians:")[1]) <= 0.35
+    elif name == "learning_curves.py":
+        finals, curves = (out.split(f"{label}: ")[1].splitlines()[0] for label in ("final checkpoints",
+                                                                                    "learning curves"))
+        assert finals.startswith("16 rows") and int(curves.split()[0]) > 16 * 20
+        for line in (finals, curves):
+            assert number_after("median relative error", line) < 0.05  # 8.7B runs at 2.3-3.1 nats
+            assert 4 <= number_after("90% coverage", line) <= 8
     elif name == "next_runs.py":
         assert "decision at 5.76e+23 FLOPs (mean)" in out
         assert "run(s) advised" in out or "not worth their cost" in out

@@ -28,7 +28,8 @@ from bayeslaw.cli import EXIT_ERROR, EXIT_USAGE
 from bayeslaw.errors import BayeslawError
 from bayeslaw.holdout import Holdout, columns_of, is_default, is_off
 from bayeslaw.laws import get_law
-from bayeslaw.model import LIKELIHOODS, model_priors
+from bayeslaw.likelihoods import ALL_LIKELIHOODS
+from bayeslaw.model import model_priors
 from bayeslaw.priors import DISTRIBUTIONS
 from bayeslaw.synthetic import ladder
 
@@ -348,7 +349,7 @@ def tampered(draw, attrs: dict[str, str]) -> tuple[str, str]:
     old = attrs[name]
     if name in ("law", "likelihood", "data_sha256"):
         value = draw(st.text(max_size=30))
-        assume(value != old and (name != "likelihood" or value not in LIKELIHOODS))
+        assume(value != old and (name != "likelihood" or value not in ALL_LIKELIHOODS))
         return name, value
     how = draw(st.sampled_from(["not json", "not an object", "drop", "wrong type"]))
     if how == "not json":

@@ -20,7 +20,8 @@ def test_the_registry_lists_three_families_with_their_noise_parameters():
     assert {name: REGISTRY[name].n_params for name in LIKELIHOODS} == {"student_t": 2, "normal": 1, "laplace": 1}
     assert {name: REGISTRY[name].params for name in LIKELIHOODS} == {
         "student_t": ("sigma", "nu"), "normal": ("sigma",), "laplace": ("sigma",)}
-    assert NOISE_PARAMETERS == ("sigma", "nu")
+    # and the learning-curve families' (bayeslaw.curves), which are not for tables of runs
+    assert NOISE_PARAMETERS == ("sigma", "nu", "schedule_sd", "run_scale_sd", "run_sd", "corr_length", "schedule_gap")
 
 
 @pytest.mark.parametrize("likelihood", LIKELIHOODS)

@@ -8,11 +8,11 @@ from scipy import stats
 
 import bayeslaw as bl
 from bayeslaw.demo import chinchilla_sweep
-from bayeslaw.likelihoods import REGISTRY
+from bayeslaw.likelihoods import LIKELIHOODS, REGISTRY
 from bayeslaw.outliers import describe, outlying_runs
 
 
-@pytest.mark.parametrize("name", list(REGISTRY))
+@pytest.mark.parametrize("name", LIKELIHOODS)  # the curve families: tests/test_curves.py
 def test_tail_probabilities_are_the_families_own(name):
     family = REGISTRY[name]
     noise = {"sigma": 0.01, "nu": 3.0}

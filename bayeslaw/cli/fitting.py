@@ -57,7 +57,18 @@ def fit_command(
     fix: Annotated[list[str] | None, typer.Option(metavar="NAME=VALUE", help="hold a published parameter at a value: "
                                                                             "--fix E=1.69,A=406.4")] = None,
     column: ColumnOption = None,
-    likelihood: Annotated[str, typer.Option(metavar="FAMILY", help="student_t, normal or laplace")] = "student_t",
+    likelihood: Annotated[str | None, typer.Option(metavar="FAMILY", help="student_t (default), normal or laplace; "
+                                                   "for learning curves curve (default) or curve_independent")
+                          ] = None,
+    run_column: Annotated[str | None, typer.Option(metavar="COLUMN", help="the column of run ids when rows are "
+                                                   "checkpoints of learning curves (default: one named run, run_id "
+                                                   "or curve)")] = None,
+    schedule: Annotated[str, typer.Option(metavar="KIND", help="learning curves: the runs' learning-rate schedule, "
+                                          "cosine (default), linear or none")] = "cosine",
+    min_progress: Annotated[float, typer.Option(metavar="P", help="learning curves: drop checkpoints before this "
+                                                "share of their run (default 0.1)")] = 0.1,
+    max_checkpoints: Annotated[int, typer.Option(metavar="K", help="learning curves: checkpoints kept per run, "
+                                                 "spread evenly in log tokens (default 50; 0 keeps all)")] = 50,
     sampler: Annotated[str, typer.Option(metavar="NAME", help="nutpie or pymc")] = "nutpie",
     chains: ChainsOption = 4,
     draws: DrawsOption = 1000,
@@ -74,6 +85,9 @@ def fit_command(
     as_json: JsonOption = False,
 ) -> None:
     """Fit LAW to the runs in RUNS and print the posterior summary and diagnostics."""
+    import numpy as np
+
+    from bayeslaw.curves import decay_left
     from bayeslaw.data import check_column_names
     from bayeslaw.discrepancy import check_kind
     from bayeslaw.fit import SAMPLERS
@@ -84,7 +98,12 @@ def fit_command(
     mapping = _pairs(column, "--column")
     _checked(lambda: check_column_names(chosen_law, mapping))
     overrides = _pairs(prior, "--prior")
-    _checked(lambda: model_priors(chosen_law, likelihood, overrides))
+    _checked(lambda: model_priors(chosen_law, likelihood or "student_t", overrides))
+    _checked(lambda: decay_left(np.zeros(1), schedule))
+    if not 0.0 <= min_progress < 1.0:
+        _usage(f"--min-progress must lie in [0, 1), got {min_progress}")
+    if max_checkpoints == 1 or max_checkpoints < 0:
+        _usage(f"--max-checkpoints must be 0 (all) or at least 2, got {max_checkpoints}")
     fixed = _fixed(_pairs(fix, "--fix"), chosen_law)
     both = sorted(set(overrides) & set(fixed))
     if both:
@@ -101,22 +120,32 @@ def fit_command(
     _output(out)  # a folder that is missing or read-only, or a directory in the way: before sampling (exit 1)
 
     def go():
+        import pandas as pd
+
         from bayeslaw.data import load_runs
         from bayeslaw.fit import fit
 
-        table = load_runs(_chosen_runs(runs, chosen_law, mapping, where, exclude_rows), chosen_law, mapping)
+        table = load_runs(_chosen_runs(runs, chosen_law, mapping, where, exclude_rows), chosen_law, mapping,
+                          run_column=run_column)
         for note in table.notes():
             say(note)
         if len(table) >= LARGE_TABLE:
             typer.echo(f"note: {len(table):,} runs: every gradient of the posterior evaluates all of them (about 0.1 s "
                        "per million runs here), so sampling takes long; runs averaged per configuration fit in "
                        "seconds", err=True)
-        typer.echo(f"fitting {table.law.name} to {len(table)} runs ({chains} chains x {draws} draws, seed {chosen})"
-                   "...", err=True)
+        what = (f"{len(pd.unique(table.run_ids))} learning curves ({len(table)} checkpoints)" if table.is_curves
+                else f"{len(table)} runs")
+        typer.echo(f"fitting {table.law.name} to {what} ({chains} chains x {draws} draws, seed {chosen})...", err=True)
         result = fit(table.law, table, priors=overrides, prior_from=prior_from, fixed=fixed,
                      likelihood=likelihood, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=chosen,
                      target_accept=target_accept, progress=progress and sys.stderr.isatty(),
-                     discrepancy=discrepancy, retry=retry)
+                     discrepancy=discrepancy, retry=retry, schedule=schedule, min_progress=min_progress,
+                     max_checkpoints=max_checkpoints or None)
+        if "curves" in result.info:
+            c = result.info["curves"]
+            say(f"learning curves: {c['checkpoints']} of {c['given']} checkpoints of {c['runs']} runs fitted "
+                f"({c['dropped_early']} before {c['min_progress']:g} of their run dropped, at most "
+                f"{c['max_checkpoints']} a run; {c['schedule']} schedule); predictions are for final checkpoints")
         if result.discrepancy is not None:
             say(result.discrepancy.describe())
         from bayeslaw.outliers import describe
