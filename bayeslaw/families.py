@@ -22,17 +22,20 @@ HELD_OUT = {"chinchilla": lambda n: n > 5e9, "c4": lambda n: n >= 8e9, "oscar": 
 
 
 def four_families(data_dir: str | os.PathLike) -> pd.DataFrame:
-    """Columns family, N, D, loss and held_out (the family's largest sizes), from the files in ``data_dir``."""
+    """Columns family, N, D, U (unique tokens: D where no data is repeated), loss and held_out (the family's
+    largest sizes), from the files in ``data_dir``."""
     data_dir = Path(data_dir)
     chin = datasets.chinchilla_runs(data_dir / "chinchilla_epoch_extracted.csv")
-    parts = [pd.DataFrame({"family": "chinchilla", "N": chin["Model Size"],
-                           "D": chin["Training FLOP"] / (6.0 * chin["Model Size"]), "loss": chin["loss"]})]
+    tokens = chin["Training FLOP"] / (6.0 * chin["Model Size"])
+    parts = [pd.DataFrame({"family": "chinchilla", "N": chin["Model Size"], "D": tokens, "U": tokens,
+                           "loss": chin["loss"]})]
     for name in ("c4", "oscar"):
         runs = datasets.datablations_runs(data_dir / "datablations_losses.csv", name)
-        parts.append(pd.DataFrame({"family": name, "N": runs["N"], "D": runs["D"], "loss": runs["loss"]}))
+        parts.append(pd.DataFrame({"family": name, "N": runs["N"], "D": runs["D"],
+                                   "U": np.minimum(runs["U"], runs["D"]), "loss": runs["loss"]}))
     t5 = datasets.frantar_t5_runs(data_dir / "frantar_t5_sparsity.csv")
     t5 = t5[t5["S"] == 0]
-    parts.append(pd.DataFrame({"family": "t5", "N": t5["N"], "D": t5["D"], "loss": t5["loss"]}))
+    parts.append(pd.DataFrame({"family": "t5", "N": t5["N"], "D": t5["D"], "U": t5["D"], "loss": t5["loss"]}))
     table = pd.concat(parts, ignore_index=True)
     held = np.zeros(len(table), dtype=bool)
     for name, rule in HELD_OUT.items():

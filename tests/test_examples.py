@@ -19,6 +19,7 @@ TINY = {
     "compare_sparse_t5.py": ("frantar_t5_sparsity.csv", TINY_SAMPLING),
     "data_constrained_plan.py": ("datablations_losses.csv", [*TINY_SAMPLING, "--budget", "1e22"]),
     "next_runs.py": ("chinchilla_epoch_extracted.csv", [*TINY_SAMPLING, "--outcomes", "32"]),
+    "pooled_families.py": ("datablations_losses.csv", TINY_SAMPLING),
 }
 
 
@@ -56,6 +57,10 @@ def test_example_runs(name):
         assert out.strip().splitlines()[-1] in ("best by LOO: frantar", "best by LOO: hossain")
         assert "for extrapolation (leave-future-out, held out C>" in out and "best for extrapolation: " in out
         assert 0.15 <= number_after("b_N", out.split("frantar posterior medians:")[1]) <= 0.35
+    elif name == "pooled_families.py":
+        assert 0.15 <= number_after("alpha: population median", out) <= 0.5
+        assert 2.2 <= number_after("predicted median", out) <= 2.6  # C4 at 8.7B: 2.34-3.12 over epochs 1-44
+        assert 'name = "chinchilla-pooled-families"' in out
     elif name == "next_runs.py":
         assert "decision at 5.76e+23 FLOPs (mean)" in out
         assert "run(s) advised" in out or "not worth their cost" in out

@@ -15,7 +15,6 @@ from bayeslaw.catalogue.schema import validate
 from bayeslaw.errors import BayeslawError, DataError, FitFileError
 from bayeslaw.laws import get_law
 from bayeslaw.model import model_priors
-from bayeslaw.predict import predict
 from bayeslaw.pooling import (
     PooledFit,
     centring,
@@ -24,6 +23,7 @@ from bayeslaw.pooling import (
     population_location,
     shift_coordinates,
 )
+from bayeslaw.predict import predict
 from bayeslaw.priors import Prior
 from bayeslaw.testing import SMALL, synthetic_runs
 

@@ -25,27 +25,29 @@ from bayeslaw.pooling import fit_pooled
 LAW = "chinchilla"
 
 
-def one_family(table: pd.DataFrame, family: str, chains: int, draws: int, seed: int) -> list[dict]:
+def one_family(table: pd.DataFrame, family: str, chains: int, draws: int, seed: int, law: str = LAW,
+               pool: list[str] | None = None) -> list[dict]:
     """Scores of the pooled and the alone fit of ``family``'s held-out runs, one row each."""
     mine = table["family"] == family
     own = table[mine].reset_index(drop=True)
-    kept_runs, heldout = split_runs(load_runs(own.drop(columns=["family", "held_out"]), LAW),
+    kept_runs, heldout = split_runs(load_runs(own.drop(columns=["family", "held_out"]), law),
                                     own["held_out"].to_numpy())
     kept = kept_runs.frame
     pooled_table = table[~(mine & table["held_out"])].drop(columns="held_out")
     rows = []
     settings = {"chains": chains, "draws": draws, "seed": seed}
     start = time.perf_counter()
-    pooled = fit_pooled(LAW, pooled_table, group="family", **settings)
+    pooled = fit_pooled(law, pooled_table, group="family", pool=pool, **settings)
     view = pooled.family(family)
     spreads = pooled.spreads()
-    rows.append({"family": family, "fit": "pooled", "n_fit": int(len(pooled_table)), **score_heldout(view, heldout),
+    rows.append({"family": family, "fit": "pooled", "n_fit": len(pooled_table), **score_heldout(view, heldout),
                  "converged": pooled.converged, "seconds": time.perf_counter() - start,
                  **{f"spread_{k}": float(spreads.loc[k, "spread_median"]) for k in spreads.index},
+                 "diagnostics": pooled.diagnostics.brief(),
                  **{k: float(view.posterior[k].median()) for k in ("alpha", "beta")}})
     start = time.perf_counter()
-    alone = fit(LAW, kept.reset_index(drop=True), **settings)
-    rows.append({"family": family, "fit": "alone", "n_fit": int(len(kept)), **score_heldout(alone, heldout),
+    alone = fit(law, kept.reset_index(drop=True), **settings)
+    rows.append({"family": family, "fit": "alone", "n_fit": len(kept), **score_heldout(alone, heldout),
                  "converged": alone.converged, "seconds": time.perf_counter() - start,
                  **{k: float(alone.posterior[k].median()) for k in ("alpha", "beta")}})
     return rows
@@ -58,6 +60,8 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="write the table as CSV")
+    parser.add_argument("--law", default=LAW, help="chinchilla (default) or muennighoff")
+    parser.add_argument("--pool", default=None, help="comma-separated pooled parameters (default: the exponents)")
     parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated; default all four")
     args = parser.parse_args()
     table = four_families(args.data)
@@ -65,12 +69,13 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for family in args.families.split(","):
-            rows += one_family(table, family, args.chains, args.draws, args.seed)
+            rows += one_family(table, family, args.chains, args.draws, args.seed, args.law,
+                               args.pool.split(",") if args.pool else None)
             print(pd.DataFrame(rows[-2:]).to_string(), flush=True)
     result = pd.DataFrame(rows)
     columns = ["family", "fit", "n_fit", "n_heldout", "lpd", "median relative error", "coverage 90%", "alpha", "beta",
                "spread_alpha", "spread_beta", "converged", "seconds"]
-    print(result[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(result[[c for c in columns if c in result]].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if args.out:
         result.to_csv(args.out, index=False)
 
