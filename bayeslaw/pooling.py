@@ -618,7 +618,7 @@ def load_pooled(path: str | os.PathLike, law: Law | str | None = None) -> Pooled
 
 
 def _prior_text(prior: Prior) -> str:
-    args = ", ".join(f"{k}={float(v):.6g}" for k, v in prior.kwargs.items())
+    args = ", ".join(f"{k}={float(v)!r}" for k, v in prior.kwargs.items())  # exact: read back equal
     return f"{prior.dist}({args})"
 
 
