@@ -183,3 +183,31 @@ def test_the_catalogue_entry_validates(pooled, tmp_path):
     entry = validate(raw, Path("chinchilla-pooled-test.toml"))
     assert entry["priors"]["alpha"] == pooled.population_priors()["alpha"]
     assert entry["constants"] is None
+
+
+@pytest.mark.slow  # two fits through the command line: 20-35 s here
+def test_cli_group_fit_then_prior_from(tmp_path):
+    from typer.testing import CliRunner
+
+    from bayeslaw.cli import EXIT_ERROR, EXIT_USAGE, app
+
+    runner = CliRunner()
+    table = tmp_path / "families.csv"
+    families_table().to_csv(table, index=False)
+    tiny = ["--chains", "2", "--draws", "300", "--tune", "300", "--no-retry", "--seed", "1"]
+    refused = runner.invoke(app, ["fit", str(table), "--pool", "alpha", *tiny])
+    assert refused.exit_code == EXIT_USAGE and "give --group as well" in refused.output
+    refused = runner.invoke(app, ["fit", str(table), "--prior-from", str(tmp_path / "none.nc"), *tiny])
+    assert refused.exit_code == EXIT_USAGE and "unknown prior source" in refused.output
+    bad = runner.invoke(app, ["fit", str(table), "--group", "lab", *tiny])
+    assert bad.exit_code == EXIT_ERROR and "group column 'lab' is not in the table" in bad.output
+    out = tmp_path / "pooled.nc"
+    result = runner.invoke(app, ["fit", str(table), "--group", "family", "--out", str(out), *tiny])
+    assert result.exit_code in (0, 3), result.output  # 3: not converged at these tiny settings
+    assert "spread_median" in result.stdout and load_pooled(out).families == ("a", "b", "c")
+    new = tmp_path / "new.csv"
+    families_table()[lambda f: f["family"] == "b"].drop(columns="family").to_csv(new, index=False)
+    fitted = tmp_path / "new.nc"
+    result = runner.invoke(app, ["fit", str(new), "--prior-from", str(out), "--out", str(fitted), *tiny])
+    assert result.exit_code in (0, 3), result.output
+    assert bl.load(fitted).priors["alpha"] == load_pooled(out).population_priors()["alpha"]
