@@ -58,7 +58,7 @@ from bayeslaw.likelihoods import get_likelihood
 from bayeslaw.priors import Prior, log_abs_jacobian
 
 SPREAD_SCALE = {"positive": 0.3, "real": 0.5, "unit": 0.75}  # HalfNormal scale of s_k per support (v's scale)
-SPREAD_PRIOR = "gamma"
+SPREAD_PRIOR = "gamma"  # s_k's prior: "gamma" (Gamma(2, 2 / scale), kept) or "halfnormal" (measured, ARCHITECTURE)
 SHARED_TAILS = False  # a Student-t's nu shared by the families (True) or one per family (False)
 PRIOR_MOMENT_DRAWS = 20_000  # draws of a default prior used to find its mean and sd on the v scale
 FORMAT = "bayeslaw-pooled-1"
@@ -303,8 +303,8 @@ def centring(grouped: Grouped, centred: bool | None) -> np.ndarray:
 class PooledFit:
     """A pooled fit: per-family draws of the law's parameters (dim ``family``), the population's m_k and s_k.
 
-    ``posterior`` holds theta_g (the law's sampled parameters, not its sampling coordinates), sigma per family,
-    the shared noise parameters, ``pop_mean_K`` and ``pop_sd_K`` for each pooled parameter K."""
+    ``posterior`` holds theta_g (the law's sampled parameters, not its sampling coordinates), the noise parameters
+    per family (sigma, and nu for a Student-t), ``pop_mean_K`` and ``pop_sd_K`` for each pooled parameter K."""
 
     law: Law
     grouped: Grouped
