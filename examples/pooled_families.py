@@ -51,9 +51,11 @@ def main() -> int:
     c4 = pooled.family("c4")
     truth = table[held]
     summary = predict(c4, N=truth["N"].to_numpy(), D=truth["D"].to_numpy()).summary()
+    lo, hi = summary["90% lo"].to_numpy(), summary["90% hi"].to_numpy()
+    inside = int(((truth["loss"].to_numpy() >= lo) & (truth["loss"].to_numpy() <= hi)).sum())
     print(f"\nC4 at 8.7B parameters (held out; {len(truth)} runs, loss {truth['loss'].min():.3f}-"
           f"{truth['loss'].max():.3f}): predicted median {summary['median'].iloc[0]:.3f}, "
-          f"90% interval [{summary['5%'].iloc[0]:.3f}, {summary['95%'].iloc[0]:.3f}]")
+          f"90% interval [{lo[0]:.3f}, {hi[0]:.3f}], covering {inside} of {len(truth)}")
     priors = pooled.population_priors()
     print("\na new family's exponent priors: " + ", ".join(f"{k} {p.describe()}"
                                                             for k, p in priors.items()))
