@@ -310,9 +310,9 @@ def _prior_overrides(law: Law, runs: Runs, prior_from: str | None, priors, fixin
     if prior_from is not None and prior_from != "literature":
         from bayeslaw.pooling import priors_from_pooled
 
-        if not Path(str(prior_from)).is_file():
+        if not (str(prior_from).endswith(".nc") and Path(str(prior_from)).is_file()):
             raise BayeslawError(f"unknown prior source '{prior_from}'; allowed: literature, or the path of a pooled "
-                                "fit saved with PooledFit.save")
+                                "fit saved with PooledFit.save (.nc)")
         overrides |= priors_from_pooled(prior_from, law)
     elif prior_from is not None:
         from bayeslaw.literature import literature_priors
