@@ -26,7 +26,7 @@ LAW = "chinchilla"
 
 
 def one_family(table: pd.DataFrame, family: str, chains: int, draws: int, seed: int, law: str = LAW,
-               pool: list[str] | None = None) -> list[dict]:
+               pool: list[str] | None = None, retry: bool = True) -> list[dict]:
     """Scores of the pooled and the alone fit of ``family``'s held-out runs, one row each."""
     mine = table["family"] == family
     own = table[mine].reset_index(drop=True)
@@ -35,7 +35,7 @@ def one_family(table: pd.DataFrame, family: str, chains: int, draws: int, seed: 
     kept = kept_runs.frame
     pooled_table = table[~(mine & table["held_out"])].drop(columns="held_out")
     rows = []
-    settings = {"chains": chains, "draws": draws, "seed": seed}
+    settings = {"chains": chains, "draws": draws, "seed": seed, "retry": retry}
     start = time.perf_counter()
     pooled = fit_pooled(law, pooled_table, group="family", pool=pool, **settings)
     view = pooled.family(family)
@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="write the table as CSV")
     parser.add_argument("--law", default=LAW, help="chinchilla (default) or muennighoff")
     parser.add_argument("--pool", default=None, help="comma-separated pooled parameters (default: the exponents)")
+    parser.add_argument("--no-retry", dest="retry", action="store_false", help="no second attempt")
     parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated; default all four")
     args = parser.parse_args()
     table = four_families(args.data)
@@ -70,7 +71,7 @@ def main() -> None:
         warnings.simplefilter("ignore", ConvergenceWarning)
         for family in args.families.split(","):
             rows += one_family(table, family, args.chains, args.draws, args.seed, args.law,
-                               args.pool.split(",") if args.pool else None)
+                               args.pool.split(",") if args.pool else None, args.retry)
             print(pd.DataFrame(rows[-2:]).to_string(), flush=True)
     result = pd.DataFrame(rows)
     columns = ["family", "fit", "n_fit", "n_heldout", "lpd", "median relative error", "coverage 90%", "alpha", "beta",
