@@ -411,11 +411,10 @@ class PooledFit:
         return "\n".join(lines)
 
     def summary(self) -> pd.DataFrame:
-        """Median and 90% interval of each family's published parameters, and the population's."""
+        """Mean, sd and 90% HDI of each family's parameters ('alpha[c4]'), noise, and the population's m_k, s_k."""
         import arviz as az
 
-        names = [n for n in self.posterior.data_vars if not n.startswith("_")]
-        return az.summary(self.posterior[names], kind="stats", hdi_prob=0.9, round_to="none")
+        return az.summary(per_family_scalars(self.posterior), kind="stats", hdi_prob=0.9, round_to="none")
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write to NetCDF atomically (a failed save leaves no file), as ``Fit.save`` does."""

@@ -131,6 +131,9 @@ def test_spreads_and_population_priors(pooled):
     spreads = pooled.spreads()
     assert list(spreads.index) == ["alpha", "beta"]
     assert (spreads["spread_lo"] < spreads["spread_median"]).all()
+    summary = pooled.summary()
+    assert summary.loc["alpha[b]", "mean"] == pytest.approx(float(pooled.posterior["alpha"].sel(family="b").mean()))
+    assert {"pop_sd_alpha", "sigma[c]", "nu[a]"} <= set(summary.index)
     priors = pooled.population_priors()
     draws = np.log(pooled.new_family(seed=0)["alpha"].values.ravel())
     assert priors["alpha"].dist == "LogNormal"
