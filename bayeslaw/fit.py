@@ -131,6 +131,8 @@ def fit(
     schedule: str = "cosine",
     min_progress: float = MIN_PROGRESS,
     max_checkpoints: int | None = MAX_CHECKPOINTS,
+    group: str | None = None,
+    pool: list[str] | tuple[str, ...] | None = None,
 ) -> Fit:
     """Sample the posterior of ``law`` given the runs in ``data`` with NUTS.
 
@@ -158,8 +160,23 @@ def fit(
     (kept draws thinned back to ``draws``) and a higher target_accept (:func:`second_attempt`);
     ``fit.info["attempts"]`` records both. A fit that still fails warns with a ConvergenceWarning naming the
     parameters and the remedies.
+    ``group``: the column naming each run's family; returns a ``bayeslaw.pooling.PooledFit`` whose ``pool``
+    parameters (default: the law's exponents) are drawn from population distributions (``bayeslaw.pooling``).
+    ``prior_from`` may also be the path of a saved pooled fit: its population priors for the pooled parameters.
     """
     from bayeslaw.sampling import sample_nutpie, sample_pymc
+
+    if group is not None:  # partial pooling across families: its own module (nutpie only; no fixed values)
+        from bayeslaw.pooling import fit_pooled
+
+        if fixed or prior_from is not None or sampler != "nutpie" or discrepancy not in ("gp", None):
+            raise BayeslawError("a pooled fit (group=...) takes no fixed values or prior_from, samples with nutpie, "
+                                "and estimates each family's discrepancy when its view is taken (PooledFit.family)")
+        return fit_pooled(law, data, group=group, pool=pool, priors=priors, likelihood=likelihood or "student_t",
+                          chains=chains, draws=draws, tune=tune, seed=seed, target_accept=target_accept, columns=columns,
+                          progress=bool(progress), retry=retry)
+    if pool is not None:
+        raise BayeslawError("pool= chooses the pooled parameters of a grouped fit; give group= as well")
 
     law = get_law(law)
     runs = (data if isinstance(data, Runs) and data.law is law and run_column is None
@@ -210,7 +227,7 @@ def fit(
     info = {"seed": seed, "sampler": sampler, "tune": int(tune), "target_accept": target_accept, "retry": retry,
             "compile_seconds": attempts[0]["compile_seconds"],
             "sample_seconds": sum(a["sample_seconds"] for a in attempts), "attempts": attempts,
-            "fixed": dict(fixing.values), "prior_from": prior_from,
+            "fixed": dict(fixing.values), "prior_from": None if prior_from is None else str(prior_from),
             "priors_given": {k: Prior.parse(v, k).to_dict() for k, v in (priors or {}).items()}}
     if curves is not None:
         info["curves"] = curves.describe()
@@ -314,9 +331,14 @@ def check_seed(seed: Any) -> int:
 def _prior_overrides(law: Law, runs: Runs, prior_from: str | None, priors, fixing: Fixing) -> dict[str, Any]:
     """Priors for ``model_priors``: literature priors (when asked), the user's, and the fixed values'."""
     overrides: dict[str, Any] = {}
-    if prior_from is not None:
-        if prior_from != "literature":
-            raise BayeslawError(f"unknown prior source '{prior_from}'; allowed: literature")
+    if prior_from is not None and prior_from != "literature":
+        from bayeslaw.pooling import priors_from_pooled
+
+        if not (str(prior_from).endswith(".nc") and Path(str(prior_from)).is_file()):
+            raise BayeslawError(f"unknown prior source '{prior_from}'; allowed: literature, or the path of a pooled "
+                                "fit saved with PooledFit.save (.nc)")
+        overrides |= priors_from_pooled(prior_from, law)
+    elif prior_from is not None:
         from bayeslaw.literature import literature_priors
 
         overrides |= literature_priors(law, data_pivots(runs))
@@ -548,8 +570,9 @@ def _info(value: Any) -> dict[str, Any]:
         _bad(f"target_accept: a number in (0, 1), got {info['target_accept']}")
     if info.get("sampler") is not None and info["sampler"] not in SAMPLERS:
         _bad(f"sampler: one of {', '.join(SAMPLERS)}")
-    if info.get("prior_from") not in (None, "literature"):
-        _bad("prior_from: null or 'literature'")
+    source = info.get("prior_from")
+    if source not in (None, "literature") and not (isinstance(source, str) and source.endswith(".nc")):
+        _bad("prior_from: null, 'literature' or the path of a pooled fit (.nc)")
     if not isinstance(info.get("retry", False), bool):
         _bad("retry: true or false")
     if not isinstance(info.get("fixed") or {}, dict):

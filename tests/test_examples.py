@@ -20,6 +20,7 @@ TINY = {
     "data_constrained_plan.py": ("datablations_losses.csv", [*TINY_SAMPLING, "--budget", "1e22"]),
     "next_runs.py": ("chinchilla_epoch_extracted.csv", [*TINY_SAMPLING, "--outcomes", "32"]),
     "learning_curves.py": ("datablations_losses.csv", TINY_SAMPLING),
+    "pooled_families.py": ("datablations_losses.csv", TINY_SAMPLING),
 }
 
 
@@ -64,6 +65,10 @@ def test_example_runs(name):
         for line in (finals, curves):
             assert number_after("median relative error", line) < 0.05  # 8.7B runs at 2.3-3.1 nats
             assert 4 <= number_after("90% coverage", line) <= 8
+    elif name == "pooled_families.py":
+        assert 0.15 <= number_after("alpha: population median", out) <= 0.5
+        assert 2.2 <= number_after("predicted median", out) <= 2.6  # C4 at 8.7B: 2.34-3.12 over epochs 1-44
+        assert 'name = "chinchilla-pooled-families"' in out
     elif name == "next_runs.py":
         assert "decision at 5.76e+23 FLOPs (mean)" in out
         assert "run(s) advised" in out or "not worth their cost" in out

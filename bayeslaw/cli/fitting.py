@@ -33,6 +33,7 @@ from bayeslaw.cli._common import (
     _exit_if_unconverged,
     _finite,
     _law,
+    _listed,
     _output,
     _pairs,
     _print_json,
@@ -83,6 +84,11 @@ def fit_command(
                                                                   "beyond the runs) or none (the law with independent "
                                                                   "noise)")] = "gp",
     as_json: JsonOption = False,
+    group: Annotated[str | None, typer.Option(metavar="COLUMN", help="pool across the families this column names: "
+                                                                     "exponents from a population (bayeslaw.pooling)")
+                     ] = None,
+    pool: Annotated[list[str] | None, typer.Option(metavar="PARAMS", help="with --group: the parameters to pool "
+                                                                           "(default: the law's exponents)")] = None,
 ) -> None:
     """Fit LAW to the runs in RUNS and print the posterior summary and diagnostics."""
     import numpy as np
@@ -108,8 +114,13 @@ def fit_command(
     both = sorted(set(overrides) & set(fixed))
     if both:
         _usage(f"{both[0]} is given both --prior and --fix: drop one of the two")
-    if prior_from not in (None, "literature"):
-        _usage(f"unknown prior source '{_one_line(prior_from, 40)}' for --prior-from; allowed: literature")
+    if prior_from not in (None, "literature") and not Path(prior_from).is_file():
+        _usage(f"unknown prior source '{_one_line(prior_from, 40)}' for --prior-from; allowed: literature, or the "
+               "path of a pooled fit (bayeslaw fit --group ... --out pooled.nc)")
+    if group is not None and (fixed or prior_from is not None or as_json or sampler != "nutpie"):
+        _usage("--group takes no --fix, --prior-from or --json and samples with nutpie")
+    if pool and group is None:
+        _usage("--pool chooses the pooled parameters of a --group fit; give --group as well")
     if sampler not in SAMPLERS:
         _usage(f"unknown sampler '{_one_line(sampler, 40)}'; allowed: {', '.join(SAMPLERS)}")
     _checked(lambda: check_kind(discrepancy))
@@ -124,6 +135,11 @@ def fit_command(
 
         from bayeslaw.data import load_runs
         from bayeslaw.fit import fit
+
+        if group is not None:  # partial pooling across families (bayeslaw.pooling)
+            return _fit_pooled(_chosen_runs(runs, chosen_law, mapping, where, exclude_rows), chosen_law, group,
+                               _listed(pool) if pool else None, overrides, mapping, likelihood, chains, draws, tune,
+                               chosen, target_accept, retry, out)
 
         table = load_runs(_chosen_runs(runs, chosen_law, mapping, where, exclude_rows), chosen_law, mapping,
                           run_column=run_column)
@@ -165,11 +181,31 @@ def fit_command(
         typer.echo(f"note: {note}", err=as_json)
 
     result = _run(go)
+    if group is not None:
+        _exit_if_unconverged([result])
+        return
     if as_json:
         _print_json(_fit_document(result, "fit", notes, {"runs": runs}, {"fit": out}))
     else:
         _report(result)
     _exit_if_unconverged([result])
+
+
+def _fit_pooled(source, law, group, pool, overrides, mapping, likelihood, chains, draws, tune, seed, target_accept,
+                retry, out):
+    """`bayeslaw fit --group COLUMN`: the pooled fit, its population spreads and each family's exponents."""
+    from bayeslaw.fit import fit
+
+    typer.echo(f"fitting {law.name} pooled over the families in column '{group}' ({chains} chains x {draws} draws, "
+               f"seed {seed})...", err=True)
+    result = fit(law, source, group=group, pool=pool, priors=overrides, columns=mapping, likelihood=likelihood,
+                 chains=chains, draws=draws, tune=tune, seed=seed, target_accept=target_accept, retry=retry)
+    typer.echo(repr(result).splitlines()[0])
+    typer.echo(result.spreads().to_string(float_format=lambda v: f"{v:.4g}"))
+    if out is not None:
+        result.save(out)
+        typer.echo(f"saved to {out}", err=True)
+    return result
 
 
 def _fit_document(result, command: str, notes: list[str], inputs: dict, outputs: dict | None = None) -> dict:
