@@ -173,8 +173,8 @@ def fit(
             raise BayeslawError("a pooled fit (group=...) takes no fixed values or prior_from, samples with nutpie, "
                                 "and estimates each family's discrepancy when its view is taken (PooledFit.family)")
         return fit_pooled(law, data, group=group, pool=pool, priors=priors, likelihood=likelihood or "student_t",
-                          chains=chains, draws=draws, tune=tune, seed=seed, target_accept=target_accept, columns=columns,
-                          progress=bool(progress), retry=retry)
+                          chains=chains, draws=draws, tune=tune, seed=seed, target_accept=target_accept,
+                          columns=columns, progress=bool(progress), retry=retry)
     if pool is not None:
         raise BayeslawError("pool= chooses the pooled parameters of a grouped fit; give group= as well")
 

@@ -53,7 +53,7 @@ def main() -> int:
         score = score_heldout(result, heldout, seed=args.seed)
         print(f"{name:>17}: {rows} rows, median relative error {score['median relative error']:.4f}, "
               f"90% coverage {round(score['coverage 90%'] * len(heldout))} of {len(heldout)}, "
-              f"lpd {score['lpd']:.2f}; {result.diagnostics}")
+              f"lpd {score['lpd']:.2f}; converged {result.converged}")
     return 0
 
 

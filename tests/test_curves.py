@@ -208,3 +208,31 @@ def test_curve_fit_saves_loads_and_predicts_final_losses(synthetic_curve_fit, tm
     truth = 1.69 + 406.4 * 2e9**-0.34 + 410.7 * 4e10**-0.28
     row = pred.summary(levels=(0.9,)).iloc[0]
     assert row["90% lo"] <= truth <= row["90% hi"]
+
+
+def test_fit_command_fits_curves_and_says_what_it_kept(tmp_path):
+    """`bayeslaw fit` on a table of checkpoints: recognised, thinned as told, reported in JSON (schema-checked)."""
+    import json
+    from pathlib import Path
+
+    import jsonschema
+    from typer.testing import CliRunner
+
+    import bayeslaw
+    from bayeslaw.cli import app
+    from bayeslaw.synthetic import learning_curves
+
+    path = tmp_path / "curves.csv"
+    learning_curves("chinchilla", sizes=3, multiples=(1.0,), checkpoints=30, seed=1).to_csv(path, index=False)
+    result = CliRunner().invoke(app, ["fit", str(path), "--chains", "2", "--draws", "50", "--tune", "50",
+                                      "--no-retry", "--seed", "0", "--max-checkpoints", "10", "--json"])
+    data = json.loads(result.stdout)
+    assert result.exit_code == (0 if data["converged"] else 3), result.output  # 3: the fit did not converge
+    schema = json.loads((Path(bayeslaw.__file__).parent / "schemas" / "fit.json").read_text())
+    jsonschema.validate(data, schema)
+    early = 3 * int((np.geomspace(0.02, 1.0, 30) < 0.1).sum())
+    assert data["likelihood"] == "curve" and data["runs"] == 3
+    assert data["curves"] == {"runs": 3, "checkpoints": 30, "given": 90, "dropped_early": early, "schedule": "cosine",
+                              "min_progress": 0.1, "max_checkpoints": 10}
+    bad = CliRunner().invoke(app, ["fit", str(path), "--schedule", "wsd"])
+    assert bad.exit_code == 2 and "unknown learning-rate schedule 'wsd'" in bad.output

@@ -2,7 +2,7 @@
 
 Each family's runs at its largest sizes are held out; a pooled chinchilla fit on the rest of that family plus the
 other three families is scored on the family's view, against the family's kept runs fitted alone
-(``tools/pooled_lofo.py``, README "Pooling across families"). 8 fits, about 4-5 minutes here: slow tier.
+(``tools/pooled_lofo.py``, README "Pooling across families"). 8 fits, about 4-5 minutes here: `long` (not in CI).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from conftest import SHARED_DATA, shared_data_path
 
 from bayeslaw.families import FAMILIES, four_families
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]  # 8 fits, about 5 minutes: past the CI budget
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "pooled_lofo.py"
 
 

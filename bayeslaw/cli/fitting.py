@@ -217,6 +217,7 @@ def _fit_document(result, command: str, notes: list[str], inputs: dict, outputs:
     return document(command, {
         "law": result.law.name, "formula": result.law.formula, "runs": len(result.runs),
         "likelihood": result.likelihood,
+        "curves": result.info.get("curves"),
         "discrepancy": result.discrepancy.describe() if result.discrepancy is not None else None,
         "converged": bool(result.converged),
         "parameters": records(summary),

@@ -17,7 +17,9 @@ once the model overfits,
     D' = U_D e^p_e exp(-(max(0, e - 1) / e_p)^gamma),    e = D / U_D,    e_p = c_p U_D^m_p / N^k_p
 
 In both laws U_D = min(U, D): the unique tokens actually seen (a run shorter than one pass over U
-sees D unique tokens), so e >= 1 and at one epoch both reduce to the Chinchilla form in (N, D).
+sees D unique tokens), so e >= 1. At one epoch ``quokka-dc`` reduces to the Chinchilla form in (N, D);
+``muennighoff`` does only for N <= N_opt(D): a larger model's excess parameters are discounted (R_N*) even
+when no token repeats (at its published constants 112 of the 240 kept Chinchilla runs move, by up to 8.5%).
 
 Sampling coordinates: the one-epoch loss at the pivots N0, D0 (geometric means), its share above E
 and the data term's share of the rest, as in the ``power-X`` laws, then the exponents; for Quokka also
