@@ -39,6 +39,8 @@ from bayeslaw.priors import Prior
 if TYPE_CHECKING:  # arviz is imported where it is used: it takes 2 s, more than a command that does not fit
     import arviz as az
 
+    from bayeslaw.pooling import PooledFit
+
 
 SAMPLERS = ("nutpie", "pymc")  # the NUTS backends of bayeslaw.sampling
 
@@ -133,7 +135,7 @@ def fit(
     max_checkpoints: int | None = MAX_CHECKPOINTS,
     group: str | None = None,
     pool: list[str] | tuple[str, ...] | None = None,
-) -> Fit:
+) -> Fit | PooledFit:
     """Sample the posterior of ``law`` given the runs in ``data`` with NUTS.
 
     ``priors`` overrides default priors per parameter (see ``bayeslaw.laws.get_law(law).params``);
@@ -169,6 +171,9 @@ def fit(
     if group is not None:  # partial pooling across families: its own module (nutpie only; no fixed values)
         from bayeslaw.pooling import fit_pooled
 
+        if run_column is not None:
+            raise BayeslawError("a pooled fit (group=...) takes one row per run: learning curves and pooling together "
+                                "are not built yet; fit each family's curves on its own")
         if fixed or prior_from is not None or sampler != "nutpie" or discrepancy not in ("gp", None):
             raise BayeslawError("a pooled fit (group=...) takes no fixed values or prior_from, samples with nutpie, "
                                 "and estimates each family's discrepancy when its view is taken (PooledFit.family)")
