@@ -22,7 +22,7 @@ below ``min_ess``) the estimate is flagged; ``refit_gain`` estimates the same ga
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -266,13 +266,18 @@ def advise(source: Any, budget: float, spend: float, *, candidates: pd.DataFrame
            risk: str | Risk = "mean", flops_per_param_token: float = 6.0, max_params: float | None = None,
            max_tokens: float | None = None, unique_tokens: float | None = None, outcomes: int = OUTCOMES,
            min_ess: float = MIN_ESS, seed: int | None = 0, simulated: bool = False,
-           log_weights: np.ndarray | None = None, max_picks: int | None = None) -> Advice:
+           log_weights: np.ndarray | None = None, max_picks: int | None = None, refit: str = "auto") -> Advice:
     """Rank candidate runs by expected gain (EVSI) per FLOP for the decision at ``budget`` and pick a batch
     greedily under ``spend`` FLOPs (module docstring). ``candidates``: a frame or CSV with N and D (or C);
     None: ``candidate_grid``. ``unique_tokens`` fixes U for data-constrained laws (the decision and every
     candidate). ``simulated`` returns the picks' simulated outcomes and the draws' weights. ``log_weights`` (one
     per flattened draw) start from a reweighted posterior, e.g. after runs revealed with ``reveal``.
-    ``max_picks`` stops the greedy batch after that many picks (one: the next run only)."""
+    ``max_picks`` stops the greedy batch after that many picks (one: the next run only).
+    ``refit="auto"`` (default): a pick whose importance weights collapsed (median ESS below ``min_ess``) has its
+    gain re-estimated by refitting with NUTS (:func:`refit_gain`, ``REFIT_OUTCOMES`` outcomes, at most
+    ``MAX_REFITS`` picks; columns refit_gain and refit_gain_se of ``picks``, and a note); "never" only flags it."""
+    if refit not in ("auto", "never"):
+        raise BayeslawError(f"refit must be 'auto' or 'never', got {refit!r}")
     post = as_posterior(source)
     risk = Risk.parse(risk)
     if risk.name == "prob":
@@ -282,8 +287,48 @@ def advise(source: Any, budget: float, spend: float, *, candidates: pd.DataFrame
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):  # small products many times: threads only contend
-        return _advise(post, float(budget), float(spend), candidates, risk, float(flops_per_param_token), max_params,
-                       max_tokens, unique_tokens, outcomes, min_ess, seed, simulated, log_weights, max_picks)
+        advice = _advise(post, float(budget), float(spend), candidates, risk, float(flops_per_param_token),
+                         max_params, max_tokens, unique_tokens, outcomes, min_ess, seed, simulated, log_weights,
+                         max_picks)
+    if refit == "auto":
+        advice = _refit_collapsed(advice, source, budget, risk, seed, float(flops_per_param_token), min_ess,
+                                  unique_tokens is None and log_weights is None and max_params is None
+                                  and max_tokens is None)
+    return advice
+
+
+REFIT_OUTCOMES = 5  # simulated outcomes refitted with NUTS for a pick whose importance weights collapsed
+MAX_REFITS = 3  # picks re-estimated so at most
+
+
+def _refit_collapsed(advice: Advice, source: Any, budget: float, risk: Risk, seed: int | None, k: float,
+                     min_ess: float, can: bool) -> Advice:
+    """The picks whose importance weights collapsed, with their gain re-estimated by refitting (said in a note)."""
+    draws = advice.decision["draws"]
+    limit = min_ess * draws if min_ess < 1 else min_ess
+    collapsed = [i for i, e in enumerate(advice.picks["ess"]) if e < limit]
+    if not collapsed:
+        return advice
+    if not can or not hasattr(source, "runs"):
+        why = ("the source is a posterior, not a fit with its runs" if not hasattr(source, "runs") else
+               "the refit does not take unique_tokens, log_weights, max_params or max_tokens")
+        return replace(advice, notes=[*advice.notes, f"picks {', '.join(str(i + 1) for i in collapsed)}: importance "
+                                      f"weights collapsed and no refit was run ({why})"])
+    picks = advice.picks.assign(refit_gain=np.nan, refit_gain_se=np.nan)
+    lines = []
+    for i in collapsed[:MAX_REFITS]:
+        row = picks.iloc[i]
+        got = refit_gain(source, {"N": row["N"], "D": row["D"]}, budget, outcomes=REFIT_OUTCOMES, risk=risk,
+                         seed=seed, flops_per_param_token=k)
+        picks.loc[picks.index[i], ["refit_gain", "refit_gain_se"]] = [got["gain"], got["se"]]
+        lines.append(f"pick {i + 1}: {got['gain']:.3g} (se {got['se']:.2g}) against {row['marginal_gain']:.3g} by "
+                     "importance weights")
+    note = (f"importance weights collapsed for {len(collapsed)} pick(s) (median ESS below {limit:.0f} of {draws} "
+            f"draws): gains re-estimated by refitting with NUTS on {REFIT_OUTCOMES} simulated outcomes each: "
+            + "; ".join(lines))
+    if len(collapsed) > MAX_REFITS:
+        note += f" (the other {len(collapsed) - MAX_REFITS} not refitted)"
+    return replace(advice, picks=picks, notes=[*advice.notes, note])
 
 
 def _advise(post, budget, spend, candidates, risk, k, max_params, max_tokens, unique_tokens, outcomes, min_ess,

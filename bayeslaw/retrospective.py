@@ -101,7 +101,8 @@ def retrospective(start: Any, pool: pd.DataFrame, budget: float, spends: Sequenc
             columns = ["N", "D", *(["U"] if "U" in law.inputs else [])]
             advice = advise(source, budget, left, candidates=pool.loc[rest, columns].reset_index(drop=True),
                             outcomes=outcomes, log_weights=log_w, seed=seed + len(picked),
-                            flops_per_param_token=flops_per_param_token, unique_tokens=unique_tokens, max_picks=1)
+                            flops_per_param_token=flops_per_param_token, unique_tokens=unique_tokens, max_picks=1,
+                            refit="never")
             if advice.picks.empty:
                 break
             first = advice.table.loc[advice.table["picked"] == 1, "candidate"].iloc[0]

@@ -158,3 +158,22 @@ def test_a_data_constrained_decision_holds_the_unique_tokens():
     assert len(advice.table) == 2 and advice.table["gain"].notna().all()
     with pytest.raises(BayeslawError, match="unique"):
         design.advise(fit, 1e22, 1e20, candidates=candidates)
+
+
+@pytest.mark.slow
+def test_a_pick_whose_weights_collapsed_is_refitted():
+    """The refit fallback: with min_ess above every pick's ESS, each pick (at most MAX_REFITS) gets a NUTS-refit
+    gain beside its importance gain and the advice says so; refit="never" only flags it; a posterior cannot refit."""
+    runs = ladder("chinchilla", sizes=3, seed=1, preset="hoffmann2022")
+    result = _fit(runs)
+    flagged = design.advise(result, 1e23, 3e20, outcomes=16, max_picks=1, min_ess=0.999, refit="never")
+    assert len(flagged.picks) == 1 and "refit_gain" not in flagged.picks
+    refitted = design.advise(result, 1e23, 3e20, outcomes=16, max_picks=1, min_ess=0.999)
+    pick = refitted.picks.iloc[0]
+    brute = design.refit_gain(result, {"N": pick["N"], "D": pick["D"]}, 1e23, outcomes=design.REFIT_OUTCOMES)
+    assert pick["refit_gain"] == pytest.approx(brute["gain"]) and pick["refit_gain_se"] == pytest.approx(brute["se"])
+    assert any("gains re-estimated by refitting with NUTS on 5 simulated outcomes" in n for n in refitted.notes)
+    posterior_only = design.advise(as_posterior(result), 1e23, 3e20, outcomes=16, max_picks=1, min_ess=0.999)
+    assert any("no refit was run (the source is a posterior" in n for n in posterior_only.notes)
+    with pytest.raises(BayeslawError, match="refit must be 'auto' or 'never'"):
+        design.advise(result, 1e23, 3e20, refit="sometimes")

@@ -232,6 +232,9 @@ def next_command(
                                           "candidate")] = 64,
     plot: Annotated[Path | None, typer.Option(metavar="PATH", help="also draw the candidates and picks to this "
                                               ".png/.svg")] = None,
+    refit: Annotated[str, typer.Option(metavar="WHEN", help="auto (default): a pick whose importance weights "
+                                       "collapsed is re-estimated by refitting with NUTS; never: only flagged")
+                     ] = "auto",
     seed: SeedOption = 0,
     as_json: JsonOption = False,
 ) -> None:
@@ -246,6 +249,8 @@ def next_command(
                           ("--flops-per-param-token", flops_per_param_token)):
         _finite(value, option)
     _checked(lambda: Risk.parse(risk))
+    if refit not in ("auto", "never"):
+        _usage(f"--refit must be auto or never, got '{_one_line(refit, 40)}'")
     if candidates != "grid" and not Path(candidates).is_file():
         _usage(f"--candidates: '{_one_line(candidates, 80)}' is neither 'grid' nor a CSV file")
     if plot is not None:
@@ -260,7 +265,7 @@ def next_command(
         result = load(path)
         advice = advise(result, budget_value, spend_value, candidates=None if candidates == "grid" else candidates,
                         risk=risk, flops_per_param_token=flops_per_param_token, max_params=max_params,
-                        unique_tokens=unique_tokens, outcomes=outcomes, seed=seed)
+                        unique_tokens=unique_tokens, outcomes=outcomes, seed=seed, refit=refit)
         if plot is not None:
             from bayeslaw.plots import write_figure
 
