@@ -41,7 +41,8 @@ def scores() -> dict[str, dict]:
     out = {name: score_heldout(result, heldout, seed=0) for name, result in fits.items()}
     for name, result in fits.items():
         out[name]["rows"] = result.info.get("curves", {}).get("checkpoints", len(result.runs))
-        out[name]["beta_sd"] = float(result.posterior["beta"].std())
+        out[name]["converged"] = result.converged
+        print(name, {k: round(v, 4) if isinstance(v, float) else v for k, v in out[name].items()})
     return out
 
 
@@ -53,9 +54,10 @@ def test_curve_fit_covers_the_held_out_runs_with_far_more_rows(scores):
 
 
 def test_treating_checkpoints_as_independent_runs_is_overconfident(scores):
-    """The same rows without the within-run model: a far narrower posterior and a far worse held-out density."""
+    """The same rows without the within-run model: its central 50% intervals cover fewer held-out runs than their
+    nominal half (and than the curve fit's), and its held-out density is far worse."""
     curve, independent = scores["curve"], scores["independent"]
-    assert independent["beta_sd"] < curve["beta_sd"] / 2
+    assert round(8 * independent["coverage 50%"]) <= 3 < round(8 * curve["coverage 50%"])
     assert independent["lpd"] < curve["lpd"] - 5
 
 
