@@ -4,8 +4,9 @@
 Three fits of the muennighoff law at the package's defaults (4 chains x 500 draws, the second attempt allowed):
 about 8 minutes here, so `long` (not in CI); examples/learning_curves.py runs the same comparison at tiny settings
 in the slow tier. Measured (seed 0, README "Learning curves"): the curve fit covers 7 of 8 runs with its 90%
-intervals, as the finals-only fit does, and its held-out lpd beats the independent-checkpoint fit's by far; its
-median error (1.8%) is not yet the finals-only fit's (0.3%): the strict xfail below fails once it is.
+intervals, as the finals-only fit does; its median error (1.7%) is not yet the finals-only fit's (0.3%), and with
+the discrepancy on, the independent-checkpoint fit is not overconfident on these runs (lpd 11.3 against 10.8):
+the two strict xfails below fail once either starts to hold.
 """
 
 from __future__ import annotations
@@ -53,12 +54,11 @@ def test_curve_fit_covers_the_held_out_runs_with_far_more_rows(scores):
     assert curve["median relative error"] < 0.03
 
 
+@pytest.mark.xfail(strict=True, reason="measured: with the default discrepancy the independent-checkpoint fit "
+                   "scores lpd 11.27 against the curve fit's 10.83 (its 50% intervals cover 4 of 8 against 7)")
 def test_treating_checkpoints_as_independent_runs_is_overconfident(scores):
-    """The same rows without the within-run model: its central 50% intervals cover fewer held-out runs than their
-    nominal half (and than the curve fit's), and its held-out density is far worse."""
-    curve, independent = scores["curve"], scores["independent"]
-    assert round(8 * independent["coverage 50%"]) <= 3 < round(8 * curve["coverage 50%"])
-    assert independent["lpd"] < curve["lpd"] - 5
+    """The same rows without the within-run model, scored on the held-out runs: a worse held-out density."""
+    assert scores["independent"]["lpd"] < scores["curve"]["lpd"]
 
 
 @pytest.mark.xfail(strict=True, reason="measured: median error 1.8% from the curves against 0.3% from the finals")
