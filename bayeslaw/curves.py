@@ -152,12 +152,13 @@ def build_curves(rows: Runs, ids: Any, schedule: str = "cosine", min_progress: f
         if varies.any():
             raise DataError(f"run '{varies.index[varies][0]}': column {name} changes between its checkpoints; every "
                             f"checkpoint of a run has the same {name} (only D, the tokens seen, grows)")
-    end = frame.groupby("_id")["D"].transform("max").to_numpy()
+    last = frame.groupby("_id")["D"].transform("max").to_numpy()  # each run's final checkpoint
+    end = last
     if schedule_end is not None:
         given = frame["_id"].map({str(k): float(v) for k, v in schedule_end.items()})
-        end = np.where(given.notna(), given.to_numpy(dtype=float), end)
+        end = np.where(given.notna(), given.to_numpy(dtype=float), last)
     progress = frame["D"].to_numpy() / end
-    keep = (progress >= min_progress) | (frame["D"].to_numpy() == frame.groupby("_id")["D"].transform("max").to_numpy())
+    keep = (progress >= min_progress) | (frame["D"].to_numpy() == last)
     dropped = int((~keep).sum())
     frame, progress = frame[keep].reset_index(drop=True), progress[keep]
     if max_checkpoints is not None:

@@ -49,6 +49,14 @@ def test_run_column_is_recognised_and_groups_checkpoints():
     assert np.all(curves.log_step[curves.first] == 0) and np.all(curves.log_step[~curves.first] > 0)
 
 
+def test_a_run_stopped_before_its_schedule_ended_keeps_decay_to_come():
+    runs = load_runs(_table(), "chinchilla")
+    curves = build_curves(runs, runs.run_ids, min_progress=0.0, schedule_end={"r1": 12e9})  # r1 ends at 6e9
+    last = np.r_[curves.first[1:], True]
+    assert curves.decay[last][1] == pytest.approx(decay_left(np.array([0.5]), "cosine")[0])
+    assert curves.decay[last][0] == 0 and curves.decay[last][2] == 0
+
+
 def test_thinning_keeps_checkpoints_spread_in_log_tokens():
     rows = [{"run": "a", "N": 1e8, "D": d, "loss": 3.0 + 1e-12 * d} for d in np.linspace(1e8, 1e10, 400)]
     runs = load_runs(pd.DataFrame(rows), "chinchilla")
