@@ -46,12 +46,17 @@ _CACHE: dict[Any, CompiledDensity] = {}
 
 
 def compile_density(model: pm.Model, key: Any = None) -> CompiledDensity:
-    """Compile (or reuse) log p, its gradient and the map back to constrained values."""
-    if key is not None and key in _CACHE:
-        return _CACHE[key]
+    """Compile (or reuse) log p, its gradient and the map back to constrained values.
+
+    Reused under ``key`` and the shapes of the free variables: a model with a latent per run (learning
+    curves' run scales) has as many values as the table has runs."""
     value_vars = [model.rvs_to_values[rv] for rv in model.free_RVs]
     point = model.initial_point()
     shapes = tuple(tuple(np.shape(point[v.name])) for v in value_vars)
+    if key is not None:
+        key = (key, shapes)
+        if key in _CACHE:
+            return _CACHE[key]
     flat = pt.dvector("flat")
     replace, start = {}, 0
     for var, shape in zip(value_vars, shapes, strict=True):

@@ -244,3 +244,18 @@ def test_fit_command_fits_curves_and_says_what_it_kept(tmp_path):
                               "min_progress": 0.1, "max_checkpoints": 10}
     bad = CliRunner().invoke(app, ["fit", str(path), "--schedule", "wsd"])
     assert bad.exit_code == 2 and "unknown learning-rate schedule 'wsd'" in bad.output
+
+
+def test_tables_with_different_numbers_of_runs_fit_in_one_process():
+    """The compiled density is reused per law, priors and likelihood, and per shape of the free variables: the
+    curve model has a latent scale per run, so a table with fewer runs needs its own (nutpie refused the reused
+    one with 'Initial point has incorrect length')."""
+    import bayeslaw as bl
+    from bayeslaw.synthetic import learning_curves
+
+    for sizes in (3, 2):
+        table = learning_curves("chinchilla", sizes=sizes, multiples=(1.0,), checkpoints=12, seed=sizes)
+        result = bl.fit("chinchilla", table, chains=1, draws=20, tune=20, retry=False, seed=0, progress=False,
+                        discrepancy=None)
+        z = result.posterior["run_scale_z"]
+        assert z.size == sizes * z.sizes["chain"] * z.sizes["draw"]
