@@ -52,7 +52,7 @@ import pandas as pd
 
 from bayeslaw.data import Runs
 from bayeslaw.errors import DataError
-from bayeslaw.likelihoods import CURVE_LIKELIHOODS  # noqa: F401 (re-exported)
+from bayeslaw.likelihoods import CURVE_LIKELIHOODS, get_likelihood  # noqa: F401 (CURVE_LIKELIHOODS: re-exported)
 
 SCHEDULES = ("cosine", "linear", "none")
 MIN_PROGRESS = 0.1  # checkpoints before this share of their run's tokens are dropped
@@ -285,8 +285,7 @@ def curve_log_likelihood(law, likelihood: str, posterior, curves: Curves, block_
     inputs = curves.rows.inputs
     params = {n: posterior[n].values for n in law.published}
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
-    noise_names = ("sigma", "schedule_sd", "run_sd", "corr_length", "schedule_gap")
-    noise = {n: posterior[n].values for n in noise_names if n in posterior}
+    noise = {n: posterior[n].values for n in get_likelihood(likelihood).params}
     if "run_scale_z" in posterior:
         noise["run_scale"] = np.exp(posterior["run_scale_sd"].values[..., None]
                                     * posterior["run_scale_z"].transpose("chain", "draw", ...).values)

@@ -424,9 +424,10 @@ def load_runs(
     from bayeslaw.datasets import recognise
 
     run_ids = None if run_source is None else frame[run_source].to_numpy(dtype=object)
-    if run_ids is not None and pd.isna(frame[run_source]).any():
-        raise DataError(f"column '{run_source}' (run id): {_rows(pd.isna(frame[run_source]).to_numpy(), file_lines)} "
-                        "missing; every checkpoint needs the id of its run")
+    no_id = pd.isna(run_ids) if run_ids is not None else None
+    if no_id is not None and no_id.any():
+        raise DataError(f"column '{run_source}' (run id): {_rows(no_id, file_lines)} missing; every checkpoint needs "
+                        "the id of its run")
     return Runs(out, law, {c: mapped[c] for c in wanted if c in mapped}, derived, recognise(frame.columns) or "",
                 run_ids, run_source or "")
 

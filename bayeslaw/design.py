@@ -165,6 +165,11 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: Sequence[float
     return values[order][np.minimum(np.searchsorted(cum, q), len(values) - 1)]
 
 
+def ess_limit(min_ess: float, draws: int) -> float:
+    """The ESS below which importance weights count as collapsed: ``min_ess`` of the draws if below 1, else itself."""
+    return min_ess * draws if min_ess < 1 else min_ess
+
+
 def ess(log_w: np.ndarray) -> np.ndarray:
     """Kish's effective sample size 1 / sum w^2 of normalised weights, per row of log weights."""
     w = np.exp(log_w - log_w.max(axis=-1, keepdims=True))
@@ -305,7 +310,7 @@ def _refit_collapsed(advice: Advice, source: Any, budget: float, risk: Risk, see
                      min_ess: float, can: bool) -> Advice:
     """The picks whose importance weights collapsed, with their gain re-estimated by refitting (said in a note)."""
     draws = advice.decision["draws"]
-    limit = min_ess * draws if min_ess < 1 else min_ess
+    limit = ess_limit(min_ess, draws)
     collapsed = [i for i, e in enumerate(advice.picks["ess"]) if e < limit]
     if not collapsed:
         return advice
@@ -362,7 +367,7 @@ def _advise(post, budget, spend, candidates, risk, k, max_params, max_tokens, un
     order, marginal = [], []
     spent = 0.0
     first = None
-    limit_ess = min_ess * S if min_ess < 1 else min_ess
+    limit_ess = ess_limit(min_ess, S)
     cost = decision.marginal()
     while True:
         if max_picks is not None and len(order) >= max_picks:
