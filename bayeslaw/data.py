@@ -315,7 +315,7 @@ def derivation_rules(k: float | None) -> list[tuple[str, tuple[str, ...], Callab
 def derive_inputs(law: Law, values: Mapping[str, np.ndarray], flops_per_param_token: float | None = None
                   ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Numeric inputs completed by the law's compute convention; the dict of what was derived and how."""
-    k = flops_per_param_token if flops_per_param_token is not None else law.compute_factor
+    k = flops_per_param_token if flops_per_param_token is not None else law.flops_per_param_token
     out, derived = dict(values), {}
     for col, needs, rule, text in derivation_rules(k):
         if col not in out and all(n in out for n in needs):
@@ -389,7 +389,7 @@ def load_runs(
         return name in values
 
     derived: dict[str, str] = {}
-    k = flops_per_param_token if flops_per_param_token is not None else law.compute_factor
+    k = flops_per_param_token if flops_per_param_token is not None else law.flops_per_param_token
     for col, needs, rule, text in derivation_rules(k):
         if col not in wanted or have(col):
             continue

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import xarray as xr
 
+from bayeslaw.laws.coords import to_free
 from bayeslaw.likelihoods import NOISE_PARAMETERS
 
 MAX_RHAT = 1.01
@@ -136,11 +137,10 @@ class Diagnostics:
 
 
 def _unconstrained(values: np.ndarray, support: str) -> np.ndarray:
-    if support == "unit" or (support == "auto" and np.all((values > 0) & (values < 1))):
-        return np.log(values) - np.log1p(-values)
-    if support == "positive" or (support == "auto" and np.all(values > 0)):
-        return np.log(values)
-    return values
+    """``to_free`` on the parameter's support; "auto" (a parameter the law does not declare) guesses it."""
+    if support == "auto":
+        support = "unit" if np.all((values > 0) & (values < 1)) else "positive" if np.all(values > 0) else "real"
+    return to_free(values, support)
 
 
 def find_ridge(posterior: xr.Dataset, names: Sequence[str], involving: Sequence[str],

@@ -24,6 +24,7 @@ import numpy as np
 
 from bayeslaw.errors import BayeslawError
 from bayeslaw.laws import Law
+from bayeslaw.laws.coords import to_free
 from bayeslaw.priors import Prior
 
 TAU = {"positive": 0.3, "real": 0.5, "unit": 0.75}
@@ -36,14 +37,6 @@ def published_fits(law: Law) -> list:
 
     entries = [load_entry(name) for name in list_entries()]
     return [e for e in entries if e.law.name == law.name and e.constants is not None and e.uncertainty is not None]
-
-
-def _unconstrained(values: np.ndarray, support: str) -> np.ndarray:
-    if support == "positive":
-        return np.log(values)
-    if support == "unit":
-        return np.log(values) - np.log1p(-values)
-    return values
 
 
 def _beta_like(mean: float, sd: float) -> Prior:
@@ -71,7 +64,7 @@ def literature_priors(law: Law, pivots: Mapping[str, float]) -> dict[str, Prior]
             rows = [law.from_published({k: float(v[i]) for k, v in published.items()}, pivots)
                     for i in range(len(published[law.published[0]]))]
         for name, param in law.params.items():
-            values = _unconstrained(np.array([row[name] for row in rows], dtype=float), param.support)
+            values = to_free(np.array([row[name] for row in rows], dtype=float), param.support)
             values = values[np.isfinite(values)]
             # each fit weighs the same, however many draws it gives
             samples[name].append(np.resize(values, DRAWS_PER_FIT) if values.size else values)

@@ -54,6 +54,7 @@ from bayeslaw.data import Runs, _rows, load_runs, read_table
 from bayeslaw.errors import BayeslawError, ConvergenceWarning, DataError, FitFileError
 from bayeslaw.laws import Law, get_law, pivots_of
 from bayeslaw.laws.base import EXPONENT
+from bayeslaw.laws.coords import from_free, to_free
 from bayeslaw.likelihoods import get_likelihood
 from bayeslaw.priors import Prior, log_abs_jacobian
 
@@ -111,22 +112,6 @@ def load_grouped(data: pd.DataFrame | str | os.PathLike, law: Law | str, group: 
 
 # --- the population prior ------------------------------------------------------------------------------
 
-def _to_v(values: Any, support: str, xp: Any = np) -> Any:
-    if support == "positive":
-        return xp.log(values)
-    if support == "unit":
-        return xp.log(values) - xp.log1p(-values)
-    return values
-
-
-def _from_v(values: Any, support: str) -> Any:
-    if support == "positive":
-        return np.exp(values)
-    if support == "unit":
-        return 1.0 / (1.0 + np.exp(-values))
-    return values
-
-
 def population_location(prior: Prior, support: str) -> tuple[float, float]:
     """(mean, sd) of a parameter's default prior on its unconstrained scale v: the prior of m_k.
 
@@ -136,7 +121,7 @@ def population_location(prior: Prior, support: str) -> tuple[float, float]:
     if prior.dist == "Normal" and support == "real":
         return float(prior.kwargs["mu"]), float(prior.kwargs["sigma"])
     with np.errstate(all="ignore"):
-        v = _to_v(prior.sample(np.random.default_rng(0), PRIOR_MOMENT_DRAWS), support)
+        v = to_free(prior.sample(np.random.default_rng(0), PRIOR_MOMENT_DRAWS), support)
     v = v[np.isfinite(v)]
     return float(v.mean()), float(v.std())
 
@@ -174,10 +159,6 @@ def family_pivots(grouped: Grouped) -> dict[str, np.ndarray]:
     return {key: np.array([p[key] for p in per], dtype=float) for key in per[0]}
 
 
-def _from_v_pt(v: Any, support: str, pt: Any) -> Any:
-    return {"positive": pt.exp, "unit": pt.sigmoid}.get(support, lambda x: x)(v)
-
-
 def shift_coordinates(law: Law, pool: Sequence[str], start: Mapping[str, float],
                       pivots: Mapping[str, float]) -> dict[str, str]:
     """For each pooled parameter k, the sampling coordinate u_j that shifts v_k alone (dv_k/du_j = 1, every other
@@ -192,7 +173,7 @@ def shift_coordinates(law: Law, pool: Sequence[str], start: Mapping[str, float],
             moved = coordinates.to_params({k: np.float64(v + (0.1 if k == coord else 0.0)) for k, v in start.items()},
                                           pivots, np)
             other = all(np.isclose(moved[p], base[p], rtol=1e-12, atol=1e-12) for p in law.params if p != name)
-            step = float(_to_v(moved[name], support) - _to_v(base[name], support))
+            step = float(to_free(moved[name], support) - to_free(base[name], support))
             if other and np.isclose(step, 0.1, rtol=1e-9):
                 found[name] = coord
                 break
@@ -242,11 +223,11 @@ def build_pooled_model(grouped: Grouped, priors: Mapping[str, Prior], pool: Sequ
             density = 0.0
             for name, param in law.params.items():
                 if name in pool:
-                    v = _to_v(theta[name], param.support, pt)
+                    v = to_free(theta[name], param.support, pt)
                     if outside.size:  # non-centred: v = m + s z in place of the shift coordinate
                         z = pm.Normal(f"z_{name}", 0.0, 1.0, shape=outside.size)
                         v = pt.set_subtensor(v[outside], means[name] + spreads[name] * z)
-                        theta[name] = _from_v_pt(v, param.support, pt)
+                        theta[name] = from_free(v, param.support, pt)
                     if inside.size:  # centred: the population density of v (|det du/dv| = 1)
                         density = density + pm.logp(pm.Normal.dist(means[name], spreads[name]), v[inside]).sum()
                 else:
@@ -259,7 +240,7 @@ def build_pooled_model(grouped: Grouped, priors: Mapping[str, Prior], pool: Sequ
                 if name in pool:
                     z = pm.Normal(f"z_{name}", 0.0, 1.0, dims="family")
                     v = means[name] + spreads[name] * z
-                    theta[name] = _from_v_pt(v, param.support, pt)
+                    theta[name] = from_free(v, param.support, pt)
                 else:
                     prior = priors[name]
                     theta[name] = getattr(pm, prior.dist)(name, **prior.kwargs, dims="family")
@@ -361,7 +342,7 @@ class PooledFit:
             mean_name, sd_name = _population(name)
             m, s = self.posterior[mean_name].values.ravel(), self.posterior[sd_name].values.ravel()
             support = self.law.params[name].support
-            rows.append({"parameter": name, "population_median": float(_from_v(np.median(m), support)),
+            rows.append({"parameter": name, "population_median": float(from_free(np.median(m), support, np)),
                          "spread_median": float(np.median(s)), "spread_lo": float(np.quantile(s, 0.05)),
                          "spread_hi": float(np.quantile(s, 0.95)),
                          **{f"{name}_{family}": float(np.median(self.posterior[name].isel(family=g).values))
@@ -376,7 +357,7 @@ class PooledFit:
             mean_name, sd_name = _population(name)
             m, s = self.posterior[mean_name], self.posterior[sd_name]
             v = m + s * rng.standard_normal(m.shape)
-            out[name] = xr.apply_ufunc(_from_v, v, kwargs={"support": self.law.params[name].support})
+            out[name] = xr.apply_ufunc(from_free, v, self.law.params[name].support, np)
         return xr.Dataset(out)
 
     def population_priors(self, seed: int = 0) -> dict[str, Prior]:
@@ -388,7 +369,7 @@ class PooledFit:
         out = {}
         for name in self.pool:
             support = self.law.params[name].support
-            v = _to_v(draws[name].values.ravel(), support)
+            v = to_free(draws[name].values.ravel(), support)
             mean, sd = float(v.mean()), float(v.std())
             out[name] = {"positive": Prior("LogNormal", mu=mean, sigma=sd), "real": Prior("Normal", mu=mean, sigma=sd),
                          "unit": _beta_like(mean, sd)}[support]
@@ -514,11 +495,11 @@ def draws_of_parameters(law: Law, posterior: xr.Dataset, coordinates: Any, pool:
         if f"z_{name}" not in posterior or not outside.size:
             continue
         support = law.params[name].support
-        v = _to_v(named[name].values, support) if name in named else np.zeros((chains, draws, len(centre)))
+        v = to_free(named[name].values, support) if name in named else np.zeros((chains, draws, len(centre)))
         m = posterior[_population(name)[0]].values[..., None]
         s = posterior[_population(name)[1]].values[..., None]
         v[..., outside] = m + s * posterior[f"z_{name}"].values.reshape(chains, draws, -1)
-        named[name] = xr.DataArray(_from_v(v, support), dims=("chain", "draw", "family"))
+        named[name] = xr.DataArray(from_free(v, support, np), dims=("chain", "draw", "family"))
     return named
 
 

@@ -98,14 +98,14 @@ def predict(source: Any, *, seed: int | None = 0, flops_per_param_token: float |
     missing = [x for x in law.inputs if x not in values]
     if missing:
         raise BayeslawError(f"law '{law.name}' needs {', '.join(law.inputs)}; missing {', '.join(missing)}")
-    rules = [(col, needs) for col, needs, _, text in derivation_rules(flops_per_param_token or law.compute_factor)
-             if derived.get(col) == text]
+    k = flops_per_param_token or law.flops_per_param_token
+    rules = [(col, needs) for col, needs, _, text in derivation_rules(k) if derived.get(col) == text]
     used = set(law.inputs)
     for _ in rules:  # an input is used when the law takes it or it derives one that is used (C -> D, U -> epochs -> D)
         used |= {n for col, needs in rules if col in used for n in needs}
     unused = [name for name in inputs if name not in used]
     if unused:
-        derivable = sorted({n for col, needs, _, _ in derivation_rules(law.compute_factor) if col in law.inputs
+        derivable = sorted({n for col, needs, _, _ in derivation_rules(law.flops_per_param_token) if col in law.inputs
                             and len(set(needs) - set(law.inputs)) == 1 for n in needs if n not in law.inputs})
         how = f" (or {', '.join(derivable)} in place of one of them)" if derivable else ""
         raise BayeslawError(f"input {unused[0]} is not used by law '{law.name}', which takes "

@@ -239,3 +239,11 @@ def test_prior_words_are_generated_not_written_by_hand():
     assert LAWS["chinchilla"].params["alpha"].description == "exponent; LogNormal(log 0.3, 0.7), 95% range 0.076 to 1.2"
     assert LAWS["power-C"].params["log_loss_at_pivot"].description.endswith(
         "Normal(1, 0.75), 95% range -0.47 to 2.5 (loss in nats: 0.63 to 12)")
+
+
+def test_the_compute_convention_has_one_name():
+    """k in C = k N D is ``flops_per_param_token`` everywhere; ``Law.compute_factor``, its old name, warns."""
+    law = get_law("chinchilla")
+    assert law.flops_per_param_token == 6.0 and get_law("deepseek-M_opt").flops_per_param_token is None
+    with pytest.warns(DeprecationWarning, match="flops_per_param_token"):
+        assert law.compute_factor == 6.0

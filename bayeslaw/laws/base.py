@@ -15,6 +15,7 @@ written once in ``coords.py``.
 from __future__ import annotations
 
 import pickle
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -100,7 +101,7 @@ class Law:
     presets: Mapping[str, Preset] = field(default_factory=dict)
     input_ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     noise_prior: Prior = field(default_factory=lambda: Prior("HalfNormal", sigma=0.1))
-    compute_factor: float | None = 6.0
+    flops_per_param_token: float | None = 6.0  # k in C = k N D; None for laws whose compute is not k N D
     optimum: Callable[[Params, Any, float, ModuleType], tuple[Any, Any]] | None = None
     target_accept: float = 0.9  # NUTS step-size target; raised for laws with funnel-like posteriors
     # the first attempt's chains are this many times longer, thinned back to ``draws``: laws whose ridges leave
@@ -124,6 +125,12 @@ class Law:
             raise pickle.PicklingError(f"law '{self.name}' is not in the registry (bayeslaw.laws.register), so "
                                        "another process cannot rebuild it; register it, or run with workers=1")
         return get_law, (self.name,)
+
+    @property
+    def compute_factor(self) -> float | None:
+        """The old name of :attr:`flops_per_param_token` (kept for one release)."""
+        warnings.warn("Law.compute_factor is now Law.flops_per_param_token", DeprecationWarning, stacklevel=2)
+        return self.flops_per_param_token
 
     @property
     def default_priors(self) -> dict[str, Prior]:

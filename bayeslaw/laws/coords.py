@@ -178,13 +178,13 @@ def from_free(value: Any, support: Support, xp: ModuleType) -> Any:
     return value
 
 
-def to_free(value: float, support: Support) -> float:
-    """Inverse of :func:`from_free`."""
+def to_free(value: Any, support: Support, xp: ModuleType = np) -> Any:
+    """Inverse of :func:`from_free`: log, logit or the value itself (numbers, arrays or tensors)."""
     if support == "positive":
-        return float(np.log(value))
+        return xp.log(value)
     if support == "unit":
-        return logit(value)
-    return float(value)
+        return xp.log(value) - xp.log1p(-value)
+    return value
 
 
 # --- slope coordinates ---------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def make_compute_power_law(target: str, coef: str, exponent: str, value: tuple[f
         presets={"deepseek2024": Preset({coef: value[0], exponent: value[1]}, f"{SOURCE}, {equation}")},
         input_ranges={"C": (1e17, 3e20)},
         noise_prior=Prior("HalfNormal", sigma=0.5),
-        compute_factor=None,
+        flops_per_param_token=None,
     )
 
 

@@ -263,7 +263,7 @@ def _abnar_from_coordinates(u: Params, pivots: Mapping[str, Any], xp: ModuleType
 def _abnar_to_coordinates(p: Params, pivots: Mapping[str, float]) -> dict[str, float]:
     log_total, logit_r, logit_q = join_three(*np.exp([p["log_slow_at_pivot"], p["log_N_term_at_pivot"],
                                                       p["log_D_term_at_pivot"]]))
-    kept = {free_name(k, support): to_free(p[k], support) for k, support in _ABNAR_KEPT.items()}
+    kept = {free_name(k, support): float(to_free(p[k], support)) for k, support in _ABNAR_KEPT.items()}
     return {"log_dense_loss_at_pivot": log_total, "logit_power_share": logit_r, "logit_N_share": logit_q,
             "log_slope_D": slope_from_exponent(p["beta"], log_total, p["log_D_term_at_pivot"]), **kept}
 
