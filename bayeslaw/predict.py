@@ -12,6 +12,7 @@ point says how far it lies outside the fitted runs, in decades of each input (N,
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,8 +59,16 @@ class Prediction:
     predictive: xr.DataArray
     extrapolation: pd.DataFrame
     target: str
-    discrepancy: str = ""  # what the predictive adds for model discrepancy ("" for none)
+    discrepancy_summary: str = ""  # what the predictive adds for the fit's model discrepancy ("" for none)
     uncertainty: dict[str, str] = field(default_factory=dict)  # what the predictive accounts for, by source
+
+    @property
+    def discrepancy(self) -> str:
+        """The old name of :attr:`discrepancy_summary` (kept for one release): ``discrepancy`` names the
+        model term itself (``Fit.discrepancy``, its estimate) and, as an argument, its kind."""
+        warnings.warn("Prediction.discrepancy is now Prediction.discrepancy_summary", DeprecationWarning,
+                      stacklevel=2)
+        return self.discrepancy_summary
 
     def summary(self, levels: Sequence[float] = (0.5, 0.9)) -> pd.DataFrame:
         """Per point: inputs, posterior-predictive median and intervals, the law's median, decades outside."""

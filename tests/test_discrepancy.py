@@ -70,7 +70,7 @@ def test_fit_stores_the_discrepancy_and_load_restores_it(misfit_fit, tmp_path):
 def test_no_discrepancy_and_bad_names():
     frame = chinchilla_sweep(noise=0.01, seed=2)
     plain = bl.fit("chinchilla", frame, seed=1, discrepancy=None, **SMALL)
-    assert plain.discrepancy is None and "discrepancy" not in predict(plain, N=1e9, D=2e10).discrepancy
+    assert plain.discrepancy is None and "discrepancy" not in predict(plain, N=1e9, D=2e10).discrepancy_summary
     with pytest.raises(BayeslawError, match="unknown discrepancy 'hsgp'; allowed: gp or none"):
         bl.fit("chinchilla", frame, discrepancy="hsgp", **SMALL)
 
@@ -92,8 +92,10 @@ def test_predictive_widens_where_the_runs_do_not_reach(misfit_fit):
     spec = misfit_fit.discrepancy
     assert width["gp"][1] > 2 * 1.645 * spec.amplitude(0.05)  # far out: at least the discrepancy's lower amplitude
     assert width["gp"][1] > 3 * width["gp"][0]
-    note = predict(post, **points).discrepancy
-    assert note.startswith("predictive includes the fit's GP discrepancy")
+    made = predict(post, **points)
+    assert made.discrepancy_summary.startswith("predictive includes the fit's GP discrepancy")
+    with pytest.warns(DeprecationWarning, match="discrepancy_summary"):  # the old name, kept for one release
+        assert made.discrepancy == made.discrepancy_summary
 
 
 def test_plan_and_decide_use_the_discrepancy(misfit_fit):

@@ -218,7 +218,7 @@ def _fit_document(result, command: str, notes: list[str], inputs: dict, outputs:
         "law": result.law.name, "formula": result.law.formula, "runs": len(result.runs),
         "likelihood": result.likelihood,
         "curves": result.info.get("curves"),
-        "discrepancy": result.discrepancy.describe() if result.discrepancy is not None else None,
+        "discrepancy_summary": result.discrepancy.describe() if result.discrepancy is not None else None,
         "converged": bool(result.converged),
         "parameters": records(summary),
         "fixed": [{"parameter": k, "value": float(v)} for k, v in (result.fixed or {}).items()],
