@@ -144,7 +144,7 @@ def score_split(kept: Runs, held: Runs, label: str, kind: str, levels: Sequence[
         scores = score_heldout(source, held, levels, fit_kwargs["seed"])
         row = {"holdout": label, "model": model, "n_fit": len(kept), "n_heldout": len(held)}
         row |= {k: v for k, v in scores.items() if k.startswith(("coverage", "width"))}
-        row |= {"lpd per run": scores["lpd_per_run"], "median relative error": scores["median relative error"],
+        row |= {"lpd_per_run": scores["lpd_per_run"], "median_relative_error": scores["median_relative_error"],
                 "converged": result.converged}
         rows.append(row)
         sources[(label, model)] = source.uncertainty()

@@ -37,7 +37,6 @@ from bayeslaw.holdout import (
     check_sizes,
     is_default,
     is_off,
-    plain_key,
     refit_and_score,
     resolve_split,
     split_runs,
@@ -238,7 +237,7 @@ def _lfo_table(fits: Mapping[str, Any], holdout: str | Holdout, levels: Sequence
     rows, refit_problems = [], {}
     for (name, result), (scores, converged, brief) in zip(fits.items(), outcomes, strict=True):
         refit_problems[name] = [brief] if not converged else []
-        rows.append({"law": name, "n_fit": kept_n, **{plain_key(k): v for k, v in scores.items()},
+        rows.append({"law": name, "n_fit": kept_n, **scores,
                      "fit_converged": bool(result.converged), "refit_converged": converged,
                      "converged": bool(result.converged and converged)})
     table = pd.DataFrame(rows).set_index("law").sort_values("lpd", ascending=False, kind="stable")

@@ -18,7 +18,6 @@ number between the largest kept and the smallest held-out value, so the printed 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -144,14 +143,14 @@ def resolve_split(spec: str | Holdout, runs: Sequence[Runs]) -> tuple[Holdout, n
     return rule, mask
 
 
-def plain_key(name: str) -> str:
-    """A score's name as a snake_case column: 'coverage 90%' -> 'coverage_90'."""
-    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
-
-
 def coverage_column(level: float) -> str:
-    """The name of the column holding the coverage of the central ``level`` interval: 'coverage 90%'."""
-    return f"coverage {level:.0%}"
+    """The name of the score holding the coverage of the central ``level`` interval: 'coverage_90'."""
+    return f"coverage_{level * 100:.0f}"
+
+
+def width_column(level: float) -> str:
+    """The name of the score holding the median width of the central ``level`` interval: 'width_90'."""
+    return f"width_{level * 100:.0f}"
 
 
 def score_heldout(source: Any, heldout: Runs, levels: Sequence[float] = (0.5, 0.8, 0.9),
@@ -161,6 +160,8 @@ def score_heldout(source: Any, heldout: Runs, levels: Sequence[float] = (0.5, 0.
     Each draw's predictive for a run is log f(theta_s; x) [+ delta_s(x)] + eps, eps the posterior's run noise
     (``LawPosterior.run_noise``: the law's likelihood, or with a discrepancy its nugget with a share of outliers);
     the density is averaged over draws with one draw of delta per posterior draw and run.
+    Returns n_heldout, lpd, lpd_per_run, coverage_50 and width_50 per level (``coverage_column``,
+    ``width_column``; widths on log target) and median_relative_error (of the predictive median).
     """
     post = as_posterior(source)
     law = post.law
@@ -183,9 +184,9 @@ def score_heldout(source: Any, heldout: Runs, levels: Sequence[float] = (0.5, 0.
     for level in levels:
         lo, hi = np.quantile(predictive, [(1 - level) / 2, (1 + level) / 2], axis=1)
         out[coverage_column(level)] = float(((log_y >= lo) & (log_y <= hi)).mean())
-        out[f"width {level:.0%}"] = float(np.median(hi - lo))  # on log target: about a relative width
+        out[width_column(level)] = float(np.median(hi - lo))  # on log target: about a relative width
     median = np.exp(np.median(predictive, axis=1))
-    out["median relative error"] = float(np.median(np.abs(median - heldout.target) / heldout.target))
+    out["median_relative_error"] = float(np.median(np.abs(median - heldout.target) / heldout.target))
     return out
 
 
@@ -221,7 +222,7 @@ def leave_future_out(laws: Sequence[str], data: Any, holdout: str | Holdout = DE
     for runs, (scores, converged, _) in zip(loaded, map_jobs(refit_and_score, jobs, workers=workers, client=client),
                                             strict=True):
         rows.append({"law": runs.law.name, "n_fit": int((~held_mask).sum()),
-                     **{plain_key(k): v for k, v in scores.items()}, "converged": converged})
+                     **scores, "converged": converged})
     table = pd.DataFrame(rows).set_index("law").sort_values("lpd", ascending=False)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     return table

@@ -84,7 +84,7 @@ def cell(table: str, seed: int, data: Path, fit_kwargs: dict) -> list[dict]:
         rows.append({"table": table, "split": holdout, "seed": seed, "model": model,
                      "n_fit": row["n_fit"], "n_heldout": row["n_heldout"],
                      **{c: row[c] for c in row.index if c.startswith("coverage")},
-                     "lpd per run": row["lpd per run"], "median rel error": row["median relative error"],
+                     "lpd_per_run": row["lpd_per_run"], "median rel error": row["median_relative_error"],
                      "converged": bool(row["converged"]), "fit s": seconds})
     print(f"  {table} seed {seed}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     return rows
@@ -96,9 +96,9 @@ def markdown(results: pd.DataFrame) -> str:
              "median error | converged |", "|---|---|---|---|---|---|"]
     for (table, split, model), group in results.groupby(["table", "split", "model"], sort=False):
         n = int(group["n_heldout"].iloc[0])
-        cover = " / ".join(_range(group[c] * n) for c in ("coverage 50%", "coverage 80%", "coverage 90%"))
+        cover = " / ".join(_range(group[c] * n) for c in ("coverage_50", "coverage_80", "coverage_90"))
         lines.append(f"| {table}, {split} ({n}) | {'default' if model != 'plain' else 'plain law'} | {cover} of {n} | "
-                     f"{group['lpd per run'].mean():.2f} | {group['median rel error'].median():.2%} | "
+                     f"{group['lpd_per_run'].mean():.2f} | {group['median rel error'].median():.2%} | "
                      f"{int(group['converged'].sum())}/{len(group)} |")
     return "\n".join(lines)
 

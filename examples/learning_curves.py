@@ -51,8 +51,8 @@ def main() -> int:
     for name, result in fits.items():
         rows = result.info.get("curves", {}).get("checkpoints", len(result.runs))
         score = score_heldout(result, heldout, seed=args.seed)
-        print(f"{name:>17}: {rows} rows, median relative error {score['median relative error']:.4f}, "
-              f"90% coverage {round(score['coverage 90%'] * len(heldout))} of {len(heldout)}, "
+        print(f"{name:>17}: {rows} rows, median relative error {score['median_relative_error']:.4f}, "
+              f"90% coverage {round(score['coverage_90'] * len(heldout))} of {len(heldout)}, "
               f"lpd {score['lpd']:.2f}; converged {result.converged}")
     return 0
 

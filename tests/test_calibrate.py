@@ -30,10 +30,10 @@ def test_table_has_one_row_per_split_and_model(sweep):
     table = calibrate(sweep, "chinchilla", ["C>5e20", "C>2e21"], seed=1, **QUICK)
     assert list(table.index) == [("C>5e+20", "plain"), ("C>5e+20", "gp"), ("C>2e+21", "plain"), ("C>2e+21", "gp")]
     assert table.loc[("C>5e+20", "gp"), "n_heldout"] == 18 and table.loc[("C>2e+21", "gp"), "n_heldout"] == 9
-    for column in ("coverage 50%", "coverage 80%", "coverage 90%", "width 90%", "lpd per run", "median relative error"):
+    for column in ("coverage_50", "coverage_80", "coverage_90", "width_90", "lpd_per_run", "median_relative_error"):
         assert table[column].notna().all(), column
-    assert (table["coverage 50%"] <= table["coverage 80%"]).all()
-    assert (table["coverage 80%"] <= table["coverage 90%"]).all()
+    assert (table["coverage_50"] <= table["coverage_80"]).all()
+    assert (table["coverage_80"] <= table["coverage_90"]).all()
     assert (nominal_gap(table) >= 0).all()
 
 
@@ -84,8 +84,8 @@ def test_a_split_given_as_a_mask(sweep):
 
 
 # the range a calibrated model's coverage lies in 95% of the time for that many independent runs (binomial)
-CALIBRATED = {104: {"coverage 90%": (87, 99), "coverage 50%": (42, 62)},
-              23: {"coverage 90%": (18, 23), "coverage 50%": (7, 16)}}
+CALIBRATED = {104: {"coverage_90": (87, 99), "coverage_50": (42, 62)},
+              23: {"coverage_90": (18, 23), "coverage_50": (7, 16)}}
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +113,8 @@ def test_real_chinchilla_intervals_hold_out_of_sample(chinchilla_cells):
     assert len(cells) == 32 and set(cells.loc[cells["holdout"] == "C>1e+20", "n_heldout"]) == {104}
     assert set(cells.loc[cells["holdout"] == "C>1e+21", "n_heldout"]) == {23}
     plain, default = cells[cells["model"] == "plain"], cells[cells["model"] == "gp"]
-    assert (default["lpd per run"].to_numpy() > plain["lpd per run"].to_numpy()).all()
-    assert (default["median relative error"] <= 0.015).all()
+    assert (default["lpd_per_run"].to_numpy() > plain["lpd_per_run"].to_numpy()).all()
+    assert (default["median_relative_error"] <= 0.015).all()
     def calibrated(row) -> bool:
         return all(lo <= round(row[c] * row["n_heldout"]) <= hi for c, (lo, hi) in CALIBRATED[row["n_heldout"]].items())
 

@@ -134,8 +134,8 @@ def test_exact_law_intervals_are_not_inflated():
         table = calibrate(frame, "chinchilla", ["C>5e20", "C>2e21"], seed=seed, chains=2, draws=500)
         for rule in table.index.get_level_values("holdout").unique():
             plain, gp = table.loc[(rule, "plain")], table.loc[(rule, "gp")]
-            widths.append(gp["width 90%"] / plain["width 90%"])
-            coverage.append((gp["coverage 50%"], gp["coverage 90%"]))
+            widths.append(gp["width_90"] / plain["width_90"])
+            coverage.append((gp["coverage_50"], gp["coverage_90"]))
     print(f"\nexact law: width ratio gp/plain {np.round(widths, 3)}, coverage (50%, 90%) {coverage}")
     assert max(widths) <= 1.1
     cov50, cov90 = np.mean(coverage, axis=0)

@@ -74,7 +74,7 @@ def main() -> None:
                                args.pool.split(",") if args.pool else None, args.retry)
             print(pd.DataFrame(rows[-2:]).to_string(), flush=True)
     result = pd.DataFrame(rows)
-    columns = ["family", "fit", "n_fit", "n_heldout", "lpd", "median relative error", "coverage 90%", "alpha", "beta",
+    columns = ["family", "fit", "n_fit", "n_heldout", "lpd", "median_relative_error", "coverage_90", "alpha", "beta",
                "spread_alpha", "spread_beta", "converged", "seconds"]
     print(result[[c for c in columns if c in result]].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if args.out:
