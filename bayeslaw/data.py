@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bayeslaw.errors import DataError
+from bayeslaw.files import check_readable
 from bayeslaw.laws import Law, get_law, model_scale
 from bayeslaw.likelihoods import n_parameters
 from bayeslaw.units import parse_count
@@ -153,11 +154,7 @@ def read_table(source: pd.DataFrame | str | os.PathLike) -> tuple[pd.DataFrame, 
         if duplicated:
             raise DataError(f"duplicate column names: {', '.join(map(str, duplicated))}; rename them")
         return source.reset_index(drop=True), None
-    path = Path(source)
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, not a CSV file of runs")
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
+    path = check_readable(source, "a CSV file of runs", DataError)
     try:
         size = path.stat().st_size
         if size > MAX_TABLE_BYTES:

@@ -79,6 +79,16 @@ def describe_os_error(err: OSError) -> str:
     return os.strerror(err.errno) if err.errno else str(err)
 
 
+def check_readable(path: str | os.PathLike, what: str, error: type[BayeslawError] = BayeslawError) -> Path:
+    """Refuse an input that is not there or is a directory, naming ``what`` was expected ("a fit file")."""
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{path}: is a directory, not {what}")
+    if not path.exists():
+        raise error(f"{path}: no such file")
+    return path
+
+
 def check_writable(path: str | os.PathLike, error: type[BayeslawError] = BayeslawError) -> Path:
     """Refuse, before any work, an output that cannot be written: a missing folder, a directory or a
     special file in its place, a folder that is read-only or not writable (a probe file is created

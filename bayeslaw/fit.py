@@ -20,7 +20,7 @@ from bayeslaw.data import Runs, load_runs
 from bayeslaw.diagnostics import Diagnostics, diagnose
 from bayeslaw.discrepancy import Discrepancy, check_kind, estimate
 from bayeslaw.errors import BayeslawError, ConvergenceWarning, FitFileError
-from bayeslaw.files import check_writable, write_bytes_atomic
+from bayeslaw.files import check_readable, check_writable, write_bytes_atomic
 from bayeslaw.fixed import Fixing, resolve_fixed
 from bayeslaw.laws import Law, get_law
 from bayeslaw.likelihoods import ALL_LIKELIHOODS, NOISE_PARAMETERS
@@ -451,11 +451,7 @@ def load(path: str | os.PathLike, law: Law | str | None = None) -> Fit:
     """Read a fit saved by :func:`save`. With ``law``, refuse a file that holds another law.
 
     Every stored attribute is checked on loading: a damaged one raises FitFileError naming it."""
-    path = Path(path)
-    if path.is_dir():
-        raise FitFileError(f"{path}: is a directory, not a fit file")
-    if not path.exists():
-        raise FitFileError(f"{path}: no such file")
+    path = check_readable(path, "a fit file", FitFileError)
     import arviz as az
 
     try:

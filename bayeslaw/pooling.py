@@ -52,6 +52,7 @@ import xarray as xr
 
 from bayeslaw.data import Runs, _rows, load_runs, read_table
 from bayeslaw.errors import BayeslawError, ConvergenceWarning, DataError, FitFileError
+from bayeslaw.files import check_readable
 from bayeslaw.laws import Law, get_law, pivots_of
 from bayeslaw.laws.base import EXPONENT
 from bayeslaw.laws.coords import from_free, to_free
@@ -561,9 +562,7 @@ def load_pooled(path: str | os.PathLike, law: Law | str | None = None) -> Pooled
 
     from bayeslaw.diagnostics import Diagnostics
 
-    path = Path(path)
-    if not path.is_file():
-        raise FitFileError(f"{path}: no such file")
+    path = check_readable(path, "a pooled fit file", FitFileError)
     try:
         idata = az.from_netcdf(path)
         attrs = dict(idata.posterior.attrs)

@@ -22,6 +22,7 @@ import xarray as xr
 from bayeslaw._draws import SAMPLE_DIMS, unflat
 from bayeslaw.catalogue.draws import draw_constants
 from bayeslaw.catalogue.schema import CatalogueError, TestVector, Uncertainty, validate
+from bayeslaw.files import check_readable
 from bayeslaw.laws import Law
 from bayeslaw.posterior import LawPosterior
 from bayeslaw.priors import Prior
@@ -90,11 +91,9 @@ def load_entry(name: str | Path) -> Entry:
         path = catalogue_dir() / f"{name}.toml"
         if not path.is_file():
             raise CatalogueError(f"unknown model '{name}'; catalogue entries: {', '.join(list_entries())}")
-    elif path.is_dir():
-        raise CatalogueError(f"{path}: is a directory, not a catalogue entry file")
-    elif not path.is_file():
-        raise CatalogueError(f"{path}: no such entry file")
-    elif path.stat().st_size > MAX_ENTRY_BYTES:
+    else:
+        check_readable(path, "a catalogue entry file", CatalogueError)
+    if path.stat().st_size > MAX_ENTRY_BYTES:
         raise CatalogueError(f"{path.name}: {path.stat().st_size} bytes is too large for a catalogue entry "
                              f"(at most {MAX_ENTRY_BYTES})")
     try:
