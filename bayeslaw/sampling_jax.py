@@ -38,7 +38,8 @@ MAX_TREE_DEPTH = 10  # as PyMC's and Stan's
 # metric against posterior sds from 5e-4 to 0.2): on the 240 Chinchilla runs 30 steps instead of Stan's 75 cut
 # 500 tuning steps from 36,000 to 13,000 leapfrog steps (lockstep over 4 chains), 1.8 s to 0.6 s.
 INITIAL_WINDOW = 30
-TRACES: Counter = Counter()  # programs traced (lowered to XLA) in this process, by law key: what the tests count
+TRACES: Counter = Counter()  # programs traced in this process, by the fit's key (tests count them)
+COMPILES: Counter = Counter()  # programs compiled (or found in the persistent cache) in this process, by key
 
 
 def cache_dir() -> Path:
@@ -234,6 +235,7 @@ def sample_jax(model: pm.Model, *, key: Any, chains: int, draws: int, tune: int,
     if compiled is None:
         exported = exported_program(graph, key, signature, args, chains, tune, draws)
         compiled = jax.jit(exported.call).lower(*args).compile()
+        COMPILES[key] += 1
         if key is not None:
             _PROGRAMS[program_key] = compiled
     compile_seconds = time.perf_counter() - t0
