@@ -118,7 +118,7 @@ def program_digest(graph: FlatGraph, key: Any, signature: tuple, chains: int, tu
     import pytensor
     from pytensor.printing import debugprint
 
-    printed = debugprint([graph.logp, *graph.constrained], file="str", print_type=True, id_type="auto")
+    printed = debugprint([graph.logp, *graph.constrained], file="str", print_type=True, id_type="CHAR")
     parts = [printed, repr(key), repr(signature), repr((chains, tune, draws)), Path(__file__).read_text(),
              jax.__version__, jaxlib.__version__, blackjax.__version__, pm.__version__, pytensor.__version__]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
