@@ -32,7 +32,7 @@ from bayeslaw.errors import BayeslawError
 from bayeslaw.files import write_bytes_atomic
 from bayeslaw.sampling import FlatGraph, data_values, flat_graph, value_shapes
 
-CACHE_ENV = "BAYESLAW_JAX_CACHE"  # a folder for JAX's persistent compilation cache
+CACHE_ENV = "BAYESLAW_JAX_CACHE"  # the folder of the exported programs and JAX's persistent compilation cache
 MAX_TREE_DEPTH = 10  # as PyMC's and Stan's
 # The first tuning steps, before the first mass matrix estimate, take deep trees (the unit or gradient-scaled
 # metric against posterior sds from 5e-4 to 0.2): on the 240 Chinchilla runs 30 steps instead of Stan's 75 cut
@@ -43,7 +43,7 @@ COMPILES: Counter = Counter()  # programs compiled (or found in the persistent c
 
 
 def cache_dir() -> Path:
-    """The persistent compilation cache: ``$BAYESLAW_JAX_CACHE``, else ``$XDG_CACHE_HOME/bayeslaw/jax``
+    """Where programs and compilations are kept: ``$BAYESLAW_JAX_CACHE``, else ``$XDG_CACHE_HOME/bayeslaw/jax``
     (``~/.cache/bayeslaw/jax``)."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
@@ -213,7 +213,8 @@ def exported_program(graph: FlatGraph, key: Any, signature: tuple, args: tuple, 
 
 def sample_jax(model: pm.Model, *, key: Any, chains: int, draws: int, tune: int, seed: int, target_accept: float,
                progress: bool) -> tuple[xr.Dataset, xr.Dataset, dict[str, float]]:
-    """Sample with blackjax's NUTS in JAX, chains vectorised (module docstring). Returns posterior, stats,
+    """Sample with blackjax's NUTS in JAX, chains vectorised (module docstring); ``progress`` is not shown (the
+    program runs as one call). Returns posterior, stats,
     timings (``compile_seconds``: importing JAX, then building, tracing and compiling the program, or finding it
     in memory or on disk)."""
     from pymc.initial_point import make_initial_point_fn
