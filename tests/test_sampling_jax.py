@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from importlib.util import find_spec
 from pathlib import Path
 
 import arviz as az
@@ -19,8 +20,8 @@ from bayeslaw.errors import BayeslawError
 from bayeslaw.laws import get_law
 from bayeslaw.synthetic import ladder
 
-pytest.importorskip("jax")
-pytest.importorskip("blackjax")
+needs_jax = pytest.mark.skipif(any(find_spec(name) is None for name in ("jax", "blackjax", "flatbuffers")),
+                               reason="needs pip install bayeslaw[jax]")
 
 SETTINGS = {"chains": 4, "draws": 500, "tune": 500, "retry": False, "discrepancy": None}
 
@@ -31,6 +32,7 @@ def chinchilla_fit():
     return bl.fit("chinchilla", ladder("chinchilla", sizes=6, seed=0), sampler="jax", seed=5, **SETTINGS)
 
 
+@needs_jax
 def test_jax_fit_recovers_the_constants_and_converges(chinchilla_fit):
     law = get_law("chinchilla")
     truth = next(iter(law.presets.values())).values
@@ -45,12 +47,14 @@ def test_jax_fit_recovers_the_constants_and_converges(chinchilla_fit):
     assert stats["diverging"].dtype == bool and stats.sizes == {"chain": 4, "draw": 500}
 
 
+@needs_jax
 def test_jax_fit_saves_and_loads(chinchilla_fit, tmp_path):
     loaded = bl.load(chinchilla_fit.save(tmp_path / "fit.nc"))
     assert loaded.info["sampler"] == "jax"
     np.testing.assert_array_equal(loaded.posterior["alpha"].values, chinchilla_fit.posterior["alpha"].values)
 
 
+@needs_jax
 def test_the_same_seed_gives_the_same_draws_and_a_refit_does_not_recompile(chinchilla_fit):
     from bayeslaw import sampling_jax
 
@@ -68,6 +72,7 @@ def test_the_same_seed_gives_the_same_draws_and_a_refit_does_not_recompile(chinc
     assert other_runs.info["compile_seconds"] < chinchilla_fit.info["compile_seconds"]
 
 
+@needs_jax
 def test_the_jax_density_matches_the_c_backend():
     """log p to 1e-10 and its gradient to 1e-8 (relative) at points around the initial point."""
     import jax
@@ -129,6 +134,7 @@ FRESH = textwrap.dedent("""
 """)
 
 
+@needs_jax
 @pytest.mark.slow
 def test_a_fresh_process_reads_the_program_from_the_cache(tmp_path):
     """The first process traces the program and writes it (and XLA's compilation) to the cache; a second one,
