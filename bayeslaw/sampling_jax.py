@@ -70,7 +70,10 @@ def import_jax():
     jax.config.update("jax_enable_x64", True)
     if jax.config.jax_compilation_cache_dir is None or os.environ.get(CACHE_ENV):
         folder = cache_dir()
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:  # no cache: every process compiles, nothing else changes
+            return jax, blackjax
         jax.config.update("jax_compilation_cache_dir", str(folder))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     return jax, blackjax
