@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # arviz is imported where it is used: it takes 2 s, more than
     from bayeslaw.pooling import PooledFit
 
 
-SAMPLERS = ("nutpie", "pymc")  # the NUTS backends of bayeslaw.sampling
+SAMPLERS = ("nutpie", "pymc", "jax")  # the NUTS backends of bayeslaw.sampling and bayeslaw.sampling_jax
 
 
 @dataclass
@@ -150,7 +150,8 @@ def fit(
     run and a term for the learning-rate ``schedule`` ("cosine", "linear" or "none") not yet decayed, at most
     ``max_checkpoints`` per run (default 50, spread evenly in log D; None keeps all);
     ``fit.runs`` are then the runs' final checkpoints, what predictions and decisions are for.
-    ``sampler``: "nutpie" (default; low-rank mass matrix adaptation) or "pymc" (``pm.sample``).
+    ``sampler``: "nutpie" (default; low-rank mass matrix adaptation), "pymc" (``pm.sample``) or "jax" (blackjax's
+    NUTS in JAX, float64, chains vectorised: ``bayeslaw.sampling_jax``; needs ``pip install bayeslaw[jax]``).
     ``target_accept`` defaults to the law's own (0.9 for most laws). ``draws`` per chain are kept; a law
     whose ridges mix slowly on small ladders samples ``law.thin`` times longer and keeps every thin-th draw.
     ``seed``: None draws one; the seed used is recorded (``fit.info["seed"]``) and reproduces the draws.
@@ -167,6 +168,7 @@ def fit(
     ``prior_from`` may also be the path of a saved pooled fit: its population priors for the pooled parameters.
     """
     from bayeslaw.sampling import sample_nutpie, sample_pymc
+    from bayeslaw.sampling_jax import require_jax, sample_jax
 
     if group is not None:  # partial pooling across families: its own module (nutpie only; no fixed values)
         from bayeslaw.pooling import fit_pooled
@@ -199,6 +201,8 @@ def fit(
     resolved = {name: prior for name, prior in resolved.items() if name not in fixing.ties}  # not free: no prior
     if sampler not in SAMPLERS:
         raise BayeslawError(f"unknown sampler '{sampler}'; allowed: {', '.join(SAMPLERS)}")
+    if sampler == "jax":
+        require_jax()  # before any work: without JAX, an error naming the extra
     for name, value in {"chains": chains, "draws": draws, "tune": tune}.items():
         if int(value) < (1 if name != "tune" else 0):
             raise BayeslawError(f"{name} must be a positive whole number, got {value}")
@@ -216,6 +220,8 @@ def fit(
                         seed=seed + number, target_accept=attempt["target_accept"], progress=progress)
         if sampler == "nutpie":
             posterior, stats, timings = sample_nutpie(model, key=key, **settings)
+        elif sampler == "jax":
+            posterior, stats, timings = sample_jax(model, key=key, **settings)
         else:
             posterior, stats, timings = sample_pymc(model, **settings)
         posterior = parameters_from_draws(law, resolved, posterior, data_pivots(runs), fixing)

@@ -45,18 +45,32 @@ class CompiledDensity:
 _CACHE: dict[Any, CompiledDensity] = {}
 
 
-def compile_density(model: pm.Model, key: Any = None) -> CompiledDensity:
-    """Compile (or reuse) log p, its gradient and the map back to constrained values.
+@dataclass(frozen=True)
+class FlatGraph:
+    """The model's log p, its gradient and the constrained values as PyTensor graphs of one flat vector of
+    unconstrained values (``flat``) and the data containers (``data``, in place of the shared variables)."""
 
-    Reused under ``key`` and the shapes of the free variables: a model with a latent per run (learning
-    curves' run scales) has as many values as the table has runs."""
-    value_vars = [model.rvs_to_values[rv] for rv in model.free_RVs]
+    flat: Any
+    data: list
+    logp: Any
+    grad: Any
+    constrained: list
+    data_names: tuple[str, ...]
+    value_names: tuple[str, ...]
+    free_names: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+
+
+def value_shapes(model: pm.Model) -> tuple[tuple[int, ...], ...]:
+    """Shapes of the model's unconstrained values, in the order of its free variables."""
     point = model.initial_point()
-    shapes = tuple(tuple(np.shape(point[v.name])) for v in value_vars)
-    if key is not None:
-        key = (key, shapes)
-        if key in _CACHE:
-            return _CACHE[key]
+    return tuple(tuple(np.shape(point[model.rvs_to_values[rv].name])) for rv in model.free_RVs)
+
+
+def flat_graph(model: pm.Model) -> FlatGraph:
+    """log p, its gradient and the constrained values on one flat vector, data as inputs (:class:`FlatGraph`)."""
+    value_vars = [model.rvs_to_values[rv] for rv in model.free_RVs]
+    shapes = value_shapes(model)
     flat = pt.dvector("flat")
     replace, start = {}, 0
     for var, shape in zip(value_vars, shapes, strict=True):
@@ -74,24 +88,38 @@ def compile_density(model: pm.Model, key: Any = None) -> CompiledDensity:
     data_inputs = [v.type(name=v.name) for v in shared]
     replace |= dict(zip(shared, data_inputs, strict=True))
     logp, grad, *constrained = pytensor.clone_replace(outputs, replace)
-    fn = pytensor.function([flat, *data_inputs], [logp, grad], trust_input=True, on_unused_input="ignore")
-    constrain = pytensor.function([flat, *data_inputs], constrained, trust_input=True,
-                                  on_unused_input="ignore")
+    return FlatGraph(flat, data_inputs, logp, grad, constrained, tuple(v.name for v in shared),
+                     tuple(v.name for v in value_vars), tuple(rv.name for rv in model.free_RVs), shapes)
+
+
+def compile_density(model: pm.Model, key: Any = None) -> CompiledDensity:
+    """Compile (or reuse) log p, its gradient and the map back to constrained values.
+
+    Reused under ``key`` and the shapes of the free variables: a model with a latent per run (learning
+    curves' run scales) has as many values as the table has runs."""
+    if key is not None:
+        key = (key, value_shapes(model))
+        if key in _CACHE:
+            return _CACHE[key]
+    graph = flat_graph(model)
+    inputs = [graph.flat, *graph.data]
+    fn = pytensor.function(inputs, [graph.logp, graph.grad], trust_input=True, on_unused_input="ignore")
+    constrain = pytensor.function(inputs, graph.constrained, trust_input=True, on_unused_input="ignore")
     compiled = CompiledDensity(
         logp_dlogp=fn,
         constrain=constrain,
-        data_names=tuple(v.name for v in shared),
-        value_names=tuple(v.name for v in value_vars),
-        value_shapes=shapes,
-        free_names=tuple(rv.name for rv in model.free_RVs),
-        free_shapes=shapes,
+        data_names=graph.data_names,
+        value_names=graph.value_names,
+        value_shapes=graph.shapes,
+        free_names=graph.free_names,
+        free_shapes=graph.shapes,
     )
     if key is not None:
         _CACHE[key] = compiled
     return compiled
 
 
-def _data_values(model: pm.Model, names: tuple[str, ...]) -> list[np.ndarray]:
+def data_values(model: pm.Model, names: tuple[str, ...]) -> list[np.ndarray]:
     """Current values of the model's data containers and dimension lengths, by name."""
     shared = {**model.dim_lengths, **model.named_vars}
     return [shared[name].get_value() for name in names]
@@ -106,7 +134,7 @@ def sample_nutpie(model: pm.Model, *, key: Any, chains: int, draws: int, tune: i
 
     t0 = time.perf_counter()
     density = compile_density(model, key)
-    data = _data_values(model, density.data_names)
+    data = data_values(model, density.data_names)
     fn, constrain = density.logp_dlogp, density.constrain
     initial = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), return_transformed=True)
     compile_seconds = time.perf_counter() - t0

@@ -5,6 +5,8 @@ table of that many runs, default discrepancy, one attempt: ``--no-retry``), whos
 read with ``os.wait4``; the times include the process's start (about 2 s of imports).
 The slope is the least-squares slope of log time against log runs over the sizes from 1e4 up, where the
 gradient's cost grows with the runs rather than with the per-call overhead: 1 is linear cost.
+``--samplers nutpie,jax`` fits every size with each sampler in turn (``fit --sampler``), in the same run, and gives
+each one's time as a ratio to the first sampler's.
 Run: ``python benchmarks/bench_scale.py`` (1e3 to 1e5 runs, 4 chains x 1000 draws: about 15 minutes on 2 idle
 cores); ``--sizes 1e3,1e4,1e5,1e6 --draws 200 --tune 200`` for the largest table in bounded time.
 """
@@ -38,13 +40,15 @@ def table(n_runs: int, path: Path) -> None:
     pd.DataFrame({"N": n, "D": d, "loss": loss}).to_csv(path, index=False)
 
 
-def measure(n_runs: int, folder: Path, args: argparse.Namespace) -> tuple[float, float, int]:
+def measure(n_runs: int, sampler: str, folder: Path, args: argparse.Namespace) -> tuple[float, float, int]:
     """Wall seconds, peak GiB and exit code of one fit in a fresh process."""
     path = folder / f"runs_{n_runs}.csv"
-    table(n_runs, path)
+    if not path.is_file():
+        table(n_runs, path)
     exe = shutil.which("bayeslaw") or sys.exit("the bayeslaw command is not installed")
     command = [exe, "fit", str(path), "--chains", str(args.chains), "--draws", str(args.draws), "--tune",
-               str(args.tune), "--seed", "0", "--no-retry", "--out", str(folder / f"fit_{n_runs}.nc")]
+               str(args.tune), "--seed", "0", "--no-retry", "--sampler", sampler, "--no-progress",
+               "--out", str(folder / f"fit_{n_runs}.nc")]
     start = time.perf_counter()
     with open(folder / "log", "w") as log:
         child = subprocess.Popen(command, stdout=log, stderr=log)
@@ -58,24 +62,33 @@ def main() -> int:
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=500)
+    parser.add_argument("--samplers", default="nutpie", help="samplers, comma-separated; ratios are to the first")
     args = parser.parse_args()
     sizes = [int(float(s)) for s in args.sizes.split(",")]
+    samplers = args.samplers.split(",")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n_runs in sizes:
-            seconds, peak, code = measure(n_runs, Path(tmp), args)
-            rows.append((n_runs, seconds, peak, code))
-            print(f"{n_runs:>9,} runs: {seconds:8.1f} s, peak {peak:5.2f} GiB, exit {code}", flush=True)
+            for sampler in samplers:  # in turn at each size, so that a change in the machine's load falls on all
+                seconds, peak, code = measure(n_runs, sampler, Path(tmp), args)
+                rows.append((sampler, n_runs, seconds, peak, code))
+                print(f"{sampler:>8} {n_runs:>9,} runs: {seconds:8.1f} s, peak {peak:5.2f} GiB, exit {code}",
+                      flush=True)
     print(f"\n{args.chains} chains x {args.draws} draws after {args.tune} tuning steps, one attempt, default "
           "discrepancy")
-    print(f"{'runs':>10}{'seconds':>10}{'peak GiB':>10}{'ms per 1k runs':>16}{'vs smallest':>13}")
-    base = rows[0][1]
-    for n_runs, seconds, peak, _ in rows:
-        print(f"{n_runs:>10,}{seconds:>10.1f}{peak:>10.2f}{1e6 * seconds / n_runs:>16.1f}{seconds / base:>12.1f}x")
-    big = [(n, s) for n, s, _, _ in rows if n >= 10_000]
-    if len(big) >= 2:
-        slope = np.polyfit(np.log([n for n, _ in big]), np.log([s for _, s in big]), 1)[0]
-        print(f"log-log slope of time against runs from 1e4 up: {slope:.2f} (1: linear)")
+    print(f"{'sampler':>8}{'runs':>10}{'seconds':>10}{'peak GiB':>10}{'ms per 1k runs':>16}{'vs smallest':>13}"
+          f"{'vs ' + samplers[0]:>12}")
+    first = {n: s for sampler, n, s, _, _ in rows if sampler == samplers[0]}
+    for sampler in samplers:
+        mine = [row for row in rows if row[0] == sampler]
+        base = mine[0][2]
+        for _, n_runs, seconds, peak, _ in mine:
+            print(f"{sampler:>8}{n_runs:>10,}{seconds:>10.1f}{peak:>10.2f}{1e6 * seconds / n_runs:>16.1f}"
+                  f"{seconds / base:>12.1f}x{seconds / first[n_runs]:>11.2f}x")
+        big = [(n, s) for _, n, s, _, _ in mine if n >= 10_000]
+        if len(big) >= 2:
+            slope = np.polyfit(np.log([n for n, _ in big]), np.log([s for _, s in big]), 1)[0]
+            print(f"{sampler}: log-log slope of time against runs from 1e4 up: {slope:.2f} (1: linear)")
     return 0 if all(code in (0, 3) for *_, code in rows) else 1  # 3: completed but not converged
 
 

@@ -70,7 +70,8 @@ def fit_command(
                                                 "share of their run (default 0.1)")] = 0.1,
     max_checkpoints: Annotated[int, typer.Option(metavar="K", help="learning curves: checkpoints kept per run, "
                                                  "spread evenly in log tokens (default 50; 0 keeps all)")] = 50,
-    sampler: Annotated[str, typer.Option(metavar="NAME", help="nutpie or pymc")] = "nutpie",
+    sampler: Annotated[str, typer.Option(metavar="NAME", help="nutpie (default), pymc or jax (needs "
+                                         "pip install bayeslaw[jax])")] = "nutpie",
     chains: ChainsOption = 4,
     draws: DrawsOption = 1000,
     tune: TuneOption = 500,
