@@ -258,7 +258,7 @@ def observe_curves(likelihood: str, mu: Any, noise: Mapping[str, Any], observed:
         sigma = noise["sigma"]
         total = pt.sum(-0.5 * np.log(2 * np.pi) - pt.log(sigma) - 0.5 * (residual / sigma) ** 2)
         return pm.Potential("curve_log_density", total)
-    run = pm.Data("curve_run", curves.run.astype("int64"), dims="checkpoint")
+    run = pm.Data("curve_run_index", curves.run.astype("int64"), dims="checkpoint")
     first = pm.Data("curve_first", curves.first.astype(float), dims="checkpoint")
     log_step = pm.Data("curve_log_step", curves.log_step, dims="checkpoint")
     zeros = pm.Data("curve_zeros", np.zeros(curves.n_runs))  # one slot per run for the sums

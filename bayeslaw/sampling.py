@@ -85,6 +85,10 @@ def flat_graph(model: pm.Model) -> FlatGraph:
         constrained.append(value if transform is None else transform.backward(value, *rv.owner.inputs))
     outputs = [logp, grad, *constrained]
     shared = [v for v in graph_inputs(outputs) if isinstance(v, SharedVariable)]
+    names = [v.name for v in shared]
+    clashes = sorted({name for name in names if names.count(name) > 1})
+    if clashes:  # data_values finds each input by name: a data container named like a dimension gets its value
+        raise ValueError(f"the model's data containers and dimensions share the names {', '.join(clashes)}")
     data_inputs = [v.type(name=v.name) for v in shared]
     replace |= dict(zip(shared, data_inputs, strict=True))
     logp, grad, *constrained = pytensor.clone_replace(outputs, replace)

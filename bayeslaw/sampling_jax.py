@@ -192,6 +192,26 @@ def graph_for(model: pm.Model, key: Any) -> FlatGraph:
     return _GRAPHS[cache_key]
 
 
+def with_static_shapes(graph: FlatGraph, values: tuple[np.ndarray, ...]
+                       ) -> tuple[FlatGraph, tuple[np.ndarray, ...], tuple[int, ...]]:
+    """The graph with the data's shapes fixed and its dimension lengths (0-d integer data, e.g. the number of runs
+    of a learning-curve table) as constants: XLA needs every shape concrete, and shapes PyTensor computes from a
+    traced length or from the data at run time are not (learning curves' run-scale latent). Returns the graph,
+    the remaining data and the lengths, which identify the program with the data's shapes."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    static = [i for i, v in enumerate(values) if v.ndim == 0 and np.issubdtype(v.dtype, np.integer)]
+    replace = {graph.data[i]: pt.constant(values[i], dtype=graph.data[i].dtype) for i in static}
+    kept = [i for i in range(len(values)) if i not in static]
+    data = [pt.tensor(dtype=graph.data[i].dtype, shape=values[i].shape, name=graph.data[i].name) for i in kept]
+    replace |= {graph.data[i]: var for i, var in zip(kept, data, strict=True)}
+    logp, *constrained = pytensor.clone_replace([graph.logp, *graph.constrained], replace)
+    graph = FlatGraph(graph.flat, data, logp, None, constrained, tuple(graph.data_names[i] for i in kept),
+                      graph.value_names, graph.free_names, graph.shapes)
+    return graph, tuple(values[i] for i in kept), tuple(int(values[i]) for i in static)
+
+
 def exported_program(graph: FlatGraph, key: Any, signature: tuple, args: tuple, chains: int, tune: int,
                      draws: int):
     """The sampling program as a ``jax.export.Exported``: read from ``cache_dir()/programs`` when there, else
@@ -227,13 +247,14 @@ def sample_jax(model: pm.Model, *, key: Any, chains: int, draws: int, tune: int,
     graph = graph_for(model, key)
     shapes = dict(zip(graph.value_names, graph.shapes, strict=True))
     data = tuple(np.asarray(v) for v in data_values(model, graph.data_names))
+    graph, data, lengths = with_static_shapes(graph, data)
     initial = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), return_transformed=True)
     chain_seeds = np.random.SeedSequence(seed).generate_state(chains)
     positions = np.stack([np.concatenate([np.ravel(point[name]) for name in shapes])
                           for point in (initial(int(s)) for s in chain_seeds)]).astype("float64")
     key_data = np.asarray(jax.random.key_data(jax.random.split(jax.random.key(seed), chains)))
     args = (key_data, positions, np.float64(target_accept), data)
-    signature = tuple((v.shape, v.dtype.str) for v in data)
+    signature = (tuple((v.shape, v.dtype.str) for v in data), lengths)
     program_key = (key, graph.shapes, signature, chains, tune, draws)
     compiled = _PROGRAMS.get(program_key) if key is not None else None
     if compiled is None:

@@ -147,6 +147,30 @@ def test_model_density_is_the_numpy_density():
     assert got == pytest.approx(want, rel=1e-9)
 
 
+def test_every_data_input_of_the_compiled_density_gets_its_own_value():
+    """The backends find each data input by name: the run index once shared its name with the run dimension, so
+    the dimension's length was given the index array (harmless in the C backend, fatal in JAX). Now the curve
+    model's inputs are distinct, the length is the number of runs, and a clash is refused."""
+    import pymc as pm
+
+    from bayeslaw.fixed import Fixing
+    from bayeslaw.model import build_model, model_priors
+    from bayeslaw.sampling import data_values, flat_graph
+
+    runs = load_runs(_table(), "chinchilla")
+    curves = build_curves(runs, runs.run_ids)
+    model = build_model(curves.finals, model_priors(runs.law, "curve"), "curve", fixing=Fixing(), curves=curves)
+    graph = flat_graph(model)
+    values = dict(zip(graph.data_names, data_values(model, graph.data_names), strict=True))
+    assert len(values) == len(graph.data_names) and int(values["curve_run"]) == curves.n_runs == 3
+    with pm.Model(coords={"run": [0, 1], "row": [0, 1, 2]}) as clashing:
+        index = pm.Data("run", np.array([0, 1, 1]), dims="row")  # a data container named like a dimension
+        w = pm.Normal("w", dims="run")
+        pm.Normal("z", mu=w[index], observed=np.zeros(3), dims="row")
+    with pytest.raises(ValueError, match="share the names run"):
+        flat_graph(clashing)
+
+
 def test_new_run_noise_integrates_the_run_scale():
     """The density of a new run's final checkpoint is the scale mixture; draws follow it."""
     from bayeslaw.likelihoods import get_likelihood

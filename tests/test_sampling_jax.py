@@ -75,29 +75,41 @@ def test_the_same_seed_gives_the_same_draws_and_a_refit_does_not_recompile(chinc
 
 
 @needs_jax
-def test_the_jax_density_matches_the_c_backend():
-    """log p to 1e-10 and its gradient to 1e-8 (relative) at points around the initial point."""
+@pytest.mark.parametrize("table", ["runs", "curves"])
+def test_the_jax_density_matches_the_c_backend(table):
+    """log p to 1e-10 and its gradient to 1e-8 (relative) at points around the initial point, for a run table and
+    for learning curves (whose run-scale latent has a shape set by a dimension length: static in JAX)."""
     import jax
 
+    from bayeslaw.curves import build_curves
     from bayeslaw.model import build_model, data_pivots, model_priors
     from bayeslaw.sampling import compile_density, data_values, flat_graph
-    from bayeslaw.sampling_jax import import_jax, jax_density
+    from bayeslaw.sampling_jax import import_jax, jax_density, with_static_shapes
+    from bayeslaw.synthetic import learning_curves
 
     import_jax()
-    runs = bl.load_runs(ladder("chinchilla", sizes=4, seed=2), "chinchilla")
-    model = build_model(runs, model_priors(runs.law, "student_t", {}), "student_t")
-    assert data_pivots(runs)  # the pivots are data of the model, as the density's inputs
+    if table == "runs":
+        runs = bl.load_runs(ladder("chinchilla", sizes=4, seed=2), "chinchilla")
+        model = build_model(runs, model_priors(runs.law, "student_t", {}), "student_t")
+        assert data_pivots(runs)  # the pivots are data of the model, as the density's inputs
+    else:
+        rows = bl.load_runs(learning_curves("chinchilla", sizes=3, checkpoints=12, seed=2), "chinchilla")
+        curves = build_curves(rows, rows.run_ids)
+        model = build_model(curves.finals, model_priors(rows.law, "curve", {}), "curve", curves=curves)
     c_density = compile_density(model)
-    j_density = jax_density(flat_graph(model))
+    graph = flat_graph(model)
+    graph, j_data, lengths = with_static_shapes(graph, tuple(np.asarray(v) for v in data_values(model,
+                                                                                                graph.data_names)))
+    assert (len(runs) if table == "runs" else curves.n_runs) in lengths  # the dimension's length, a constant now
+    j_density = jax_density(graph)
     c_data = data_values(model, c_density.data_names)
-    j_data = [np.asarray(v) for v in data_values(model, j_density.data_names)]
     value_and_grad = jax.jit(jax.value_and_grad(lambda x, data: j_density.logp(x, *data)))
     rng = np.random.default_rng(0)
     start = np.concatenate([np.ravel(model.initial_point()[name]) for name in c_density.value_names])
     for _ in range(4):
         x = start + 0.3 * rng.standard_normal(start.size)
         c_logp, c_grad = c_density.logp_dlogp(x, *c_data)
-        j_logp, j_grad = value_and_grad(x, j_data)
+        j_logp, j_grad = value_and_grad(x, list(j_data))
         np.testing.assert_allclose(float(j_logp), float(c_logp), rtol=1e-10, atol=1e-10)
         # the gradient in nu goes through digamma, which PyTensor's C code approximates to about 1e-10
         # (scipy.special.digamma(0.7) - pt.psi(0.7) = 1.2e-10; JAX's agrees with scipy to 1e-15)
