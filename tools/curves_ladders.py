@@ -9,6 +9,10 @@ curves (``run`` column) and to their final checkpoints only, and both are scored
 median relative error, 50% and 90% coverage, lpd per held-out run, seconds.
 
     python tools/curves_ladders.py [--law chinchilla] [--sizes 3,4,6] [--seeds 0,1,2,3] [--out FILE.csv]
+                                   [--fits curves,finals,independent] [--discrepancy none]
+
+``independent`` fits the curves with every checkpoint an independent run (``likelihood="curve_independent"``);
+``--discrepancy none`` scores the law alone.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from bayeslaw.synthetic import learning_curves
 MULTIPLES = (0.5, 1.0, 2.0, 4.0)
 
 
-def one_ladder(law: str, sizes: int, seed: int) -> list[dict]:
+def one_ladder(law: str, sizes: int, seed: int, fits: tuple[str, ...] = ("curves", "finals"),
+               discrepancy: str | None = "gp") -> list[dict]:
     curves = learning_curves(law, sizes=sizes, multiples=MULTIPLES, seed=seed)
     largest = curves["N"].max()
     finals = curves.loc[curves.groupby("run")["D"].idxmax()].drop(columns="run").reset_index(drop=True)
@@ -38,11 +43,14 @@ def one_ladder(law: str, sizes: int, seed: int) -> list[dict]:
     kept_curves = curves[curves["N"] < largest]
     kept_finals = finals[finals["N"] < largest].reset_index(drop=True)
     rows = []
-    for name, data in (("curves", kept_curves), ("finals", kept_finals)):
+    tables = {"curves": (kept_curves, None), "finals": (kept_finals, None),
+              "independent": (kept_curves, "curve_independent")}
+    for name in fits:
+        data, likelihood = tables[name]
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            result = bl.fit(law, data, seed=seed)
+            result = bl.fit(law, data, seed=seed, likelihood=likelihood, discrepancy=discrepancy)
         seconds = time.perf_counter() - start
         scores = score_heldout(result, heldout, seed=seed)
         rows.append({"sizes": sizes, "seed": seed, "fit": name, "rows": len(data),
@@ -61,11 +69,15 @@ def main() -> int:
     parser.add_argument("--sizes", default="3,4,6")
     parser.add_argument("--seeds", default="0,1,2,3")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--fits", default="curves,finals")
+    parser.add_argument("--discrepancy", default="gp")
     args = parser.parse_args()
+    fits = tuple(args.fits.split(","))
+    discrepancy = None if args.discrepancy == "none" else args.discrepancy
     rows = []
     for sizes in (int(s) for s in args.sizes.split(",")):
         for seed in (int(s) for s in args.seeds.split(",")):
-            rows += one_ladder(args.law, sizes, seed)
+            rows += one_ladder(args.law, sizes, seed, fits, discrepancy)
     table = pd.DataFrame(rows)
     if args.out:
         table.to_csv(args.out, index=False)
