@@ -25,8 +25,11 @@ from pathlib import Path
 import numpy as np
 
 
-def table(n_runs: int, path: Path) -> None:
-    """``n_runs`` runs of the Chinchilla law (Besiroglu constants) with 1% noise, N 1e7-1e10, 1-100 tokens/param."""
+def runs_table(n_runs: int):
+    """``n_runs`` runs of the Chinchilla law (Besiroglu constants) with 1% noise, N 1e7-1e10, 1-100 tokens/param
+    (also the GPU check's table, benchmarks/gpu_check.py)."""
+    import pandas as pd
+
     from bayeslaw.laws import get_law
 
     law = get_law("chinchilla")
@@ -35,9 +38,12 @@ def table(n_runs: int, path: Path) -> None:
     d = n * 10 ** rng.uniform(0, 2, n_runs)
     noise = np.exp(0.01 * rng.standard_normal(n_runs))
     loss = law.evaluate(law.presets["besiroglu2024"].values, {"N": n, "D": d}) * noise
-    import pandas as pd
+    return pd.DataFrame({"N": n, "D": d, "loss": loss})
 
-    pd.DataFrame({"N": n, "D": d, "loss": loss}).to_csv(path, index=False)
+
+def table(n_runs: int, path: Path) -> None:
+    """:func:`runs_table` written to ``path``."""
+    runs_table(n_runs).to_csv(path, index=False)
 
 
 def measure(n_runs: int, sampler: str, folder: Path, args: argparse.Namespace) -> tuple[float, float, int]:

@@ -16,8 +16,6 @@ import sys
 import time
 import warnings
 
-import numpy as np
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -36,19 +34,13 @@ def main() -> int:
         print("no GPU found by JAX (install jax[cuda12]); --allow-cpu runs the check on the CPU anyway")
         return 2
 
-    import pandas as pd
+    from bench_scale import runs_table  # this folder is on the path when the script runs
 
     import bayeslaw as bl
     from bayeslaw.laws import get_law
 
-    n_runs = int(args.runs)
-    law = get_law("chinchilla")
-    rng = np.random.default_rng(0)
-    n = 10 ** rng.uniform(7, 10, n_runs)
-    d = n * 10 ** rng.uniform(0, 2, n_runs)
-    noise = np.exp(0.01 * rng.standard_normal(n_runs))
-    loss = law.evaluate(law.presets["besiroglu2024"].values, {"N": n, "D": d}) * noise
-    frame = pd.DataFrame({"N": n, "D": d, "loss": loss})
+    n_runs, law = int(args.runs), get_law("chinchilla")
+    frame = runs_table(n_runs)
     warnings.simplefilter("ignore")
     start = time.perf_counter()
     result = bl.fit("chinchilla", frame, sampler="jax", seed=0, chains=args.chains, draws=args.draws, tune=args.tune,
