@@ -467,6 +467,12 @@ def load(path: str | os.PathLike, law: Law | str | None = None) -> Fit:
         const = idata.constant_data
     except (OSError, ValueError, KeyError, AttributeError, TypeError) as err:
         raise FitFileError(f"{path}: not a bayeslaw fit file ({type(err).__name__}: {err})") from None
+    from bayeslaw.pooling import FORMAT as POOLED
+
+    if attrs.get("format") == POOLED:
+        raise FitFileError(f"{path} holds a pooled fit of several families: read it with "
+                           "bayeslaw.pooling.load_pooled, or save one family's view (PooledFit.family(name).save) "
+                           "to use it as a fit")
     read = _AttributeReader(path, attrs)
     stored_name = read("law", lambda v: get_law(v).name if isinstance(v, str) else _bad("a law name"))
     if law is not None and get_law(law).name != stored_name:

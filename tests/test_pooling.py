@@ -150,6 +150,8 @@ def test_saved_and_loaded_unchanged(pooled, tmp_path):
     np.testing.assert_array_equal(back.family("a").posterior["A"].values, pooled.family("a").posterior["A"].values)
     with pytest.raises(FitFileError, match="not 'power-C'"):
         load_pooled(path, "power-C")
+    with pytest.raises(FitFileError, match=r"holds a pooled fit of several families: read it with .*load_pooled"):
+        bl.load(path)  # it said "attribute 'discrepancy' is missing"
     view = tmp_path / "b.nc"
     pooled.family("b").save(view)
     assert bl.load(view).posterior["alpha"].equals(pooled.family("b").posterior["alpha"])
