@@ -192,24 +192,27 @@ def graph_for(model: pm.Model, key: Any) -> FlatGraph:
     return _GRAPHS[cache_key]
 
 
-def with_static_shapes(graph: FlatGraph, values: tuple[np.ndarray, ...]
-                       ) -> tuple[FlatGraph, tuple[np.ndarray, ...], tuple[int, ...]]:
-    """The graph with the data's shapes fixed and its dimension lengths (0-d integer data, e.g. the number of runs
-    of a learning-curve table) as constants: XLA needs every shape concrete, and shapes PyTensor computes from a
-    traced length or from the data at run time are not (learning curves' run-scale latent). Returns the graph,
-    the remaining data and the lengths, which identify the program with the data's shapes."""
+def dimension_lengths(values: tuple[np.ndarray, ...]) -> list[int]:
+    """Positions of the dimension lengths among the data (0-d integers, e.g. the number of runs of a learning-curve
+    table): constants of the program, so they identify it with the data's shapes."""
+    return [i for i, v in enumerate(values) if v.ndim == 0 and np.issubdtype(v.dtype, np.integer)]
+
+
+def with_static_shapes(graph: FlatGraph, values: tuple[np.ndarray, ...]) -> FlatGraph:
+    """The graph with the data's shapes fixed and its dimension lengths as constants, the other data its inputs:
+    XLA needs every shape concrete, and shapes PyTensor computes from a traced length or from the data at run time
+    are not (learning curves' run-scale latent). Built only when a program is traced."""
     import pytensor
     import pytensor.tensor as pt
 
-    static = [i for i, v in enumerate(values) if v.ndim == 0 and np.issubdtype(v.dtype, np.integer)]
+    static = dimension_lengths(values)
     replace = {graph.data[i]: pt.constant(values[i], dtype=graph.data[i].dtype) for i in static}
     kept = [i for i in range(len(values)) if i not in static]
     data = [pt.tensor(dtype=graph.data[i].dtype, shape=values[i].shape, name=graph.data[i].name) for i in kept]
     replace |= {graph.data[i]: var for i, var in zip(kept, data, strict=True)}
     logp, *constrained = pytensor.clone_replace([graph.logp, *graph.constrained], replace)
-    graph = FlatGraph(graph.flat, data, logp, None, constrained, tuple(graph.data_names[i] for i in kept),
-                      graph.value_names, graph.free_names, graph.shapes)
-    return graph, tuple(values[i] for i in kept), tuple(int(values[i]) for i in static)
+    return FlatGraph(graph.flat, data, logp, None, constrained, tuple(graph.data_names[i] for i in kept),
+                     graph.value_names, graph.free_names, graph.shapes)
 
 
 def exported_program(graph: FlatGraph, key: Any, signature: tuple, args: tuple, chains: int, tune: int,
@@ -246,8 +249,10 @@ def sample_jax(model: pm.Model, *, key: Any, chains: int, draws: int, tune: int,
     jax, _ = import_jax()
     graph = graph_for(model, key)
     shapes = dict(zip(graph.value_names, graph.shapes, strict=True))
-    data = tuple(np.asarray(v) for v in data_values(model, graph.data_names))
-    graph, data, lengths = with_static_shapes(graph, data)
+    given = tuple(np.asarray(v) for v in data_values(model, graph.data_names))
+    static = dimension_lengths(given)  # constants of the program: not its arguments, part of its key
+    lengths = tuple(int(given[i]) for i in static)
+    data = tuple(v for i, v in enumerate(given) if i not in static)
     initial = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), return_transformed=True)
     chain_seeds = np.random.SeedSequence(seed).generate_state(chains)
     positions = np.stack([np.concatenate([np.ravel(point[name]) for name in shapes])
@@ -258,7 +263,7 @@ def sample_jax(model: pm.Model, *, key: Any, chains: int, draws: int, tune: int,
     program_key = (key, graph.shapes, signature, chains, tune, draws)
     compiled = _PROGRAMS.get(program_key) if key is not None else None
     if compiled is None:
-        exported = exported_program(graph, key, signature, args, chains, tune, draws)
+        exported = exported_program(with_static_shapes(graph, given), key, signature, args, chains, tune, draws)
         compiled = jax.jit(exported.call).lower(*args).compile()
         COMPILES[key] += 1
         if key is not None:

@@ -84,7 +84,7 @@ def test_the_jax_density_matches_the_c_backend(table):
     from bayeslaw.curves import build_curves
     from bayeslaw.model import build_model, data_pivots, model_priors
     from bayeslaw.sampling import compile_density, data_values, flat_graph
-    from bayeslaw.sampling_jax import import_jax, jax_density, with_static_shapes
+    from bayeslaw.sampling_jax import dimension_lengths, import_jax, jax_density, with_static_shapes
     from bayeslaw.synthetic import learning_curves
 
     import_jax()
@@ -98,9 +98,13 @@ def test_the_jax_density_matches_the_c_backend(table):
         model = build_model(curves.finals, model_priors(rows.law, "curve", {}), "curve", curves=curves)
     c_density = compile_density(model)
     graph = flat_graph(model)
-    graph, j_data, lengths = with_static_shapes(graph, tuple(np.asarray(v) for v in data_values(model,
-                                                                                                graph.data_names)))
+    values = tuple(np.asarray(v) for v in data_values(model, graph.data_names))
+    static = dimension_lengths(values)
+    lengths = [int(values[i]) for i in static]
     assert (len(runs) if table == "runs" else curves.n_runs) in lengths  # the dimension's length, a constant now
+    graph = with_static_shapes(graph, values)
+    j_data = [v for i, v in enumerate(values) if i not in static]
+    assert graph.data_names == tuple(n for i, n in enumerate(flat_graph(model).data_names) if i not in static)
     j_density = jax_density(graph)
     c_data = data_values(model, c_density.data_names)
     value_and_grad = jax.jit(jax.value_and_grad(lambda x, data: j_density.logp(x, *data)))
