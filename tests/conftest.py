@@ -155,11 +155,12 @@ def converged_exit(code: int, stderr: str) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``long`` are moved to the front, so that the longest fits start first and do not end the run
-    alone (the rest keep their order). With ``--dist loadscope --no-loadscope-reorder`` (pyproject.toml) xdist
-    hands out work units (a module's functions, or one class: test_ladders.py has a class per law and seed) in
-    this order, each unit to one worker, so a module's fixtures are made once."""
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+    """Tests marked ``long``, then those marked ``early``, are moved to the front, so that the longest fits start
+    first and do not end the run alone (the rest keep their order). With ``--dist loadscope
+    --no-loadscope-reorder`` (pyproject.toml) xdist hands out work units (a module's functions, or one class:
+    test_ladders.py has a class per law and seed) in this order, each unit to one worker, so a module's fixtures
+    are made once."""
+    items.sort(key=lambda item: (item.get_closest_marker("long") is None, item.get_closest_marker("early") is None))
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -103,6 +103,7 @@ def chinchilla_cells(chinchilla_runs):
 
 
 @pytest.mark.slow
+@pytest.mark.early  # a minute or more: started first (tests/conftest.py)
 def test_real_chinchilla_intervals_hold_out_of_sample(chinchilla_cells):
     """Must-show: in each of the 16 cells the default's held-out lpd beats the plain law's and its median error
     is at most 1.5%; its coverage lies in the calibrated range in at least 15 of the 16 cells (measured: 16; 49-60

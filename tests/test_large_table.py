@@ -55,6 +55,7 @@ def write_runs(path: Path, n: int, seed: int) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.early  # a minute or more: started first (tests/conftest.py)
 def test_a_million_runs_fit_in_bounded_memory(tmp_path):
     table = write_runs(tmp_path / "big.csv", 1_000_000, seed=0)
     out = tmp_path / "big.nc"
