@@ -43,6 +43,9 @@ if TYPE_CHECKING:  # arviz is imported where it is used: it takes 2 s, more than
 
 
 SAMPLERS = ("nutpie", "pymc", "jax")  # the NUTS backends of bayeslaw.sampling and bayeslaw.sampling_jax
+# rows from which nutpie samples in whitened coordinates (bayeslaw.sampling.laplace_whitening): a posterior of 5 to
+# 15 parameters is then close to normal, and each gradient costs a millisecond or more
+WHITEN_RUNS = 10_000
 
 
 @dataclass
@@ -135,6 +138,7 @@ def fit(
     max_checkpoints: int | None = MAX_CHECKPOINTS,
     group: str | None = None,
     pool: list[str] | tuple[str, ...] | None = None,
+    whiten: bool | None = None,
 ) -> Fit | PooledFit:
     """Sample the posterior of ``law`` given the runs in ``data`` with NUTS.
 
@@ -154,6 +158,9 @@ def fit(
     NUTS in JAX, float64, chains vectorised: ``bayeslaw.sampling_jax``; needs ``pip install bayeslaw[jax]``).
     ``target_accept`` defaults to the law's own (0.9 for most laws). ``draws`` per chain are kept; a law
     whose ridges mix slowly on small ladders samples ``law.thin`` times longer and keeps every thin-th draw.
+    ``whiten`` (nutpie): sample in coordinates whitened by the Laplace approximation at the posterior mode
+    (``bayeslaw.sampling.laplace_whitening``; the posterior is unchanged, only where NUTS starts and its scales);
+    None (default) whitens tables of ``WHITEN_RUNS`` rows or more, where the warm-up would cost most.
     ``seed``: None draws one; the seed used is recorded (``fit.info["seed"]``) and reproduces the draws.
     ``progress``: the sampler's progress bar; None (default) shows it in a Jupyter notebook only.
     ``discrepancy="gp"`` (default) adds a Gaussian process for what the law misses, estimated from the
@@ -176,9 +183,10 @@ def fit(
         if run_column is not None:
             raise BayeslawError("a pooled fit (group=...) takes one row per run: learning curves and pooling together "
                                 "are not built yet; fit each family's curves on its own")
-        if fixed or prior_from is not None or sampler != "nutpie" or discrepancy not in ("gp", None):
-            raise BayeslawError("a pooled fit (group=...) takes no fixed values or prior_from, samples with nutpie, "
-                                "and estimates each family's discrepancy when its view is taken (PooledFit.family)")
+        if fixed or prior_from is not None or sampler != "nutpie" or discrepancy not in ("gp", None) or whiten:
+            raise BayeslawError("a pooled fit (group=...) takes no fixed values, prior_from or whiten, samples with "
+                                "nutpie, and estimates each family's discrepancy when its view is taken "
+                                "(PooledFit.family)")
         return fit_pooled(law, data, group=group, pool=pool, priors=priors, likelihood=likelihood or "student_t",
                           chains=chains, draws=draws, tune=tune, seed=seed, target_accept=target_accept,
                           columns=columns, progress=bool(progress), retry=retry)
@@ -201,6 +209,8 @@ def fit(
     resolved = {name: prior for name, prior in resolved.items() if name not in fixing.ties}  # not free: no prior
     if sampler not in SAMPLERS:
         raise BayeslawError(f"unknown sampler '{sampler}'; allowed: {', '.join(SAMPLERS)}")
+    if whiten and sampler != "nutpie":
+        raise BayeslawError(f"whiten=True is for the nutpie sampler, not '{sampler}'")
     if sampler == "jax":
         require_jax()  # before any work: without JAX, an error naming the extra
     for name, value in {"chains": chains, "draws": draws, "tune": tune}.items():
@@ -215,11 +225,13 @@ def fit(
     key = (law.name, tuple((k, str(v)) for k, v in sorted(resolved.items())), likelihood, tuple(fixing.ties))
     attempt = {"tune": int(tune), "draws": int(draws), "thin": law.thin, "target_accept": target_accept}
     attempts = []
+    rows = len(runs) if curves is None else len(curves.rows)
+    whitened = rows >= WHITEN_RUNS if whiten is None else bool(whiten)
     for number in range(2 if retry else 1):
         settings = dict(chains=int(chains), draws=attempt["draws"] * attempt["thin"], tune=attempt["tune"],
                         seed=seed + number, target_accept=attempt["target_accept"], progress=progress)
         if sampler == "nutpie":
-            posterior, stats, timings = sample_nutpie(model, key=key, **settings)
+            posterior, stats, timings = sample_nutpie(model, key=key, whiten=whitened, **settings)
         elif sampler == "jax":
             posterior, stats, timings = sample_jax(model, key=key, **settings)
         else:
@@ -242,9 +254,10 @@ def fit(
             "priors_given": {k: Prior.parse(v, k).to_dict() for k, v in (priors or {}).items()}}
     if curves is not None:
         info["curves"] = curves.describe()
+    info["notes"] = whitening_notes(attempts[-1], rows)
     values = n_samples(posterior) * len(runs)
     if values > MAX_POINTWISE_VALUES:
-        info["notes"] = [f"pointwise log-likelihood not stored: {posterior.sizes['chain']} chains x "
+        info["notes"] = info["notes"] + [f"pointwise log-likelihood not stored: {posterior.sizes['chain']} chains x "
                          f"{posterior.sizes['draw']} draws x {len(runs)} runs would take {values * 8 / 1e9:.3g} GB "
                          f"(the limit is {MAX_POINTWISE_VALUES * 8 / 1e9:.3g} GB); PSIS-LOO (compare) computes it "
                          "on demand, a block of runs at a time"]
@@ -309,6 +322,18 @@ def in_notebook() -> bool:
 
     shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
     return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def whitening_notes(attempt: Mapping[str, Any], rows: int) -> list[str]:
+    """What the fit's info says about whitened sampling (``bayeslaw.sampling.laplace_whitening``), if it was asked."""
+    if "whitened" not in attempt:
+        return []
+    if not attempt["whitened"]:
+        return [f"{rows:,} rows: the posterior mode or its Laplace approximation was not found, so NUTS sampled "
+                "without whitening (a longer warm-up)"]
+    return [f"{rows:,} rows: NUTS sampled in coordinates whitened by the Laplace approximation at the posterior "
+            f"mode (found in {attempt['whitening_gradients']} gradients, {attempt['whitening_seconds']:.1f} s); the "
+            "posterior is the model's, the warm-up shorter"]
 
 
 RETRY_LENGTH = 4  # the second attempt's chains are this many times ``draws`` (thinned back to ``draws``)

@@ -6,7 +6,9 @@ read with ``os.wait4``; the times include the process's start (about 2 s of impo
 The slope is the least-squares slope of log time against log runs over the sizes from 1e4 up, where the
 gradient's cost grows with the runs rather than with the per-call overhead: 1 is linear cost.
 ``--samplers nutpie,jax`` fits every size with each sampler in turn (``fit --sampler``), in the same run, and gives
-each one's time as a ratio to the first sampler's.
+each one's time as a ratio to the first sampler's; ``nutpie:no-whiten`` is nutpie without the whitening that
+tables of 1e4 runs or more get by default (``fit --no-whiten``), so ``--samplers nutpie:no-whiten,nutpie`` measures
+what whitening buys. Exit 3 (completed, not converged) is reported as "no" in the converged column.
 Run: ``python benchmarks/bench_scale.py`` (1e3 to 1e5 runs, 4 chains x 1000 draws: about 15 minutes on 2 idle
 cores); ``--sizes 1e3,1e4,1e5,1e6 --draws 200 --tune 200`` for the largest table in bounded time.
 """
@@ -52,9 +54,10 @@ def measure(n_runs: int, sampler: str, folder: Path, args: argparse.Namespace) -
     if not path.is_file():
         table(n_runs, path)
     exe = shutil.which("bayeslaw") or sys.exit("the bayeslaw command is not installed")
+    name, _, option = sampler.partition(":")
     command = [exe, "fit", str(path), "--chains", str(args.chains), "--draws", str(args.draws), "--tune",
-               str(args.tune), "--seed", "0", "--no-retry", "--sampler", sampler, "--no-progress",
-               "--out", str(folder / f"fit_{n_runs}.nc")]
+               str(args.tune), "--seed", "0", "--no-retry", "--sampler", name, "--no-progress",
+               "--out", str(folder / f"fit_{n_runs}.nc"), *([f"--{option}"] if option else [])]
     start = time.perf_counter()
     with open(folder / "log", "w") as log:
         child = subprocess.Popen(command, stdout=log, stderr=log)
@@ -78,19 +81,19 @@ def main() -> int:
             for sampler in samplers:  # in turn at each size, so that a change in the machine's load falls on all
                 seconds, peak, code = measure(n_runs, sampler, Path(tmp), args)
                 rows.append((sampler, n_runs, seconds, peak, code))
-                print(f"{sampler:>8} {n_runs:>9,} runs: {seconds:8.1f} s, peak {peak:5.2f} GiB, exit {code}",
+                print(f"{sampler:>16} {n_runs:>9,} runs: {seconds:8.1f} s, peak {peak:5.2f} GiB, exit {code}",
                       flush=True)
     print(f"\n{args.chains} chains x {args.draws} draws after {args.tune} tuning steps, one attempt, default "
           "discrepancy")
-    print(f"{'sampler':>8}{'runs':>10}{'seconds':>10}{'peak GiB':>10}{'ms per 1k runs':>16}{'vs smallest':>13}"
-          f"{'vs ' + samplers[0]:>12}")
+    print(f"{'sampler':>16}{'runs':>10}{'seconds':>10}{'peak GiB':>10}{'ms per 1k runs':>16}{'vs smallest':>13}"
+          f"{'vs ' + samplers[0]:>20}{'converged':>11}")
     first = {n: s for sampler, n, s, _, _ in rows if sampler == samplers[0]}
     for sampler in samplers:
         mine = [row for row in rows if row[0] == sampler]
         base = mine[0][2]
-        for _, n_runs, seconds, peak, _ in mine:
-            print(f"{sampler:>8}{n_runs:>10,}{seconds:>10.1f}{peak:>10.2f}{1e6 * seconds / n_runs:>16.1f}"
-                  f"{seconds / base:>12.1f}x{seconds / first[n_runs]:>11.2f}x")
+        for _, n_runs, seconds, peak, code in mine:
+            print(f"{sampler:>16}{n_runs:>10,}{seconds:>10.1f}{peak:>10.2f}{1e6 * seconds / n_runs:>16.1f}"
+                  f"{seconds / base:>12.1f}x{seconds / first[n_runs]:>19.2f}x{'yes' if code == 0 else 'no':>11}")
         big = [(n, s) for _, n, s, _, _ in mine if n >= 10_000]
         if len(big) >= 2:
             slope = np.polyfit(np.log([n for n, _ in big]), np.log([s for _, s in big]), 1)[0]

@@ -78,6 +78,9 @@ def fit_command(
     seed: FreshSeedOption = None,
     target_accept: TargetAcceptOption = None,
     retry: Annotated[bool, typer.Option(help="sample once more, longer, when the convergence checks fail")] = True,
+    whiten: Annotated[bool | None, typer.Option("--whiten/--no-whiten", help="nutpie: sample in coordinates "
+                                                "whitened by the Laplace approximation at the mode (default: for "
+                                                "tables of 10,000 rows or more)", show_default=False)] = None,
     progress: Annotated[bool, typer.Option(help="show the sampler's progress bar")] = True,
     where: WhereOption = None,
     exclude_rows: ExcludeRowsOption = None,
@@ -157,7 +160,7 @@ def fit_command(
                      likelihood=likelihood, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=chosen,
                      target_accept=target_accept, progress=progress and sys.stderr.isatty(),
                      discrepancy=discrepancy, retry=retry, schedule=schedule, min_progress=min_progress,
-                     max_checkpoints=max_checkpoints or None)
+                     max_checkpoints=max_checkpoints or None, whiten=whiten)
         if "curves" in result.info:
             c = result.info["curves"]
             say(f"learning curves: {c['checkpoints']} of {c['given']} checkpoints of {c['runs']} runs fitted "
