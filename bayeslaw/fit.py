@@ -216,6 +216,9 @@ def fit(
     for name, value in {"chains": chains, "draws": draws, "tune": tune}.items():
         if int(value) < (1 if name != "tune" else 0):
             raise BayeslawError(f"{name} must be a positive whole number, got {value}")
+    if int(tune) == 0 and sampler == "nutpie":  # nutpie's adaptation windows need a step (tune=0: a Rust panic)
+        raise BayeslawError("tune must be at least 1 with the nutpie sampler (its warm-up windows need a step); "
+                            "tune=0 samples with the initial step size only under sampler='pymc' or 'jax'")
     target_accept = law.target_accept if target_accept is None else float(target_accept)
     if not 0 < target_accept < 1:
         raise BayeslawError(f"target_accept must lie in (0, 1), got {target_accept}")

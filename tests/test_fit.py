@@ -201,3 +201,10 @@ def test_progress_is_on_by_default_in_a_notebook_only(monkeypatch):
     terminal = type("TerminalInteractiveShell", (), {})()
     monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: terminal))
     assert not in_notebook()
+
+
+def test_nutpie_without_a_warm_up_is_refused_by_name():
+    """nutpie's adaptation windows need a step: tune=0 was a Rust panic ("Poisond sampler state mutex")."""
+    runs = synthetic_runs(LAWS["chinchilla"], 30, noise=0.01, seed=4)
+    with pytest.raises(BayeslawError, match="tune must be at least 1 with the nutpie sampler"):
+        bl.fit("chinchilla", runs, tune=0)
