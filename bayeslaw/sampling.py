@@ -141,6 +141,10 @@ class Whitening:
     gradients: int
     seconds: float
 
+    def unwhiten(self, y: np.ndarray) -> np.ndarray:
+        """The unconstrained values x = mode + factor @ y."""
+        return self.mode + self.factor @ y
+
 
 def laplace_whitening(logp_dlogp: Callable, start: np.ndarray, scale: float) -> Whitening | None:
     """The Laplace approximation of log p at its mode, for :class:`Whitening`; None when it cannot be had.
@@ -227,25 +231,22 @@ def sample_nutpie(model: pm.Model, *, key: Any, chains: int, draws: int, tune: i
         if whitening is not None:
             extra |= {"whitening_gradients": whitening.gradients, "whitening_seconds": whitening.seconds}
 
-    def unwhite(y):
-        return y if whitening is None else whitening.mode + whitening.factor @ y
-
     def make_logp():
         if whitening is None:
             def logp(x):
                 value, grad = fn(x, *data)
                 return float(value), grad
             return logp
-        mode, factor, factor_t = whitening.mode, whitening.factor, np.ascontiguousarray(whitening.factor.T)
+        unwhiten, factor_t = whitening.unwhiten, np.ascontiguousarray(whitening.factor.T)
 
         def logp_whitened(y):
-            value, grad = fn(mode + factor @ y, *data)
-            return float(value), factor_t @ grad
+            value, grad = fn(unwhiten(y), *data)
+            return float(value), factor_t @ grad  # the chain rule through x = mode + factor @ y
         return logp_whitened
 
     def make_expand(seed1, seed2, chain):
         def expand(x):
-            values = constrain(unwhite(x), *data)
+            values = constrain(x if whitening is None else whitening.unwhiten(x), *data)
             return {name: np.asarray(v, dtype="float64").reshape(shape)
                     for name, v, shape in zip(density.free_names, values, density.free_shapes, strict=True)}
         return expand
