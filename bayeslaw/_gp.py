@@ -19,35 +19,22 @@ its products with them), computed once per posterior. Two evaluations:
 - ``per_draw``: one point per draw (each draw's own optimum in ``plan``), in blocks of about ``ROWS`` points that
   stay in cache. For the squared exponential the exponent is one matrix product: -|x' - z'|^2 / 2 =
   (x', -|x'|^2 / 2 + log eta^2, 1) . (z', 1, -|z'|^2 / 2) with x' = x / ell (the square expanded; the runs
-  are centred, so this costs about |x'|^2 ulps, 1e-15 relative inside the runs at ell = 1); W k by a triangular
-  product; the trend's share of |W k|^2 expanded in its m columns.
+  are centred, so this costs about |x'|^2 ulps, 1e-15 relative inside the runs at ell = 1); W k by a full matrix
+  product (numpy's matmul releases the GIL, so the sets run on a thread per core, ``bayeslaw._threads``); the
+  trend's share of |W k|^2 expanded in its m columns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
+
+from bayeslaw._threads import in_threads
 
 KERNELS = ("se", "matern32", "matern52")
 ROWS = 2048  # points per block of the per-draw evaluation: (ROWS x runs) arrays, 1 MB for 63 runs
 SHARED_FLOATS = 2 ** 21  # sets x points x runs per block of the shared evaluation's correlations
-
-_CONTROLLER: Any = None
-
-
-def one_thread():
-    """A context limiting BLAS (and OpenMP) to one thread: the matrices here are small, threads only contend.
-    The libraries are found once per process (``threadpool_limits`` looks for them on every call: 5 ms)."""
-    global _CONTROLLER
-    from scipy import linalg  # noqa: F401  (load scipy's BLAS before the controller lists the libraries)
-    from threadpoolctl import ThreadpoolController
-
-    if _CONTROLLER is None:
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1)
-
 
 def correlation(covariance: str, scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The kernel's correlation at squared scaled distance rho^2 = sum_d (dz_d / ell_d)^2, and -2 d corr / d rho^2
@@ -150,23 +137,22 @@ class Sets:
         return np.take(spread, self.position, axis=1)
 
     def _per_draw_arrays(self) -> list[tuple[np.ndarray, ...]]:
-        """Per set, for ``per_draw``: the runs' augmented coordinates (z', 1, -|z'|^2 / 2), alpha^T, W (Fortran
-        order, for the triangular product), W T, T^T alpha and (W T)^T (W T)."""
+        """Per set, for ``per_draw``: the runs' augmented coordinates (z', 1, -|z'|^2 / 2), alpha^T, W^T
+        (C order), W T, T^T alpha and (W T)^T (W T)."""
         if self._fast is None:
-            self._fast = []
+            fast = []
             for h, (_, _, _, _, alpha, whiten) in enumerate(self.parts):
                 zs = self.z / self.ells[h]
                 columns = np.column_stack([zs, np.ones(len(zs)), -0.5 * np.sum(zs ** 2, axis=1)])
                 wt = whiten @ self.basis
-                self._fast.append((columns, np.ascontiguousarray(alpha.T), np.asfortranarray(whiten), wt,
-                                   self.basis.T @ alpha, wt.T @ wt))
+                fast.append((columns, np.ascontiguousarray(alpha.T), np.ascontiguousarray(whiten.T), wt,
+                             self.basis.T @ alpha, wt.T @ wt))
+            self._fast = fast  # assigned whole: a thread never sees it half built
         return self._fast
 
     def per_draw(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance (L, S) at points x (L, S, d), one per draw on the second axis (variance before
         clipping at 0)."""
-        from scipy.linalg import blas
-
         lead, _, d = x.shape
         se = self.covariance == "se"
         x = x[:, self.order, :]  # set order: each set's draws in adjacent columns
@@ -181,11 +167,11 @@ class Sets:
         m = t.shape[-1]
         mean, var = np.empty((lead, self.n_draws)), np.empty((lead, self.n_draws))
         fast = self._per_draw_arrays()
-        first = 0
-        for h, count in zip(self.set_order, self.set_counts, strict=True):
-            columns, alpha_t, lower, wt, basis_alpha, gram = fast[h]
+        firsts = np.concatenate([[0], np.cumsum(self.set_counts)[:-1]])
+
+        def one_set(h: int, first: int, count: int) -> None:  # writes its own columns: sets run on threads
+            columns, alpha_t, whiten_t, wt, basis_alpha, gram = fast[h]
             draws = slice(first, first + count)
-            first += count
             step = max(1, ROWS // count)
             for start in range(0, lead, step):
                 block = (slice(start, start + step), draws)
@@ -196,7 +182,7 @@ class Sets:
                 else:
                     k = self.eta2[h] * correlation(self.covariance, np.maximum(-2.0 * half, 0.0))[0]
                 mu = np.einsum("lsn,sn->ls", k.reshape(*shape, -1), alpha_t)
-                u = blas.dtrmm(1.0, lower, k.T, lower=1, overwrite_b=1).T  # rows: W R(x - Z) eta^2
+                u = k @ whiten_t  # rows: W R(x - Z) eta^2 (a full product: it runs beside the other threads)
                 v = self.eta2[h] - np.einsum("qn,qn->q", u, u)
                 if self.tau2[h] > 0 and m:  # the trend's tau^2 t(x) T^T, expanded in its m columns
                     tau2, tb = self.tau2[h], t[block].reshape(-1, m)
@@ -204,4 +190,6 @@ class Sets:
                     v += tau2 * (np.sum(tb ** 2, axis=1) - 2 * np.sum((u @ wt) * tb, axis=1)
                                  - tau2 * np.sum((tb @ gram) * tb, axis=1))
                 mean[block], var[block] = mu, v.reshape(shape)
+
+        in_threads(one_set, zip(self.set_order, firsts, self.set_counts, strict=True))
         return np.take(mean, self.position, axis=1), np.take(var, self.position, axis=1)

@@ -115,7 +115,8 @@ from typing import Any
 
 import numpy as np
 
-from bayeslaw._gp import KERNELS, Sets, correlation, one_thread
+from bayeslaw._gp import KERNELS, Sets, correlation
+from bayeslaw._threads import one_thread
 from bayeslaw.errors import BayeslawError
 from bayeslaw.likelihoods import get_likelihood
 

@@ -26,6 +26,7 @@ import pandas as pd
 
 from bayeslaw._draws import derived_seed, flat
 from bayeslaw._search import check_budgets, golden_section
+from bayeslaw._threads import in_threads
 from bayeslaw.errors import BayeslawError
 from bayeslaw.laws import Law
 from bayeslaw.plan import (
@@ -211,18 +212,18 @@ def decide(source: Any, budget: float | Sequence[float], risk: str | Risk = "mea
     check_caps(budgets, flops_per_param_token, max_params, max_tokens)
     problem = _problem(post, flops_per_param_token, max_params, max_tokens, seed)
     point = {k: np.array([v]) for k, v in post.point_estimate().items()}
-    rows, losses, allocations = [], {}, {}
-    for c in budgets:
+
+    def one_budget(c: float) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, dict[str, Any]]]:
         n_opt = problem.optimum(c)
         best_mean = problem.best_expected(c, n_opt)
         point_n, _ = optimal_allocation(problem.law, point, np.asarray(c), flops_per_param_token=problem.k,
                                         max_params=max_params, max_tokens=max_tokens)
         point_n = float(np.ravel(point_n)[0])
-        row = {"budget": c}
+        row, samples, chosen = {"budget": c}, {}, {}
         for label, n in (("chosen", problem.choose(c, risk, n_opt)), ("point estimate", point_n)):
             sample = problem.loss_at(n, c)
             regret = problem.expected(np.array([[n]]), c)[0] - best_mean
-            losses[f"{label} @ {c:.3g}"] = sample
+            samples[f"{label} @ {c:.3g}"] = sample
             d = c / (problem.k * n)
             values = {"N": n, "D": d, "tokens_per_param": d / n, "risk": risk.describe(float(risk(sample))),
                       "loss_mean": sample.mean(), "loss_median": np.median(sample),
@@ -230,9 +231,16 @@ def decide(source: Any, budget: float | Sequence[float], risk: str | Risk = "mea
                       "expected_regret": regret.mean(), "regret_q90": np.quantile(regret, 0.9)}
             if target_loss is not None:
                 values["prob_target"] = float((sample <= target_loss).mean())
-            allocations.setdefault(label, []).append({"budget": c, **values})
+            chosen[label] = {"budget": c, **values}
             row |= {f"{label} {_SHOWN.get(k, k).format(risk=risk, target=target_loss)}": v for k, v in values.items()}
+        return row, samples, chosen
+
+    rows, losses, allocations = [], {}, {}
+    for row, samples, chosen in in_threads(one_budget, [(c,) for c in budgets]):  # budgets side by side
         rows.append(row)
+        losses |= samples
+        for label, values in chosen.items():
+            allocations.setdefault(label, []).append(values)
     return Decision(pd.DataFrame(rows).set_index("budget"), risk, losses, post.uncertainty(),
                     {label: pd.DataFrame(v).set_index("budget") for label, v in allocations.items()})
 

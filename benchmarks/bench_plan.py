@@ -8,7 +8,8 @@ Measured in one run, best of ``--repeats``:
   - the baseline: a per-draw, per-budget scipy ``minimize_scalar`` loop (the usual way), timed on a
     subset and reported per solve, so the table shows speed-ups per solve;
   - decide() with CVaR for 10 budgets, min_budget(), and inference_optimal() over all draws;
-  - with the discrepancy also "before": its conditional evaluated one hyperparameter set at a time, as before
+  - with the discrepancy also on one thread ("GP, 1 thread": ``bayeslaw._threads.CORES = 1``; by default the
+    discrepancy's sets in plan() and the budgets in decide() run on a thread per core), and "before": its conditional evaluated one hyperparameter set at a time, as before
     it was cached per posterior (``reference_evaluate`` in tests/test_conditional.py, the replaced code), and
     the largest relative difference between the two in every result (``--no-before`` leaves it out).
 Run: ``python benchmarks/bench_plan.py``.
@@ -74,6 +75,7 @@ def main() -> int:
     from scipy.optimize import minimize_scalar
 
     import bayeslaw as bl
+    from bayeslaw import _threads
     from bayeslaw.demo import chinchilla_sweep
     from bayeslaw.plan import plan
     from bayeslaw.posterior import as_posterior
@@ -115,6 +117,12 @@ def main() -> int:
         t_gp, results[name] = best_of(repeats, lambda task=task: task(post))
         t_plain, _ = best_of(repeats, lambda task=task: task(plain))
         rows.append((name, "GP", t_gp, count and t_gp / count, t_gp / t_plain))
+        cores, _threads.CORES = _threads.CORES, 1  # the same work on one thread (bayeslaw._threads)
+        try:
+            t_one, _ = best_of(repeats, lambda task=task: task(post))
+        finally:
+            _threads.CORES = cores
+        rows.append((name, "GP, 1 thread", t_one, count and t_one / count, t_one / t_plain))
         if swapped is not None:
             with swapped():
                 t_before, old = best_of(repeats, lambda task=task: task(post))

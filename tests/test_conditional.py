@@ -142,3 +142,27 @@ def test_other_inputs_kernels_and_trends_match_the_reference(law, kernel, trend,
     scale = float(np.sqrt(ref_var.max()))
     np.testing.assert_allclose(mean, ref_mean, rtol=1e-10, atol=1e-12 * scale)
     np.testing.assert_allclose(np.sqrt(var), np.sqrt(ref_var), rtol=1e-10, atol=1e-12 * scale)
+
+
+def test_threads_give_the_one_thread_numbers_bit_for_bit(chinchilla_post, monkeypatch):
+    """plan() runs the sets' per-draw evaluations on a thread per core and decide() its budgets; each writes only
+    its own columns or rows, so the numbers are those of one thread (``bayeslaw._threads.CORES = 1``)."""
+    from bayeslaw import _threads
+
+    post, budgets = chinchilla_post, np.logspace(19, 25, 13)
+    monkeypatch.setattr(_threads, "CORES", 2)  # threads even on a one-core machine
+    threaded = plan(post, budgets).draws, decide(post, [1e21, 1e22, 1e24], "cvar:0.9").table
+    monkeypatch.setattr(_threads, "CORES", 1)
+    serial = plan(post, budgets).draws, decide(post, [1e21, 1e22, 1e24], "cvar:0.9").table
+    assert_same_draws(threaded[0], serial[0], rtol=0)
+    np.testing.assert_array_equal(threaded[1].to_numpy(), serial[1].to_numpy())
+    assert list(threaded[1].index) == [1e21, 1e22, 1e24]
+
+
+def test_in_threads_keeps_the_order_and_raises_what_a_call_raises(monkeypatch):
+    from bayeslaw import _threads
+
+    monkeypatch.setattr(_threads, "CORES", 2)
+    assert _threads.in_threads(lambda a, b: a * b, [(i, 10) for i in range(7)]) == [i * 10 for i in range(7)]
+    with pytest.raises(ZeroDivisionError):
+        _threads.in_threads(lambda a: 1 / a, [(1,), (0,), (2,)])
