@@ -9,8 +9,9 @@ Measured in one run, best of ``--repeats``:
     subset and reported per solve, so the table shows speed-ups per solve;
   - decide() with CVaR for 10 budgets, min_budget(), and inference_optimal() over all draws;
   - with the discrepancy also on one thread ("GP, 1 thread": ``bayeslaw._threads.CORES = 1``; by default the
-    discrepancy's sets in plan() and the budgets in decide() run on a thread per core), and "before": its conditional evaluated one hyperparameter set at a time, as before
-    it was cached per posterior (``reference_evaluate`` in tests/test_conditional.py, the replaced code), and
+    discrepancy's sets in plan() and the budgets in decide() run on a thread per core), and "before": its
+    conditional evaluated one hyperparameter set at a time, as before it was cached per posterior
+    (``reference_evaluate`` in tests/test_conditional.py, the replaced code), and
     the largest relative difference between the two in every result (``--no-before`` leaves it out).
 Run: ``python benchmarks/bench_plan.py``.
 """
