@@ -72,7 +72,7 @@ def test_a_million_runs_fit_in_bounded_memory(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.long  # 52 s whitened (bayeslaw.sampling.laplace_whitening; 100-220 s before), kept out of CI's 20 minutes
+@pytest.mark.early  # 44 s: whitened (bayeslaw.sampling.laplace_whitening) and on both cores (sampling.PARALLEL_ROWS)
 def test_a_hundred_thousand_runs_fit_and_are_scored_in_bounded_memory(tmp_path):
     """1e5 runs (issue 14): the fit completes with peak memory under 2 GiB, recovers the constants the runs
     were drawn from, and PSIS-LOO, whose 2 x 150 x 1e5 pointwise values the fit does not store, is computed in
