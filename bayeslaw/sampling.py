@@ -17,6 +17,7 @@ fit uses more than one core.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,23 @@ _CACHE: dict[Any, CompiledDensity] = {}
 # chinchilla law's log p and gradient, 2 cores: 0.73x the one-core time at 1e3 rows, 0.59x at 1e4, 0.66x at 1e5.
 # Below 1e4 rows a fit's time is mostly the sampler's own per-call cost, and tests run fits side by side.
 PARALLEL_ROWS = 10_000
+_FORKS_GUARDED = False
+
+
+def _serial_openmp_in_forked_child() -> None:
+    """GNU OpenMP's threads do not survive a fork: a forked child's next parallel loop would wait for them forever
+    (measured: a child evaluating a large table's density hung). One OpenMP thread runs the loops serially."""
+    from threadpoolctl import ThreadpoolController
+
+    ThreadpoolController().limit(limits=1, user_api="openmp")
+
+
+def _guard_forks() -> None:
+    """Once per process, before its first OpenMP density: forked children run OpenMP loops on one thread."""
+    global _FORKS_GUARDED
+    if not _FORKS_GUARDED and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_serial_openmp_in_forked_child)
+        _FORKS_GUARDED = True
 
 
 @dataclass(frozen=True)
@@ -129,6 +147,8 @@ def compile_density(model: pm.Model, key: Any = None) -> CompiledDensity:
             return _CACHE[key]
     graph = flat_graph(model)
     inputs = [graph.flat, *graph.data]
+    if parallel:
+        _guard_forks()
     with pytensor.config.change_flags(openmp=parallel, openmp_elemwise_minsize=PARALLEL_ROWS):
         fn = pytensor.function(inputs, [graph.logp, graph.grad], trust_input=True, on_unused_input="ignore")
     constrain = pytensor.function(inputs, graph.constrained, trust_input=True, on_unused_input="ignore")

@@ -40,3 +40,32 @@ def test_the_cache_keeps_parallel_and_serial_densities_apart(monkeypatch):
         compiled.append(sampling.compile_density(model, key="same law"))
     small, large, small_again = compiled
     assert large.parallel and not small.parallel and small_again is small and large is not small
+
+
+def test_a_forked_child_evaluates_the_parallel_density(monkeypatch):
+    """GNU OpenMP's threads do not survive a fork: without the guard (sampling._guard_forks) the child's first
+    parallel loop waits for them forever (measured: the child hung)."""
+    import multiprocessing
+
+    rows = 2_000
+    density, (logp, _) = density_and_point(rows, monkeypatch, parallel_from=rows)
+    assert density.parallel
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_evaluate_in_child, args=(density, rows, queue))
+    child.start()
+    child.join(60)
+    try:
+        assert not child.is_alive(), "the forked child hung in the OpenMP density"
+    finally:
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0 and queue.get(timeout=5) == logp
+
+
+def _evaluate_in_child(density, rows, queue):
+    runs = load_runs(synthetic_runs("chinchilla", rows, seed=3), "chinchilla")
+    model = build_model(runs, model_priors(runs.law, "student_t"), "student_t")
+    data = sampling.data_values(model, density.data_names)
+    point = np.random.default_rng(0).normal(scale=0.3, size=sum(int(np.prod(s)) for s in density.value_shapes))
+    queue.put(float(density.logp_dlogp(point, *data)[0]))
