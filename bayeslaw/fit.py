@@ -174,7 +174,7 @@ def fit(
     parameters (default: the law's exponents) are drawn from population distributions (``bayeslaw.pooling``).
     ``prior_from`` may also be the path of a saved pooled fit: its population priors for the pooled parameters.
     """
-    from bayeslaw.sampling import sample_nutpie, sample_pymc
+    from bayeslaw.sampling import sample_nutpie, sample_pymc, table_rows
     from bayeslaw.sampling_jax import require_jax, sample_jax
 
     if group is not None:  # partial pooling across families: its own module (nutpie only; no fixed values)
@@ -228,7 +228,7 @@ def fit(
     key = (law.name, tuple((k, str(v)) for k, v in sorted(resolved.items())), likelihood, tuple(fixing.ties))
     attempt = {"tune": int(tune), "draws": int(draws), "thin": law.thin, "target_accept": target_accept}
     attempts = []
-    rows = len(runs) if curves is None else len(curves.rows)
+    rows = table_rows(model)  # the runs, or with learning curves the checkpoints kept
     whitened = rows >= WHITEN_RUNS if whiten is None else bool(whiten)
     for number in range(2 if retry else 1):
         settings = dict(chains=int(chains), draws=attempt["draws"] * attempt["thin"], tune=attempt["tune"],

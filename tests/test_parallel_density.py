@@ -11,14 +11,15 @@ from bayeslaw.model import build_model, model_priors
 from bayeslaw.testing import synthetic_runs
 
 
-def density_and_point(rows: int, monkeypatch, parallel_from: int):
+def density_and_point(rows: int, monkeypatch, parallel_from: int, with_inputs: bool = False):
     monkeypatch.setattr(sampling, "PARALLEL_ROWS", parallel_from)
     runs = load_runs(synthetic_runs("chinchilla", rows, seed=3), "chinchilla")
     model = build_model(runs, model_priors(runs.law, "student_t"), "student_t")
     density = sampling.compile_density(model)
     data = sampling.data_values(model, density.data_names)
     point = np.random.default_rng(0).normal(scale=0.3, size=sum(int(np.prod(s)) for s in density.value_shapes))
-    return density, density.logp_dlogp(point, *data)
+    value = density.logp_dlogp(point, *data)
+    return (density, value, point, data) if with_inputs else (density, value)
 
 
 def test_a_large_table_gets_the_parallel_density_with_the_same_values(monkeypatch):
@@ -48,11 +49,11 @@ def test_a_forked_child_evaluates_the_parallel_density(monkeypatch):
     import multiprocessing
 
     rows = 2_000
-    density, (logp, _) = density_and_point(rows, monkeypatch, parallel_from=rows)
+    density, (logp, _), point, data = density_and_point(rows, monkeypatch, parallel_from=rows, with_inputs=True)
     assert density.parallel
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    child = context.Process(target=_evaluate_in_child, args=(density, rows, queue))
+    child = context.Process(target=lambda: queue.put(float(density.logp_dlogp(point, *data)[0])))  # forked: no pickling
     child.start()
     child.join(60)
     try:
@@ -62,10 +63,3 @@ def test_a_forked_child_evaluates_the_parallel_density(monkeypatch):
             child.kill()
     assert child.exitcode == 0 and queue.get(timeout=5) == logp
 
-
-def _evaluate_in_child(density, rows, queue):
-    runs = load_runs(synthetic_runs("chinchilla", rows, seed=3), "chinchilla")
-    model = build_model(runs, model_priors(runs.law, "student_t"), "student_t")
-    data = sampling.data_values(model, density.data_names)
-    point = np.random.default_rng(0).normal(scale=0.3, size=sum(int(np.prod(s)) for s in density.value_shapes))
-    queue.put(float(density.logp_dlogp(point, *data)[0]))
