@@ -50,6 +50,7 @@ class CompiledDensity:
     free_names: tuple[str, ...]
     free_shapes: tuple[tuple[int, ...], ...]
     parallel: bool = False  # the gradient's elementwise loops run on every core (tables of PARALLEL_ROWS rows)
+    native: Any = None  # bayeslaw.native.NativeDensity: machine code nutpie calls directly
 
 
 _CACHE: dict[Any, CompiledDensity] = {}
@@ -167,6 +168,55 @@ def compile_density(model: pm.Model, key: Any = None) -> CompiledDensity:
     return compiled
 
 
+def use_native(model: pm.Model) -> bool:
+    """Whether to sample ``model`` natively (``bayeslaw.native``): where numba is installed and the table has fewer
+    than ``PARALLEL_ROWS`` rows (from there the C density's OpenMP loops use every core within each gradient)."""
+    from importlib.util import find_spec
+
+    return NATIVE and find_spec("numba") is not None and table_rows(model) < PARALLEL_ROWS
+
+
+NATIVE = True  # sample natively where use_native allows (False: always through Python callbacks)
+_NOT_NATIVE: set = set()  # keys whose density numba cannot cache: compiled in C instead
+
+
+def compile_native_density(model: pm.Model, key: Any = None) -> CompiledDensity:
+    """As :func:`compile_density`, compiled by numba with nutpie's entry points (``CompiledDensity.native``);
+    the C density where numba cannot compile or cache it (said once per key in a warning)."""
+    from bayeslaw.errors import BayeslawError
+    from bayeslaw.native import compile_native
+
+    full_key = None if key is None else (key, value_shapes(model), "native")
+    if full_key is not None and full_key in _CACHE:
+        return _CACHE[full_key]
+    if key is not None and key in _NOT_NATIVE:
+        return compile_density(model, key)
+    graph = flat_graph(model)
+    inputs = [graph.flat, *graph.data]
+    try:
+        native = compile_native(inputs, [graph.logp, graph.grad], graph.constrained,
+                                data_values(model, graph.data_names))
+    except (BayeslawError, NotImplementedError) as error:
+        import warnings
+
+        _NOT_NATIVE.add(key)
+        warnings.warn(f"sampling through Python callbacks of the C-compiled density: {error}", stacklevel=3)
+        return compile_density(model, key)
+    compiled = CompiledDensity(
+        logp_dlogp=native.function,
+        constrain=native.constrain,
+        data_names=graph.data_names,
+        value_names=graph.value_names,
+        value_shapes=graph.shapes,
+        free_names=graph.free_names,
+        free_shapes=graph.shapes,
+        native=native,
+    )
+    if full_key is not None:
+        _CACHE[full_key] = compiled
+    return compiled
+
+
 WHITENED_STEP = 0.5  # the leapfrog step NUTS starts from in whitened coordinates
 
 
@@ -239,21 +289,24 @@ def data_values(model: pm.Model, names: tuple[str, ...]) -> list[np.ndarray]:
 
 
 def sample_nutpie(model: pm.Model, *, key: Any, chains: int, draws: int, tune: int, seed: int,
-                  target_accept: float, progress: bool, whiten: bool = False
+                  target_accept: float, progress: bool, whiten: bool = False, native: bool | None = None
                   ) -> tuple[xr.Dataset, xr.Dataset, dict[str, Any]]:
     """Sample with nutpie (low-rank modified mass matrix adaptation). Returns posterior, stats, timings.
 
+    ``native`` (default: where the density can be, :func:`use_native`): nutpie calls the density's machine code
+    directly (``bayeslaw.native``), its chains on every core; otherwise through Python callbacks of the C-compiled
+    density, one chain at a time. The draws are the same Markov chains either way up to floating-point rounding.
     With ``whiten``, in the coordinates of :func:`laplace_whitening` (the chains start at the mode, jittered
     uniformly within one standard deviation of the approximation along each whitened axis); the timings then
     say whether it was found (``whitened``) and what it cost."""
     import nutpie
-    from nutpie.compiled_pyfunc import from_pyfunc
     from pymc.initial_point import make_initial_point_fn
 
     t0 = time.perf_counter()
-    density = compile_density(model, key)
+    native = use_native(model) if native is None else native
+    density = compile_native_density(model, key) if native else compile_density(model, key)
     data = data_values(model, density.data_names)
-    fn, constrain = density.logp_dlogp, density.constrain
+    fn = density.logp_dlogp
     initial = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), return_transformed=True)
     compile_seconds = time.perf_counter() - t0
 
@@ -268,6 +321,46 @@ def sample_nutpie(model: pm.Model, *, key: Any, chains: int, draws: int, tune: i
         extra = {"whitened": whitening is not None}
         if whitening is not None:
             extra |= {"whitening_gradients": whitening.gradients, "whitening_seconds": whitening.seconds}
+
+    def make_initial(seed):
+        if whitening is not None:
+            return np.random.default_rng(int(seed) % (2**32)).uniform(-1.0, 1.0, len(whitening.mode))
+        return flat_point(initial(int(seed) % (2**32)))
+
+    ndim = int(sum(np.prod(s, dtype=int) for s in density.value_shapes))
+    if native:
+        from bayeslaw.native import nutpie_model
+
+        compiled = nutpie_model(density.native, data, whitening, ndim, make_initial)
+    else:
+        compiled = _callback_model(density, data, whitening, ndim, make_initial)
+    t1 = time.perf_counter()
+    # whitened, the posterior's scales are about 1 in every direction: the step size starts near a normal's
+    # (nutpie's own start, 0.1, takes tens of warm-up steps to grow, each with trees 4 times deeper)
+    start_step = {} if whitening is None else {"initial_step": WHITENED_STEP}
+    # callbacks hold the GIL, so their chains run on one core; native chains run on every core
+    cores = min(chains, os.cpu_count() or 1) if native else 1
+    trace = nutpie.sample(compiled, chains=chains, draws=draws, tune=tune, seed=seed, cores=cores,
+                          progress_bar=progress, low_rank_modified_mass_matrix=True,
+                          target_accept=target_accept, save_warmup=False, **start_step)
+    posterior = trace.posterior
+    if native:
+        from bayeslaw.native import constrained_draws
+
+        posterior = constrained_draws(posterior, density, data, whitening)
+    sample_seconds = time.perf_counter() - t1
+    stats = trace.sample_stats.assign(reached_max_treedepth=trace.sample_stats["maxdepth_reached"])  # PyMC's name
+    timings = {"compile_seconds": compile_seconds, "sample_seconds": sample_seconds,
+               "parallel_gradient": density.parallel, "native": native}
+    return posterior, stats, timings | extra
+
+
+def _callback_model(density: CompiledDensity, data: list[np.ndarray], whitening: Whitening | None, ndim: int,
+                    make_initial: Callable):
+    """nutpie's model of Python callbacks into the C-compiled density (unwhitening x = mode + factor y)."""
+    from nutpie.compiled_pyfunc import from_pyfunc
+
+    fn, constrain = density.logp_dlogp, density.constrain
 
     def make_logp():
         if whitening is None:
@@ -289,28 +382,8 @@ def sample_nutpie(model: pm.Model, *, key: Any, chains: int, draws: int, tune: i
                     for name, v, shape in zip(density.free_names, values, density.free_shapes, strict=True)}
         return expand
 
-    def make_initial(seed):
-        if whitening is not None:
-            return np.random.default_rng(int(seed) % (2**32)).uniform(-1.0, 1.0, len(whitening.mode))
-        return flat_point(initial(int(seed) % (2**32)))
-
-    ndim = int(sum(np.prod(s, dtype=int) for s in density.value_shapes))
-    compiled = from_pyfunc(ndim, make_logp, make_expand, [np.dtype("float64")] * len(density.free_names),
-                           list(density.free_shapes), list(density.free_names),
-                           make_initial_point_fn=make_initial)
-    t1 = time.perf_counter()
-    # one core: the callbacks hold the GIL, so more threads only contend for it
-    # whitened, the posterior's scales are about 1 in every direction: the step size starts near a normal's
-    # (nutpie's own start, 0.1, takes tens of warm-up steps to grow, each with trees 4 times deeper)
-    start_step = {} if whitening is None else {"initial_step": WHITENED_STEP}
-    trace = nutpie.sample(compiled, chains=chains, draws=draws, tune=tune, seed=seed, cores=1,
-                          progress_bar=progress, low_rank_modified_mass_matrix=True,
-                          target_accept=target_accept, save_warmup=False, **start_step)
-    sample_seconds = time.perf_counter() - t1
-    stats = trace.sample_stats.assign(reached_max_treedepth=trace.sample_stats["maxdepth_reached"])  # PyMC's name
-    timings = {"compile_seconds": compile_seconds, "sample_seconds": sample_seconds,
-               "parallel_gradient": density.parallel}
-    return trace.posterior, stats, timings | extra
+    return from_pyfunc(ndim, make_logp, make_expand, [np.dtype("float64")] * len(density.free_names),
+                       list(density.free_shapes), list(density.free_names), make_initial_point_fn=make_initial)
 
 
 def sample_pymc(model: pm.Model, *, chains: int, draws: int, tune: int, seed: int, target_accept: float,
