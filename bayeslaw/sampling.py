@@ -1,18 +1,18 @@
 """NUTS backends: nutpie (default) and PyMC's own sampler.
 
-The nutpie backend hands nutpie a log density and gradient compiled by PyTensor's C backend,
-through nutpie's ``from_pyfunc``. PyTensor caches compiled C code on disk, so a law compiles
-once per machine (about 10 s) and later fits start in about a second; nutpie's own numba path
-recompiles in every process (about 8 to 13 s here). Data and pivots are inputs of the compiled
-function, and compiled functions are also kept in memory per (law, priors, likelihood).
+nutpie samples natively where it can (``bayeslaw.native``): the log density and gradient compiled by PyTensor's
+numba backend, called by nutpie through a C entry point with no Python in the loop, so its chains run on every
+core. PyTensor keeps the numba code on disk, so a law compiles once per machine and later fits start in about two
+seconds. Otherwise (no numba, a density numba cannot cache, or ``BAYESLAW_NATIVE=0``) nutpie calls the density
+compiled by PyTensor's C backend through Python callbacks (``from_pyfunc``), one chain at a time. Data and pivots
+are inputs of the compiled function, and compiled functions are also kept in memory per (law, priors, likelihood).
 
 Large tables are sampled in whitened coordinates (:func:`laplace_whitening`): x = m + L y, with m the posterior
 mode and L L^T the inverse Hessian there (the Laplace approximation). The map is affine, so its Jacobian is a
 constant and the posterior of x is exactly the model's; NUTS only starts where the draws are and with the scales
 they have, instead of spending its warm-up finding them, which costs most where every gradient is expensive.
-On tables of ``PARALLEL_ROWS`` rows or more the density's elementwise loops run on every core (PyTensor's OpenMP
-loops; the values are the same bit for bit): the sampler's callbacks hold the GIL, so this is how a large table's
-fit uses more than one core.
+Through callbacks, on tables of ``PARALLEL_ROWS`` rows or more the C density's elementwise loops run on every core
+(PyTensor's OpenMP loops; the values are the same bit for bit), as the callbacks' chains cannot.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ try:
 except ImportError:  # pytensor < 2.32
     from pytensor.graph.basic import graph_inputs
 
+from bayeslaw._threads import CORES
+from bayeslaw.errors import BayeslawError
 from bayeslaw.fit import SAMPLERS  # noqa: F401 (defined beside fit(): checking a name needs no PyMC)
 
 
@@ -168,22 +170,24 @@ def compile_density(model: pm.Model, key: Any = None) -> CompiledDensity:
     return compiled
 
 
-def use_native(model: pm.Model) -> bool:
-    """Whether to sample ``model`` natively (``bayeslaw.native``): where numba is installed and the table has fewer
-    than ``PARALLEL_ROWS`` rows (from there the C density's OpenMP loops use every core within each gradient)."""
+def use_native() -> bool:
+    """Whether to sample natively (``bayeslaw.native``): where numba is installed, unless ``BAYESLAW_NATIVE=0``.
+    Measured against the C density's callbacks (benchmarks/bench_scale.py, same run): 0.66x the time at 1e4 runs
+    (where the callbacks' density already shares each gradient among the cores) and 0.77x at 1e5."""
     from importlib.util import find_spec
 
-    return NATIVE and find_spec("numba") is not None and table_rows(model) < PARALLEL_ROWS
+    if NATIVE not in ("0", "1"):
+        raise BayeslawError(f"BAYESLAW_NATIVE must be 1 (native where numba is installed) or 0, got {NATIVE!r}")
+    return NATIVE == "1" and find_spec("numba") is not None
 
 
-NATIVE = True  # sample natively where use_native allows (False: always through Python callbacks)
+NATIVE = os.environ.get("BAYESLAW_NATIVE", "1")  # "0": always through Python callbacks of the C density
 _NOT_NATIVE: set = set()  # keys whose density numba cannot cache: compiled in C instead
 
 
 def compile_native_density(model: pm.Model, key: Any = None) -> CompiledDensity:
     """As :func:`compile_density`, compiled by numba with nutpie's entry points (``CompiledDensity.native``);
     the C density where numba cannot compile or cache it (said once per key in a warning)."""
-    from bayeslaw.errors import BayeslawError
     from bayeslaw.native import compile_native
 
     full_key = None if key is None else (key, value_shapes(model), "native")
@@ -303,8 +307,9 @@ def sample_nutpie(model: pm.Model, *, key: Any, chains: int, draws: int, tune: i
     from pymc.initial_point import make_initial_point_fn
 
     t0 = time.perf_counter()
-    native = use_native(model) if native is None else native
+    native = use_native() if native is None else native
     density = compile_native_density(model, key) if native else compile_density(model, key)
+    native = density.native is not None  # False where numba could not compile or cache it
     data = data_values(model, density.data_names)
     fn = density.logp_dlogp
     initial = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), return_transformed=True)
@@ -339,7 +344,7 @@ def sample_nutpie(model: pm.Model, *, key: Any, chains: int, draws: int, tune: i
     # (nutpie's own start, 0.1, takes tens of warm-up steps to grow, each with trees 4 times deeper)
     start_step = {} if whitening is None else {"initial_step": WHITENED_STEP}
     # callbacks hold the GIL, so their chains run on one core; native chains run on every core
-    cores = min(chains, os.cpu_count() or 1) if native else 1
+    cores = min(chains, CORES) if native else 1
     trace = nutpie.sample(compiled, chains=chains, draws=draws, tune=tune, seed=seed, cores=cores,
                           progress_bar=progress, low_rank_modified_mass_matrix=True,
                           target_accept=target_accept, save_warmup=False, **start_step)
