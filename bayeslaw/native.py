@@ -65,6 +65,8 @@ _READY = False
 
 
 def _ready() -> None:
+    """Register the digamma once per process, before the first numba compile (it replaces PyTensor's numba code for
+    Psi in every graph this process compiles with numba, its own or not)."""
     global _READY
     if not _READY:
         _register_digamma()
@@ -202,8 +204,8 @@ def compile_native(inputs: Sequence[Any], outputs: Sequence[Any], constrained: S
     if key is None:
         from bayeslaw.errors import BayeslawError
 
-        raise BayeslawError("the model's density cannot be cached by PyTensor's numba backend (an operation without "
-                            "a cache key); sample with the C backend")
+        raise BayeslawError("PyTensor's numba backend cannot cache this model's density (an operation without a "
+                            "cache key), so every process would compile it again")
     ranks = tuple(np.ndim(d) for d in data)
     dtypes = tuple(np.asarray(d).dtype.name for d in data)
     if _AS_POINTER is None:
