@@ -18,6 +18,7 @@ Through callbacks, on tables of ``PARALLEL_ROWS`` rows or more the C density's e
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -200,7 +201,7 @@ def compile_native_density(model: pm.Model, key: Any = None) -> CompiledDensity:
     try:
         native = compile_native(inputs, [graph.logp, graph.grad], graph.constrained,
                                 data_values(model, graph.data_names))
-    except (BayeslawError, NotImplementedError) as error:
+    except (BayeslawError, NotImplementedError, ImportError) as error:  # ImportError: a PyTensor without a numba cache
         import warnings
 
         _NOT_NATIVE.add(key)
@@ -327,10 +328,13 @@ def sample_nutpie(model: pm.Model, *, key: Any, chains: int, draws: int, tune: i
         if whitening is not None:
             extra |= {"whitening_gradients": whitening.gradients, "whitening_seconds": whitening.seconds}
 
+    lock = threading.Lock()
+
     def make_initial(seed):
         if whitening is not None:
             return np.random.default_rng(int(seed) % (2**32)).uniform(-1.0, 1.0, len(whitening.mode))
-        return flat_point(initial(int(seed) % (2**32)))
+        with lock:  # native chains ask on their own threads; a compiled PyTensor function is not thread-safe
+            return flat_point(initial(int(seed) % (2**32)))
 
     ndim = int(sum(np.prod(s, dtype=int) for s in density.value_shapes))
     if native:

@@ -179,6 +179,7 @@ def test_a_density_numba_cannot_cache_is_sampled_through_callbacks(monkeypatch):
 
     monkeypatch.setattr(native, "compile_native", refuse)
     monkeypatch.setattr(sampling, "_NOT_NATIVE", set())
+    monkeypatch.setattr(sampling, "_CACHE", {})  # not the native density another test compiled in this process
     runs = synthetic_runs(get_law("power-N"), 30, noise=0.02, seed=5)
     with pytest.warns(UserWarning, match="Python callbacks"):
         fit = bl.fit("power-N", runs, seed=1, **SMALL)
