@@ -195,10 +195,13 @@ def compile_native(inputs: Sequence[Any], outputs: Sequence[Any], constrained: S
     from numba import types
     from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
 
-    function = pytensor.function(list(inputs), list(outputs), mode="NUMBA", trust_input=True,
-                                 on_unused_input="ignore")
-    constrain = pytensor.function(list(inputs), list(constrained), mode="NUMBA", trust_input=True,
-                                  on_unused_input="ignore")
+    # IEEE arithmetic, not PyTensor's fastmath default: with fastmath the code compiled in a process and the code
+    # loaded from the cache gave different bits, so a seed's draws depended on whether the cache was warm
+    with pytensor.config.change_flags(numba__fastmath=False):
+        function = pytensor.function(list(inputs), list(outputs), mode="NUMBA", trust_input=True,
+                                     on_unused_input="ignore")
+        constrain = pytensor.function(list(inputs), list(constrained), mode="NUMBA", trust_input=True,
+                                      on_unused_input="ignore")
     jitted = function.vm.jit_fn
     key = CACHED_SRC_FUNCTIONS.get(jitted.py_func)
     if key is None:
