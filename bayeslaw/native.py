@@ -75,9 +75,10 @@ def _ready() -> None:
 
 @dataclass(frozen=True)
 class NativeDensity:
-    """log p, its gradient and the constrained values compiled by numba (``function``), and nutpie's C entry
-    points: ``logp`` (int64(uint64 dim, double *x, double *grad, double *logp, void *table)) and ``expand``
-    (a copy of x). ``key``: the density's cache key."""
+    """log p and its gradient (``function``) and the constrained values (``constrain``) compiled by numba, both
+    PyTensor functions of (flat values, *data), and nutpie's C entry points: ``logp`` (int64(uint64 dim, double *x,
+    double *grad, double *logp, int64 *table)) and ``expand`` (a copy of x). ``key``: the density's cache key;
+    ``ranks`` and ``dtypes``: of the data inputs, as the entry point reads them."""
 
     function: Any
     constrain: Any
