@@ -156,19 +156,17 @@ def compile_density(model: pm.Model, key: Any = None) -> CompiledDensity:
     with pytensor.config.change_flags(openmp=parallel, openmp_elemwise_minsize=PARALLEL_ROWS):
         fn = pytensor.function(inputs, [graph.logp, graph.grad], trust_input=True, on_unused_input="ignore")
     constrain = pytensor.function(inputs, graph.constrained, trust_input=True, on_unused_input="ignore")
-    compiled = CompiledDensity(
-        logp_dlogp=fn,
-        constrain=constrain,
-        data_names=graph.data_names,
-        value_names=graph.value_names,
-        value_shapes=graph.shapes,
-        free_names=graph.free_names,
-        free_shapes=graph.shapes,
-        parallel=parallel,
-    )
+    compiled = _compiled(graph, fn, constrain, parallel=parallel)
     if key is not None:
         _CACHE[key] = compiled
     return compiled
+
+
+def _compiled(graph: FlatGraph, logp_dlogp: Callable, constrain: Callable, **backend: Any) -> CompiledDensity:
+    """A :class:`CompiledDensity` of ``graph``'s names and shapes with these compiled functions."""
+    return CompiledDensity(logp_dlogp=logp_dlogp, constrain=constrain, data_names=graph.data_names,
+                           value_names=graph.value_names, value_shapes=graph.shapes, free_names=graph.free_names,
+                           free_shapes=graph.shapes, **backend)
 
 
 def use_native() -> bool:
@@ -207,16 +205,7 @@ def compile_native_density(model: pm.Model, key: Any = None) -> CompiledDensity:
         _NOT_NATIVE.add(key)
         warnings.warn(f"sampling through Python callbacks of the C-compiled density: {error}", stacklevel=3)
         return compile_density(model, key)
-    compiled = CompiledDensity(
-        logp_dlogp=native.function,
-        constrain=native.constrain,
-        data_names=graph.data_names,
-        value_names=graph.value_names,
-        value_shapes=graph.shapes,
-        free_names=graph.free_names,
-        free_shapes=graph.shapes,
-        native=native,
-    )
+    compiled = _compiled(graph, native.function, native.constrain, native=native)
     if full_key is not None:
         _CACHE[full_key] = compiled
     return compiled
