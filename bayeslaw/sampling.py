@@ -1,10 +1,10 @@
 """NUTS backends: nutpie (default) and PyMC's own sampler.
 
-nutpie samples natively where it can (``bayeslaw.native``): the log density and gradient compiled by PyTensor's
-numba backend, called by nutpie through a C entry point with no Python in the loop, so its chains run on every
-core. PyTensor keeps the numba code on disk, so a law compiles once per machine and later fits start in about two
-seconds. Otherwise (no numba, a density numba cannot cache, or ``BAYESLAW_NATIVE=0``) nutpie calls the density
-compiled by PyTensor's C backend through Python callbacks (``from_pyfunc``), one chain at a time. Data and pivots
+nutpie calls the log density and gradient compiled by PyTensor's C backend through Python callbacks
+(``from_pyfunc``), one chain at a time; PyTensor caches the C code on disk. With ``BAYESLAW_NATIVE=1`` it samples
+natively instead (``bayeslaw.native``, :func:`use_native`): the density compiled by PyTensor's numba backend, called
+by nutpie through a C entry point with no Python in the loop, so its chains run on every core; PyTensor keeps the
+numba code on disk too, so a law compiles once per machine. Data and pivots
 are inputs of the compiled function, and compiled functions are also kept in memory per (law, priors, likelihood).
 
 Large tables are sampled in whitened coordinates (:func:`laplace_whitening`): x = m + L y, with m the posterior
@@ -170,9 +170,11 @@ def _compiled(graph: FlatGraph, logp_dlogp: Callable, constrain: Callable, **bac
 
 
 def use_native() -> bool:
-    """Whether to sample natively (``bayeslaw.native``): where numba is installed, unless ``BAYESLAW_NATIVE=0``.
-    Measured against the C density's callbacks (benchmarks/bench_scale.py, same run): 0.66x the time at 1e4 runs
-    (where the callbacks' density already shares each gradient among the cores) and 0.77x at 1e5."""
+    """Whether to sample natively (``bayeslaw.native``): with ``BAYESLAW_NATIVE=1`` (or ``sampling.NATIVE = "1"``)
+    where numba is installed. Not yet the default: measured against the C density's callbacks it takes 0.66x the
+    time at 1e4 runs and 0.77x at 1e5 (benchmarks/bench_scale.py, same run), and a refit of the 240 real runs 0.17x,
+    but a default must first hold on every law's small ladders over sampler seeds, and bnsl-2's 4-size ladder failed
+    natively on seed 2 (ARCHITECTURE.md)."""
     from importlib.util import find_spec
 
     if NATIVE not in ("0", "1"):
@@ -180,7 +182,7 @@ def use_native() -> bool:
     return NATIVE == "1" and find_spec("numba") is not None
 
 
-NATIVE = os.environ.get("BAYESLAW_NATIVE", "1")  # "0": always through Python callbacks of the C density
+NATIVE = os.environ.get("BAYESLAW_NATIVE", "0")  # "1": native sampling where numba is installed
 _NOT_NATIVE: set = set()  # keys whose density numba cannot cache: compiled in C instead
 
 
@@ -287,9 +289,9 @@ def sample_nutpie(model: pm.Model, *, key: Any, chains: int, draws: int, tune: i
                   ) -> tuple[xr.Dataset, xr.Dataset, dict[str, Any]]:
     """Sample with nutpie (low-rank modified mass matrix adaptation). Returns posterior, stats, timings.
 
-    ``native`` (default: where the density can be, :func:`use_native`): nutpie calls the density's machine code
-    directly (``bayeslaw.native``), its chains on every core; otherwise through Python callbacks of the C-compiled
-    density, one chain at a time. The draws are the same Markov chains either way up to floating-point rounding.
+    ``native`` (default: :func:`use_native`): nutpie calls the density's machine code directly
+    (``bayeslaw.native``), its chains on every core; otherwise through Python callbacks of the C-compiled density,
+    one chain at a time. The draws are the same Markov chains either way up to floating-point rounding.
     With ``whiten``, in the coordinates of :func:`laplace_whitening` (the chains start at the mode, jittered
     uniformly within one standard deviation of the approximation along each whitened axis); the timings then
     say whether it was found (``whitened``) and what it cost."""

@@ -8,11 +8,11 @@ gradient's cost grows with the runs rather than with the per-call overhead: 1 is
 ``--samplers nutpie,jax`` fits every size with each sampler in turn (``fit --sampler``), in the same run, and gives
 each one's time as a ratio to the first sampler's; ``nutpie:no-whiten`` is nutpie without the whitening that
 tables of 1e4 runs or more get by default (``fit --no-whiten``), so ``--samplers nutpie:no-whiten,nutpie`` measures
-what whitening buys; ``nutpie:callbacks`` samples through Python callbacks of the C density instead of natively
-(``BAYESLAW_NATIVE=0``), so ``--samplers nutpie:callbacks,nutpie`` measures what native sampling buys, and
-``nutpie:callbacks-one-core`` does so with ``OMP_NUM_THREADS=1``, so ``--samplers nutpie:callbacks-one-core,
-nutpie:callbacks`` measures what sharing a large table's gradient among the cores buys the callbacks
-(``bayeslaw.sampling.PARALLEL_ROWS``). Exit 3 (completed, not converged) is reported as "no" in the converged column.
+what whitening buys; ``nutpie:native`` samples natively (``BAYESLAW_NATIVE=1``), so ``--samplers
+nutpie,nutpie:native`` measures what native sampling buys; ``nutpie:one-core`` runs the default with
+``OMP_NUM_THREADS=1``, so ``--samplers nutpie:one-core,nutpie`` measures what sharing a large table's gradient among
+the cores buys (``bayeslaw.sampling.PARALLEL_ROWS``). Exit 3 (completed, not converged) is reported as "no" in the
+converged column.
 Run: ``python benchmarks/bench_scale.py`` (1e3 to 1e5 runs, 4 chains x 1000 draws: about 15 minutes on 2 idle
 cores); ``--sizes 1e3,1e4,1e5,1e6 --draws 200 --tune 200`` for the largest table in bounded time.
 """
@@ -60,11 +60,10 @@ def measure(n_runs: int, sampler: str, folder: Path, args: argparse.Namespace) -
     exe = shutil.which("bayeslaw") or sys.exit("the bayeslaw command is not installed")
     name, _, option = sampler.partition(":")
     env = dict(os.environ)
-    if option.startswith("callbacks"):
-        env["BAYESLAW_NATIVE"] = "0"
-        if option == "callbacks-one-core":
-            env["OMP_NUM_THREADS"] = "1"
-        option = ""
+    if option == "one-core":
+        env["OMP_NUM_THREADS"], option = "1", ""
+    if option == "native":
+        env["BAYESLAW_NATIVE"], option = "1", ""
     command = [exe, "fit", str(path), "--chains", str(args.chains), "--draws", str(args.draws), "--tune",
                str(args.tune), "--seed", "0", "--no-retry", "--sampler", name, "--no-progress",
                "--out", str(folder / f"fit_{n_runs}.nc"), *([f"--{option}"] if option else [])]

@@ -197,15 +197,12 @@ def test_curve_likelihood_needs_curves():
 
 @pytest.fixture(scope="module")
 def synthetic_curve_fit():
-    """A curve fit to checkpoints drawn from the curve model at Chinchilla's published constants. Sampler seed 1:
-    measured at 4 x 400 draws, one attempt, sampler seeds 0-5 gave one divergent transition in 2 of 6 fits (seeds 0
-    and 4) sampled natively and in none through the C density's callbacks; seed 0, the seed before native sampling,
-    kept its divergence in the second attempt. The convergence rule counts a single divergence."""
+    """A curve fit to checkpoints drawn from the curve model at Chinchilla's published constants."""
     import bayeslaw as bl
     from bayeslaw.synthetic import learning_curves
 
     table = learning_curves("chinchilla", sizes=4, multiples=(1.0, 4.0), checkpoints=40, seed=3)
-    return table, bl.fit("chinchilla", table, chains=4, draws=400, seed=1, progress=False)
+    return table, bl.fit("chinchilla", table, chains=4, draws=400, seed=0, progress=False)
 
 
 @pytest.mark.slow
