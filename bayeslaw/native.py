@@ -77,15 +77,13 @@ def _ready() -> None:
 class NativeDensity:
     """log p and its gradient (``function``) and the constrained values (``constrain``) compiled by numba, both
     PyTensor functions of (flat values, *data), and nutpie's C entry points: ``logp`` (int64(uint64 dim, double *x,
-    double *grad, double *logp, int64 *table)) and ``expand`` (a copy of x). ``key``: the density's cache key;
-    ``ranks`` and ``dtypes``: of the data inputs, as the entry point reads them."""
+    double *grad, double *logp, int64 *table)) and ``expand`` (a copy of x). ``dtypes``: of the data inputs, as the
+    entry point reads them."""
 
     function: Any
     constrain: Any
     logp: Any
     expand: Any
-    key: str
-    ranks: tuple[int, ...]
     dtypes: tuple[str, ...]
 
 
@@ -225,7 +223,7 @@ def compile_native(inputs: Sequence[Any], outputs: Sequence[Any], constrained: S
                                        types.CPointer(types.double), types.voidptr)
         _EXPAND = _cfunc(_expand_source(), "bayeslaw_native_expand", expand_signature,
                          f"bayeslaw-expand-{NATIVE_VERSION}", {"numba": numba, "np": np})
-    return NativeDensity(function, constrain, logp, _EXPAND, key, ranks, dtypes)
+    return NativeDensity(function, constrain, logp, _EXPAND, dtypes)
 
 
 def native_table(density: NativeDensity, data: Sequence[np.ndarray], whitening: Any = None
