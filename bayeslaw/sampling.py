@@ -1,10 +1,11 @@
 """NUTS backends: nutpie (default) and PyMC's own sampler.
 
-nutpie calls the log density and gradient compiled by PyTensor's C backend through Python callbacks
-(``from_pyfunc``), one chain at a time; PyTensor caches the C code on disk. With ``BAYESLAW_NATIVE=1`` it samples
-natively instead (``bayeslaw.native``, :func:`use_native`): the density compiled by PyTensor's numba backend, called
-by nutpie through a C entry point with no Python in the loop, so its chains run on every core; PyTensor keeps the
-numba code on disk too, so a law compiles once per machine. Data and pivots
+By default nutpie samples natively (``bayeslaw.native``, :func:`use_native`): the density compiled by PyTensor's
+numba backend, called by nutpie through a C entry point with no Python in the loop, so its chains run on every
+core; PyTensor keeps the numba code on disk, so a law compiles once per machine. With ``BAYESLAW_NATIVE=0`` (or
+where numba cannot compile or cache a density) nutpie calls the log density and gradient compiled by PyTensor's C
+backend through Python callbacks (``from_pyfunc``), one chain at a time; PyTensor caches the C code on disk too.
+Data and pivots
 are inputs of the compiled function, and compiled functions are also kept in memory per (law, priors, likelihood).
 
 Large tables are sampled in whitened coordinates (:func:`laplace_whitening`): x = m + L y, with m the posterior
@@ -170,11 +171,11 @@ def _compiled(graph: FlatGraph, logp_dlogp: Callable, constrain: Callable, **bac
 
 
 def use_native() -> bool:
-    """Whether to sample natively (``bayeslaw.native``): with ``BAYESLAW_NATIVE=1`` (or ``sampling.NATIVE = "1"``)
-    where numba is installed. Not yet the default: measured against the C density's callbacks it takes 0.66x the
-    time at 1e4 runs and 0.77x at 1e5 (benchmarks/bench_scale.py, same run), and a refit of the 240 real runs 0.17x,
-    but a default must first hold on every law's small ladders over sampler seeds, and bnsl-2's 4-size ladder failed
-    natively on seed 2 (ARCHITECTURE.md)."""
+    """Whether to sample natively (``bayeslaw.native``): by default, where numba is installed; ``BAYESLAW_NATIVE=0``
+    (or ``sampling.NATIVE = "0"``) samples through the C density's callbacks instead. Measured on every law's
+    4-size ladder (defaults, sampler seeds 0-9, 250 fits each way): 5 fits failed the convergence checks natively,
+    4 through callbacks; the native fits of seeds 4-9 took 0.18x the time (ARCHITECTURE.md). ``bayeslaw.fit`` keeps
+    the C density for the correlated learning-curve likelihood (``fit.CURVES_THROUGH_C``)."""
     from importlib.util import find_spec
 
     if NATIVE not in ("0", "1"):
@@ -182,7 +183,7 @@ def use_native() -> bool:
     return NATIVE == "1" and find_spec("numba") is not None
 
 
-NATIVE = os.environ.get("BAYESLAW_NATIVE", "0")  # "1": native sampling where numba is installed
+NATIVE = os.environ.get("BAYESLAW_NATIVE", "1")  # "0": sample through the C density's callbacks
 _NOT_NATIVE: set = set()  # keys whose density numba cannot cache: compiled in C instead
 
 

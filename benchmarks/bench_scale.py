@@ -8,9 +8,10 @@ gradient's cost grows with the runs rather than with the per-call overhead: 1 is
 ``--samplers nutpie,jax`` fits every size with each sampler in turn (``fit --sampler``), in the same run, and gives
 each one's time as a ratio to the first sampler's; ``nutpie:no-whiten`` is nutpie without the whitening that
 tables of 1e4 runs or more get by default (``fit --no-whiten``), so ``--samplers nutpie:no-whiten,nutpie`` measures
-what whitening buys; ``nutpie:native`` samples natively (``BAYESLAW_NATIVE=1``), so ``--samplers
-nutpie,nutpie:native`` measures what native sampling buys; ``nutpie:one-core`` runs the default with
-``OMP_NUM_THREADS=1``, so ``--samplers nutpie:one-core,nutpie`` measures what sharing a large table's gradient among
+what whitening buys; ``nutpie:callbacks`` samples through the C density's callbacks (``BAYESLAW_NATIVE=0``;
+the default samples natively, as ``nutpie:native``), so ``--samplers nutpie:callbacks,nutpie`` measures what native
+sampling buys; ``nutpie:one-core`` samples through the callbacks with ``OMP_NUM_THREADS=1``, so ``--samplers
+nutpie:one-core,nutpie:callbacks`` measures what sharing a large table's gradient among
 the cores buys (``bayeslaw.sampling.PARALLEL_ROWS``). Exit 3 (completed, not converged) is reported as "no" in the
 converged column.
 Run: ``python benchmarks/bench_scale.py`` (1e3 to 1e5 runs, 4 chains x 1000 draws: about 15 minutes on 2 idle
@@ -61,9 +62,9 @@ def measure(n_runs: int, sampler: str, folder: Path, args: argparse.Namespace) -
     name, _, option = sampler.partition(":")
     env = dict(os.environ)
     if option == "one-core":
-        env["OMP_NUM_THREADS"], option = "1", ""
-    if option == "native":
-        env["BAYESLAW_NATIVE"], option = "1", ""
+        env["OMP_NUM_THREADS"], env["BAYESLAW_NATIVE"], option = "1", "0", ""
+    if option in ("native", "callbacks"):
+        env["BAYESLAW_NATIVE"], option = ("1" if option == "native" else "0"), ""
     command = [exe, "fit", str(path), "--chains", str(args.chains), "--draws", str(args.draws), "--tune",
                str(args.tune), "--seed", "0", "--no-retry", "--sampler", name, "--no-progress",
                "--out", str(folder / f"fit_{n_runs}.nc"), *([f"--{option}"] if option else [])]

@@ -19,6 +19,10 @@ from bayeslaw.synthetic import ladder
 
 LONG = ("abnar", "quokka-dc", "bnsl-2")  # a minute or more a fit: 12 fits, about 12 CPU-minutes
 SEEDS = range(4)
+# measured failures of the default sampler (native), kept visible as strict xfails so a change is noticed
+KNOWN = {("bnsl-2", 2): "bnsl-2's posterior on 4 sizes is multimodal in its break positions: natively its chains "
+                        "settle at different d1 on seed 2 (R-hat 1.455). Over seeds 0-9 of this ladder 3 of 10 native "
+                        "fits and 2 of 10 callback fits failed (seeds 2, 5, 9 and 5, 6; ARCHITECTURE.md)"}
 
 
 class _Ladder:
@@ -43,6 +47,8 @@ class _Ladder:
 for _name in (*LONG, *(n for n in LAWS if n not in LONG)):
     for _seed in SEEDS:
         _marks = [pytest.mark.slow, *([pytest.mark.early if _seed == 0 else pytest.mark.long] if _name in LONG else [])]
+        if (_name, _seed) in KNOWN:
+            _marks.append(pytest.mark.xfail(strict=True, reason=KNOWN[_name, _seed]))
         _cls = type(f"TestLadder_{_name.replace('-', '_')}_seed{_seed}", (_Ladder,),
                     {"law": _name, "seed": _seed, "pytestmark": _marks})
         globals()[_cls.__name__] = _cls

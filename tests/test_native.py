@@ -163,12 +163,7 @@ def test_a_fresh_process_loads_the_native_density_from_disk(tmp_path):
 def test_the_native_posterior_agrees_with_pm_sample_on_the_real_runs(chinchilla_runs):
     """The must-show of issue 14: on the 240 kept Chinchilla runs, the native fit's posterior means of E, A, B,
     alpha and beta lie within 3 Monte Carlo standard errors (of the difference) of pm.sample's."""
-    sampling_default = sampling.NATIVE
-    sampling.NATIVE = "1"  # native sampling is opt-in (bayeslaw.sampling.use_native)
-    try:
-        fit = bl.fit("chinchilla", chinchilla_runs, seed=7)
-    finally:
-        sampling.NATIVE = sampling_default
+    fit = bl.fit("chinchilla", chinchilla_runs, seed=7)  # native by default (bayeslaw.sampling.use_native)
     assert fit.info["attempts"][-1]["native"] is True
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -196,17 +191,22 @@ def test_a_density_numba_cannot_cache_is_sampled_through_callbacks(monkeypatch):
     assert fit.diagnostics.max_rhat < 1.05
 
 
-def test_native_sampling_is_opt_in_and_draws_the_same_for_the_same_seed(monkeypatch):
-    """By default a fit samples through callbacks; with BAYESLAW_NATIVE=1 natively, its chains on threads, and the
-    same seed gives the same draws (the initial points are computed under a lock: PyMC's initial-point function is
-    not thread-safe; without it 1 fit in 5 differed)."""
+def test_native_sampling_is_the_default_and_draws_the_same_for_the_same_seed(monkeypatch):
+    """By default a fit samples natively, its chains on threads, and the same seed gives the same draws (the initial
+    points are computed under a lock: PyMC's initial-point function is not thread-safe; without it 1 fit in 5
+    differed); BAYESLAW_NATIVE=0 samples through callbacks; any other setting is refused by name."""
+    env = {k: v for k, v in os.environ.items() if k != "BAYESLAW_NATIVE"}
+    default = subprocess.run([sys.executable, "-c", "from bayeslaw import sampling; print(sampling.use_native())"],
+                             capture_output=True, text=True, check=True, env=env).stdout.split()
+    assert default == ["True"]
     runs = synthetic_runs(get_law("power-N"), 40, noise=0.02, seed=1)
-    assert bl.fit("power-N", runs, seed=42, **SMALL).info["attempts"][-1]["native"] is False
     monkeypatch.setattr(sampling, "NATIVE", "1")
     fits = [bl.fit("power-N", runs, seed=42, **SMALL) for _ in range(4)]
     assert all(fit.info["attempts"][-1]["native"] is True for fit in fits)
     for fit in fits[1:]:
         np.testing.assert_array_equal(fit.posterior["alpha"].values, fits[0].posterior["alpha"].values)
+    monkeypatch.setattr(sampling, "NATIVE", "0")
+    assert bl.fit("power-N", runs, seed=42, **SMALL).info["attempts"][-1]["native"] is False
     monkeypatch.setattr(sampling, "NATIVE", "yes")
     with pytest.raises(BayeslawError, match="BAYESLAW_NATIVE"):
         bl.fit("power-N", runs, seed=42, **SMALL)
