@@ -52,13 +52,9 @@ def test_the_spreads_are_reported_and_the_exponents_recovered(lofo):
     assert 0.29 <= lofo.loc[("chinchilla", "pooled"), "alpha"] <= 0.38
 
 
-def test_pooling_helps_chinchilla_beyond_n_5e9(lofo):
-    """Measured margin 1.5 nats (44.3 vs 42.8 at 2 x 300 draws, 47.9 vs 46.4 at 4 x 500)."""
-    assert lofo.loc[("chinchilla", "pooled"), "lpd"] > lofo.loc[("chinchilla", "alone"), "lpd"]
-
-
-@pytest.mark.xfail(strict=True, reason="measured: pooling the chinchilla law's exponents beats the family alone on "
-                                       "Chinchilla only (c4, oscar within 0.1 nats, t5 0.5-1.6 worse); README")
+@pytest.mark.xfail(strict=True, reason="measured: pooling the chinchilla law's exponents beats the family alone on at "
+                                       "most one family (c4, oscar within 0.1 nats, t5 0.5-1.6 worse; Chinchilla by "
+                                       "-0.84 to +1.58 nats over sampler seeds 0-3, mean +0.02); README")
 def test_pooled_lpd_is_higher_for_at_least_three_of_four_families(lofo):
     wins = [f for f in FAMILIES if lofo.loc[(f, "pooled"), "lpd"] > lofo.loc[(f, "alone"), "lpd"]]
     assert len(wins) >= 3, wins
