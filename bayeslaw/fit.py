@@ -343,7 +343,7 @@ def whitening_notes(attempt: Mapping[str, Any], rows: int) -> list[str]:
 # likelihoods sampled with the C density whatever BAYESLAW_NATIVE says: on the correlated curve model the numba
 # density's chains diverged more often (synthetic curves, 4 x 1600 draws after 2,000 tuning steps, target_accept
 # 0.95, seeds 0-15: 8 of 16 fits had a divergence with the numba density, through callbacks or natively, against
-# 0 of 16 with the C density, though the two agree to 1e-13 at the divergent transitions' ends; ARCHITECTURE.md)
+# 1 of 16 with the C density, though the two agree to 1e-13 at the divergent transitions' ends; ARCHITECTURE.md)
 CURVES_THROUGH_C = ("curve",)
 
 RETRY_LENGTH = 4  # the second attempt's chains are this many times ``draws`` (thinned back to ``draws``)
