@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bayeslaw.curves import build_curves, curve_logp_numpy, decay_left, independent_logp_numpy
+from bayeslaw.curves import _whitened, build_curves, curve_logp_numpy, decay_left, independent_logp_numpy
 from bayeslaw.data import load_runs
 from bayeslaw.errors import BayeslawError, DataError
 
@@ -118,6 +118,25 @@ def test_density_matches_the_full_covariance():
     independent = independent_logp_numpy(residual, curves, {"sigma": 0.02})
     want = [stats.norm.logpdf(residual[curves.run == i], scale=0.02).sum() for i in range(3)]
     assert independent == pytest.approx(want, rel=1e-12)
+
+
+def test_a_run_that_is_all_offset_has_no_cancellation():
+    """Residuals equal to the run's offset, tiny checkpoint noise, a wide offset prior: the quadratic form is
+    b^2 u.u / (1 + tau^2 u.u) (Sherman-Morrison on r = b 1). Written as w.w - tau^2 (u.w)^2 / (1 + tau^2 u.u) it
+    cancelled here: 32 nats too high on one run at sigma 1e-9, the kind of spurious peak NUTS fell into."""
+    runs = load_runs(_table(), "chinchilla")
+    curves = build_curves(runs, runs.run_ids, min_progress=0.0)
+    b, tau, ell = 0.3, 1.0, 0.5
+    for sigma in (1e-3, 1e-6, 1e-9):
+        residual = np.full(len(curves.rows), b)
+        got = curve_logp_numpy(residual, curves, {"sigma": sigma, "schedule_sd": 0.0, "run_sd": tau,
+                                                  "corr_length": ell})
+        scale = np.full(len(residual), sigma)
+        _, u, log_v = _whitened(residual, scale, curves.log_step, curves.first, ell, np)
+        uu, logv = np.add.reduceat(u * u, curves.starts), np.add.reduceat(log_v, curves.starts)
+        n = np.diff(np.r_[curves.starts, len(curves.run)])
+        want = -0.5 * (n * np.log(2 * np.pi) + logv + np.log1p(tau**2 * uu) + b**2 * uu / (1 + tau**2 * uu))
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-9), sigma
 
 
 def test_model_density_is_the_numpy_density():
