@@ -230,12 +230,11 @@ def fit(
     attempts = []
     rows = table_rows(model)  # the runs, or with learning curves the checkpoints kept
     whitened = rows >= WHITEN_RUNS if whiten is None else bool(whiten)
-    native = False if likelihood in CURVES_THROUGH_C else None  # None: sampling.use_native()
     for number in range(2 if retry else 1):
         settings = dict(chains=int(chains), draws=attempt["draws"] * attempt["thin"], tune=attempt["tune"],
                         seed=seed + number, target_accept=attempt["target_accept"], progress=progress)
         if sampler == "nutpie":
-            posterior, stats, timings = sample_nutpie(model, key=key, whiten=whitened, native=native, **settings)
+            posterior, stats, timings = sample_nutpie(model, key=key, whiten=whitened, **settings)
         elif sampler == "jax":
             posterior, stats, timings = sample_jax(model, key=key, **settings)
         else:
@@ -339,12 +338,6 @@ def whitening_notes(attempt: Mapping[str, Any], rows: int) -> list[str]:
             f"mode (found in {attempt['whitening_gradients']} gradients, {attempt['whitening_seconds']:.1f} s); the "
             "posterior is the model's, the warm-up shorter"]
 
-
-# likelihoods sampled with the C density whatever BAYESLAW_NATIVE says: on the correlated curve model the numba
-# density's chains diverged more often (synthetic curves, 4 x 1600 draws after 2,000 tuning steps, target_accept
-# 0.95, seeds 0-15: 8 of 16 fits had a divergence with the numba density, through callbacks or natively, against
-# 1 of 16 with the C density, though the two agree to 1e-13 at the divergent transitions' ends; ARCHITECTURE.md)
-CURVES_THROUGH_C = ("curve",)
 
 RETRY_LENGTH = 4  # the second attempt's chains are this many times ``draws`` (thinned back to ``draws``)
 

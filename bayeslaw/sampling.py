@@ -174,8 +174,7 @@ def use_native() -> bool:
     """Whether to sample natively (``bayeslaw.native``): by default, where numba is installed; ``BAYESLAW_NATIVE=0``
     (or ``sampling.NATIVE = "0"``) samples through the C density's callbacks instead. Measured on every law's
     4-size ladder (defaults, sampler seeds 0-9, 250 fits each way): 5 fits failed the convergence checks natively,
-    4 through callbacks; the native fits of seeds 4-9 took 0.18x the time (ARCHITECTURE.md). ``bayeslaw.fit`` keeps
-    the C density for the correlated learning-curve likelihood (``fit.CURVES_THROUGH_C``)."""
+    4 through callbacks; the native fits of seeds 4-9 took 0.18x the time (ARCHITECTURE.md)."""
     from importlib.util import find_spec
 
     if NATIVE not in ("0", "1"):
