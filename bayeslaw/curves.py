@@ -33,7 +33,7 @@ lemma and Sherman-Morrison (Rasmussen & Williams 2006, A.3): with r the run's re
 form is computed as |w - beta u|^2 + (u.w)^2 / (u.u (1 + tau^2 u.u)), beta = u.w / u.u: the same number, a sum of
 two squares. Written as w.w - tau^2 (u.w)^2 / (1 + tau^2 u.u) it cancels catastrophically where a run's residuals
 are mostly its offset and tau^2 u.u is large, and rounding could make it negative: log p of 1e10 and more at
-such points, which NUTS trajectories fell into (measured: divergences in 8 of 16 seeds of a synthetic curve fit).
+such points, which NUTS trajectories fell into (a synthetic curve fit natively: divergences in 8 of 16 seeds, 4 after).
 ``likelihood="curve_independent"`` is the same mean with every checkpoint independent, N(0, s^2): the model
 that treats a curve's rows as independent runs, for comparison (hundreds of rows per run then act as
 hundreds of runs).
