@@ -5,8 +5,8 @@ numba backend, called by nutpie through a C entry point with no Python in the lo
 core; PyTensor keeps the numba code on disk, so a law compiles once per machine. With ``BAYESLAW_NATIVE=0`` (or
 where numba cannot compile or cache a density) nutpie calls the log density and gradient compiled by PyTensor's C
 backend through Python callbacks (``from_pyfunc``), one chain at a time; PyTensor caches the C code on disk too.
-Data and pivots
-are inputs of the compiled function, and compiled functions are also kept in memory per (law, priors, likelihood).
+Data and pivots are inputs of the compiled function, and compiled functions are also kept in memory per (law,
+priors, likelihood).
 
 Large tables are sampled in whitened coordinates (:func:`laplace_whitening`): x = m + L y, with m the posterior
 mode and L L^T the inverse Hessian there (the Laplace approximation). The map is affine, so its Jacobian is a
