@@ -53,6 +53,11 @@ def table(n_runs: int, path: Path) -> None:
     runs_table(n_runs).to_csv(path, index=False)
 
 
+# sampler options that are settings of the fit's environment, not options of `bayeslaw fit`
+ENVIRONMENTS = {"native": {"BAYESLAW_NATIVE": "1"}, "callbacks": {"BAYESLAW_NATIVE": "0"},
+                "one-core": {"BAYESLAW_NATIVE": "0", "OMP_NUM_THREADS": "1"}}
+
+
 def measure(n_runs: int, sampler: str, folder: Path, args: argparse.Namespace) -> tuple[float, float, int]:
     """Wall seconds, peak GiB and exit code of one fit in a fresh process."""
     path = folder / f"runs_{n_runs}.csv"
@@ -61,10 +66,9 @@ def measure(n_runs: int, sampler: str, folder: Path, args: argparse.Namespace) -
     exe = shutil.which("bayeslaw") or sys.exit("the bayeslaw command is not installed")
     name, _, option = sampler.partition(":")
     env = dict(os.environ)
-    if option == "one-core":
-        env["OMP_NUM_THREADS"], env["BAYESLAW_NATIVE"], option = "1", "0", ""
-    if option in ("native", "callbacks"):
-        env["BAYESLAW_NATIVE"], option = ("1" if option == "native" else "0"), ""
+    if option in ENVIRONMENTS:
+        env.update(ENVIRONMENTS[option])
+        option = ""
     command = [exe, "fit", str(path), "--chains", str(args.chains), "--draws", str(args.draws), "--tune",
                str(args.tune), "--seed", "0", "--no-retry", "--sampler", name, "--no-progress",
                "--out", str(folder / f"fit_{n_runs}.nc"), *([f"--{option}"] if option else [])]
