@@ -16,6 +16,7 @@ from bayeslaw import design
 from bayeslaw.retrospective import retrospective
 
 BUDGET = 5.76e23
+SPENDS = [1e20, 3e20]
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +30,6 @@ def table(shared_fit, chinchilla_runs):
     assert len(start.runs) == 48 and len(pool) == 169
     reference = design.decision_summary(full, BUDGET)
     return retrospective(start, pool, BUDGET, SPENDS, reference, orders=20, refit={"chains": 2, "draws": 500})
-
-
-SPENDS = [1e20, 3e20]
 
 
 @pytest.mark.slow
