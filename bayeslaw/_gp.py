@@ -16,12 +16,13 @@ its products with them), computed once per posterior. Two evaluations:
   time, so searches over these values give the same numbers bit for bit. The means are computed with the draws
   ordered by set and put back in order once; ``shared_draw`` takes the square roots of the variances once per
   set.
-- ``per_draw``: one point per draw (each draw's own optimum in ``plan``), in blocks of about ``ROWS`` points that
-  stay in cache. For the squared exponential the exponent is one matrix product: -|x' - z'|^2 / 2 =
-  (x', -|x'|^2 / 2 + log eta^2, 1) . (z', 1, -|z'|^2 / 2) with x' = x / ell (the square expanded; the runs
-  are centred, so this costs about |x'|^2 ulps, 1e-15 relative inside the runs at ell = 1); W k by a full matrix
-  product (numpy's matmul releases the GIL, so the sets run on a thread per core, ``bayeslaw._threads``); the
-  trend's share of |W k|^2 expanded in its m columns.
+- ``per_draw``: one point per draw (each draw's own optimum in ``plan``), each set's draws gathered in blocks of
+  about ``ROWS`` points that stay in cache. For the squared exponential the exponent is one matrix product:
+  -|x' - z'|^2 / 2 = (x', -|x'|^2 / 2 + log eta^2, 1) . (z', 1, -|z'|^2 / 2) with x' = x / ell (the square
+  expanded; the runs are centred, so this costs about |x'|^2 ulps, 1e-15 relative inside the runs at ell = 1);
+  W k and the trend's cross term k^T W^T W T by one full matrix product with [W^T, W^T W T] (numpy's matmul
+  releases the GIL, so the sets run on a thread per core, ``bayeslaw._threads``); the rest of the trend's share,
+  expanded in its m columns, once for all points.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class Sets:
         self.set_counts = counts[self.set_order]
         self.order = np.argsort(self.position)  # the draws in set order
         self._fast: list[tuple] | None = None
+        self._trend: tuple[np.ndarray, ...] | None = None
 
     def by_set(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean (q, S) with the draws in set order and each set's variance (q, sets), before clipping at 0, at
@@ -137,59 +139,72 @@ class Sets:
         return np.take(spread, self.position, axis=1)
 
     def _per_draw_arrays(self) -> list[tuple[np.ndarray, ...]]:
-        """Per set, for ``per_draw``: the runs' augmented coordinates (z', 1, -|z'|^2 / 2), alpha^T, W^T
-        (C order), W T, T^T alpha and (W T)^T (W T)."""
+        """Per set, for ``per_draw``: the runs' augmented coordinates (z', 1, -|z'|^2 / 2), alpha^T, and
+        [W^T, W^T W T] (C order: one product gives W k and the trend's cross term k^T W^T W T)."""
         if self._fast is None:
             fast = []
             for h, (_, _, _, _, alpha, whiten) in enumerate(self.parts):
                 zs = self.z / self.ells[h]
                 columns = np.column_stack([zs, np.ones(len(zs)), -0.5 * np.sum(zs ** 2, axis=1)])
-                wt = whiten @ self.basis
-                fast.append((columns, np.ascontiguousarray(alpha.T), np.ascontiguousarray(whiten.T), wt,
-                             self.basis.T @ alpha, wt.T @ wt))
+                right = np.ascontiguousarray(np.column_stack([whiten.T, whiten.T @ (whiten @ self.basis)]))
+                fast.append((columns, np.ascontiguousarray(alpha.T), right))
             self._fast = fast  # assigned whole: a thread never sees it half built
         return self._fast
 
+    def _trend_terms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per draw: tau^2 (S,), T^T alpha (m, S) and (W T)^T (W T) (S, m, m), for the trend's share."""
+        if self._trend is None:
+            basis_alpha = np.empty((self.basis.shape[1], self.n_draws))
+            gram = np.empty((len(self.parts), self.basis.shape[1], self.basis.shape[1]))
+            for h, (draws, _, _, _, alpha, whiten) in enumerate(self.parts):
+                basis_alpha[:, draws] = self.basis.T @ alpha
+                wt = whiten @ self.basis
+                gram[h] = wt.T @ wt
+            self._trend = self.tau2[self.owner], basis_alpha, gram[self.owner]
+        return self._trend
+
     def per_draw(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance (L, S) at points x (L, S, d), one per draw on the second axis (variance before
-        clipping at 0)."""
+        clipping at 0). Each set's draws are gathered a block of points at a time (no copy of x in set order)."""
         lead, _, d = x.shape
         se = self.covariance == "se"
-        x = x[:, self.order, :]  # set order: each set's draws in adjacent columns
-        column_set = np.repeat(self.set_order, self.set_counts)
-        rows = np.empty((lead, self.n_draws, d + 2))  # (x', -|x'|^2 / 2 [+ log eta^2], 1), x' = x / ell
-        np.divide(x, self.ells[column_set], out=rows[..., :d])
-        rows[..., d] = -0.5 * sum(rows[..., i] ** 2 for i in range(d))
-        if se:
-            rows[..., d] += np.log(self.eta2[column_set])
-        rows[..., d + 1] = 1.0
-        t = self.trend_basis(x)
-        m = t.shape[-1]
+        n = len(self.z)
+        m = self.basis.shape[1] if len(self.trended) else 0
         mean, var = np.empty((lead, self.n_draws)), np.empty((lead, self.n_draws))
+        cross = np.empty((lead, self.n_draws, m))  # k^T W^T W T: the trend's cross term with the kernel
         fast = self._per_draw_arrays()
-        firsts = np.concatenate([[0], np.cumsum(self.set_counts)[:-1]])
 
-        def one_set(h: int, first: int, count: int) -> None:  # writes its own columns: sets run on threads
-            columns, alpha_t, whiten_t, wt, basis_alpha, gram = fast[h]
-            draws = slice(first, first + count)
-            step = max(1, ROWS // count)
+        def one_set(h: int) -> None:  # writes its own draws' columns: sets run on threads
+            columns, alpha_t, right = fast[h]
+            draws = self.parts[h][0]
+            right = right if m else right[:, :n]
+            step = max(1, ROWS // len(draws))
             for start in range(0, lead, step):
-                block = (slice(start, start + step), draws)
-                shape = mean[block].shape
-                half = rows[block].reshape(-1, d + 2) @ columns.T  # -|x' - z'|^2 / 2 [+ log eta^2]: (q, n)
+                lines = slice(start, start + step)
+                points = x[lines, draws].reshape(-1, d)
+                shape = (len(points) // len(draws), len(draws))
+                rows = np.empty((len(points), d + 2))  # (x', -|x'|^2 / 2 [+ log eta^2], 1), x' = x / ell
+                np.divide(points, self.ells[h], out=rows[:, :d])
+                rows[:, d] = -0.5 * sum(rows[:, i] ** 2 for i in range(d))
+                if se:
+                    rows[:, d] += np.log(self.eta2[h])
+                rows[:, d + 1] = 1.0
+                half = rows @ columns.T  # -|x' - z'|^2 / 2 [+ log eta^2]: (q, n)
                 if se:
                     k = np.exp(half, out=half)
                 else:
                     k = self.eta2[h] * correlation(self.covariance, np.maximum(-2.0 * half, 0.0))[0]
-                mu = np.einsum("lsn,sn->ls", k.reshape(*shape, -1), alpha_t)
-                u = k @ whiten_t  # rows: W R(x - Z) eta^2 (a full product: it runs beside the other threads)
-                v = self.eta2[h] - np.einsum("qn,qn->q", u, u)
-                if self.tau2[h] > 0 and m:  # the trend's tau^2 t(x) T^T, expanded in its m columns
-                    tau2, tb = self.tau2[h], t[block].reshape(-1, m)
-                    mu += tau2 * np.einsum("lsm,ms->ls", tb.reshape(*shape, m), basis_alpha)
-                    v += tau2 * (np.sum(tb ** 2, axis=1) - 2 * np.sum((u @ wt) * tb, axis=1)
-                                 - tau2 * np.sum((tb @ gram) * tb, axis=1))
-                mean[block], var[block] = mu, v.reshape(shape)
+                mean[lines, draws] = np.einsum("lsn,sn->ls", k.reshape(*shape, -1), alpha_t)
+                product = k @ right  # rows: W k(x, Z) [, k^T W^T W T] (one full product)
+                u = product[:, :n]
+                var[lines, draws] = (self.eta2[h] - np.einsum("qn,qn->q", u, u)).reshape(shape)
+                if m:
+                    cross[lines, draws] = product[:, n:].reshape(*shape, m)
 
-        in_threads(one_set, zip(self.set_order, firsts, self.set_counts, strict=True))
-        return np.take(mean, self.position, axis=1), np.take(var, self.position, axis=1)
+        in_threads(one_set, ((h,) for h in self.set_order))
+        if m:  # the trend's tau^2 t(x) T^T, expanded in its m columns, for all points at once
+            t = self.trend_basis(x)
+            tau2, basis_alpha, gram = self._trend_terms()
+            mean += tau2 * np.einsum("lsm,ms->ls", t, basis_alpha)
+            var += tau2 * (np.einsum("lsm,lsm->ls", t, t - 2 * cross) - tau2 * np.einsum("lsm,smk,lsk->ls", t, gram, t))
+        return mean, var
