@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
+from bayeslaw._powers import powers_by_logs
 from bayeslaw.curves import CURVE_LIKELIHOODS, Curves, observe_curves
 from bayeslaw.data import Runs
 from bayeslaw.errors import BayeslawError
@@ -155,7 +156,7 @@ def build_model(runs: Runs, priors: Mapping[str, Prior], likelihood: str = "stud
         for name, value in law.published_with_derived(published, pt).items():
             if name not in sampled:
                 pm.Deterministic(name, value)
-        mu = pt.log(law.function(published, inputs, pt))
+        mu = powers_by_logs(pt.log(law.function(published, inputs, pt)), inputs, observed_runs.inputs, dim)
         observed = pm.Data(f"log_{law.target}", np.log(observed_runs.target), dims=dim)
         if curves is None:
             family.observe(f"obs_log_{law.target}", mu, priors, observed, dims="run")

@@ -1,0 +1,54 @@
+"""Powers of positive data as exponentials of stored logs (bayeslaw._powers): the same log p and gradient as the
+law written with pow, no pow or log of a data input left in the compiled density, and the sparsity S (which may
+be 0) left as it is."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bayeslaw import model as model_module
+from bayeslaw import sampling
+from bayeslaw.data import load_runs
+from bayeslaw.laws import get_law
+from bayeslaw.model import build_model, model_priors
+from bayeslaw.testing import synthetic_runs
+
+# laws with powers of their inputs (chinchilla, power-N, krajewski, bnsl-2), with none (muennighoff: of effective
+# sizes), and with the sparsity S beside them (frantar: N^-b_N rewritten, (a_D / D)^b_D and S left)
+LAWS = ["chinchilla", "power-N", "muennighoff", "frantar", "krajewski", "bnsl-2"]
+
+
+def density(law: str, rewrite: bool, monkeypatch) -> tuple:
+    """The model's C density (log p and gradient) on 50 synthetic runs, with or without the rewrite."""
+    with monkeypatch.context() as patch:
+        if not rewrite:
+            patch.setattr(model_module, "powers_by_logs", lambda mu, *args: mu)
+        runs = load_runs(synthetic_runs(law, 50, seed=3), law)
+        model = build_model(runs, model_priors(get_law(law), "student_t"))
+    compiled = sampling.compile_density(model)
+    return model, compiled, sampling.data_values(model, compiled.data_names)
+
+
+@pytest.mark.parametrize("law", LAWS)
+def test_log_density_and_gradient_are_the_law_written_with_pow(law, monkeypatch):
+    (_, new, new_data), (_, old, old_data) = density(law, True, monkeypatch), density(law, False, monkeypatch)
+    rng = np.random.default_rng(0)
+    size = sum(int(np.prod(s, dtype=int)) for s in new.value_shapes)
+    for _ in range(5):
+        x = rng.normal(0.0, 0.5, size)
+        logp, grad = new.logp_dlogp(x, *new_data)
+        ref_logp, ref_grad = old.logp_dlogp(x, *old_data)
+        np.testing.assert_allclose(logp, ref_logp, rtol=1e-10)
+        np.testing.assert_allclose(grad, ref_grad, rtol=1e-8, atol=1e-8 * np.abs(ref_grad).max())
+    logs = {name for name in new.data_names if name.startswith("log_") and name != "log_loss"}
+    assert logs <= {f"log_{x}" for x in get_law(law).inputs if x != "S"}  # S may be 0: never through a log
+
+
+def test_chinchilla_reads_only_the_logs_of_its_inputs(monkeypatch):
+    """Its N and D enter only through N^-alpha and D^-beta: the density reads log N and log D, not N and D."""
+    _, compiled, data = density("chinchilla", True, monkeypatch)
+    assert {"log_N", "log_D"} <= set(compiled.data_names) and not {"N", "D"} & set(compiled.data_names)
+    values = dict(zip(compiled.data_names, data, strict=True))
+    runs = synthetic_runs("chinchilla", 50, seed=3)
+    np.testing.assert_array_equal(values["log_N"], np.log(runs["N"].to_numpy()))
