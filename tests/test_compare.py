@@ -19,6 +19,7 @@ from bayeslaw.data import load_runs
 from bayeslaw.errors import BayeslawError, ConvergenceWarning
 from bayeslaw.holdout import Holdout, default_holdout, leave_future_out, resolve_split, score_heldout
 from bayeslaw.laws import LAWS
+from bayeslaw.loo import loo as psis_loo
 from bayeslaw.testing import fake_fit
 
 QUICK = {"chains": 2, "draws": 500, "tune": 1000}
@@ -261,9 +262,13 @@ def test_influential_runs_are_named():
     frame = synthetic_runs(law, 40, noise=0.01, seed=2)
     frame.loc[7, "loss"] *= 1.6  # a gross outlier, under a normal likelihood
     fits = {lik: bl.fit(law, frame, likelihood=lik, seed=1, **QUICK) for lik in ("normal", "student_t")}
-    with pytest.warns(UserWarning, match=r"runs 7 .*Pareto k > 0.7"):
+    with pytest.warns(UserWarning, match=r"runs [\d, ]*\b7 .*Pareto k > 0.7"):
         result = compare(fits, holdout="none")
-    assert result.influential["normal"] == [7] and result.loo.loc["normal", "n_pareto_k_high"] == 1
+    assert 7 in result.influential["normal"]
+    assert result.loo.loc["normal", "n_pareto_k_high"] == len(result.influential["normal"])
+    # the outlier stands out: k 1.9-2.9 on sampler seeds 1-4, the next run's 0.26-0.76 (a k-hat near 0.7 is noise)
+    k = np.asarray(psis_loo(fits["normal"]).pareto_k)
+    assert k.argmax() == 7 and k[7] > 1.0 and np.sort(k)[-2] < 1.0
     assert result.loo.index[0] == "student_t"  # the heavy-tailed likelihood explains the outlier
 
 
