@@ -294,7 +294,7 @@ PRIOR_STREAM = 11  # the prior group's random stream
 PRIOR_DRAWS = 500  # draws in the prior and prior_predictive groups
 MAX_POINTWISE_VALUES = 25_000_000  # chains x draws x runs of the stored pointwise log-likelihood (200 MB)
 BLOCK_VALUES = 2_000_000  # draws x runs evaluated at once when computing per-run quantities (16 MB a block)
-MEDIAN_DRAWS = 4000  # the median over draws of the law at each run uses at most this many draws
+MEDIAN_DRAWS = 1000  # the median over draws of the law at each run uses at most this many draws (large tables)
 
 
 def run_blocks(n_runs: int, n_draws: int) -> list[slice]:
