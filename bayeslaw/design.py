@@ -539,7 +539,9 @@ def refit_gain(source: Any, candidate: Mapping[str, float], budget: float, *, ou
     """The expected gain of one candidate run by brute force: ``outcomes`` outcomes simulated as ``advise`` does,
     each added to the fit's runs and refitted with NUTS (the fit's settings, updated by ``settings``), and the
     decision's loss value taken on each refit. Returned beside the importance estimate on the same outcomes:
-    gain, se, importance gain, paired se (of the per-outcome differences), and the per-outcome values."""
+    gain, se, importance gain, paired se (of the per-outcome differences), importance se (the importance estimate's
+    Monte Carlo error from the fit's draws, common to every outcome: between-chain batch means), and the per-outcome
+    values."""
     import bayeslaw as bl
     from bayeslaw.compare import refit_settings
 
@@ -558,7 +560,14 @@ def refit_gain(source: Any, candidate: Mapping[str, float], budget: float, *, ou
     y = sim.draw(mu, var, rows, rng)[:, 0]
     decision = _Decision(post, float(budget), risk, k, None, None, seed)
     now = float(decision.values(np.full((1, S), 1.0 / S))[0][0])
-    weighted = decision.values(_normalise(sim.log_lik(y, mu[0], var[0])))[0]
+    log_w = sim.log_lik(y, mu[0], var[0])
+    weighted = decision.values(_normalise(log_w))[0]
+    # the importance estimate's own Monte Carlo error, common to every outcome (the same draws): its spread over
+    # the chains, each chain's draws reweighted alone (batch means, one batch a chain)
+    chains = post.draws.sizes.get("chain", 1)
+    per_chain = [now - float(np.mean(decision.values(_normalise(np.where(np.arange(S) // (S // chains) == c, log_w,
+                                                                         -np.inf)))[0]))
+                 for c in range(chains)] if chains > 1 else [np.nan]
     cols = [*law.inputs, law.target]
     refitted = []
     for value in y:
@@ -573,4 +582,5 @@ def refit_gain(source: Any, candidate: Mapping[str, float], budget: float, *, ou
     return {"gain": now - refitted.mean(), "se": refitted.std(ddof=1) / np.sqrt(outcomes),
             "importance gain": now - weighted.mean(),
             "paired se": (refitted - weighted).std(ddof=1) / np.sqrt(outcomes),
+            "importance se": float(np.std(per_chain, ddof=1) / np.sqrt(len(per_chain))) if chains > 1 else np.nan,
             "value now": now, "refit values": refitted, "importance values": weighted, "outcomes": y}

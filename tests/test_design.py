@@ -137,13 +137,18 @@ def test_no_runs_are_worth_it_where_the_data_span_the_decision():
 @pytest.mark.slow
 def test_the_importance_gain_agrees_with_refits():
     """Must-show: the expected gain of a candidate by reweighting agrees with refitting with NUTS on 5 simulated
-    outcomes (the same outcomes), within the Monte Carlo error of their paired differences."""
+    outcomes (the same outcomes), within their Monte Carlo error: that of the paired differences, and the
+    importance estimate's own from the fit's draws (common to every outcome; between-chain batch means, so the
+    start has 4 chains). Measured on refit seeds 5-10: the importance error 0.00076 dominates the paired one
+    (0.0001-0.0006), and the differences are -1.2 to +0.4 of the two combined. Against the paired error alone the
+    same gains differed by up to 4.9 of it on a start fit of 2 chains: the test had left the larger error out."""
     runs = ladder("chinchilla", sizes=3, seed=4, preset="hoffmann2022", span=(5e7, 3e8))
-    start = _fit(runs, discrepancy=None, draws=1000)  # 300 draws a fit: the refits' own Monte Carlo error dominates
+    start = _fit(runs, discrepancy=None, draws=1000, chains=4)  # 300 draws: the refits' own error dominates
     check = design.refit_gain(start, {"N": 1e9, "D": 2e10}, 1e22, outcomes=5,
                               settings={**SMALL, "draws": 1000, "seed": 5})
     assert check["gain"] > 2 * check["se"]  # the run is worth something, so the comparison means something
-    assert abs(check["gain"] - check["importance gain"]) <= 3 * check["paired se"]
+    error = np.hypot(check["paired se"], check["importance se"])
+    assert abs(check["gain"] - check["importance gain"]) <= 3 * error
 
 
 def test_a_data_constrained_decision_holds_the_unique_tokens():
