@@ -20,9 +20,11 @@ from bayeslaw.synthetic import ladder
 LONG = ("abnar", "quokka-dc", "bnsl-2")  # a minute or more a fit: 12 fits, about 12 CPU-minutes
 SEEDS = range(4)
 # measured failures of the default sampler (native), kept visible as strict xfails so a change is noticed
-KNOWN = {("bnsl-2", 2): "bnsl-2's posterior on 4 sizes is multimodal in its break positions: natively its chains "
-                        "settle at different d1 on seed 2 (R-hat 1.455). Over seeds 0-9 of this ladder 3 of 10 native "
-                        "fits and 2 of 10 callback fits failed (seeds 2, 5, 9 and 5, 6; ARCHITECTURE.md)"}
+_BNSL_2 = ("bnsl-2's posterior on 4 sizes is multimodal in its break positions, and which seeds' chains settle in "
+           "different modes moves with rounding: with the powers rewrite (seventh session) seeds 1, 3, 6, 8, 9 of 0-9 "
+           "failed (5 of 10: seed 1 R-hat 1.026 and 43 divergences, seed 3 tail ESS 352); before it, natively seeds "
+           "2, 5, 9 (3 of 10, seed 2 R-hat 1.455), through callbacks 5, 6 (ARCHITECTURE.md)")
+KNOWN = {("bnsl-2", seed): _BNSL_2 for seed in (1, 3)}
 
 
 class _Ladder:
