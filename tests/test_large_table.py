@@ -1,9 +1,10 @@
 """A table of a million runs (issue 11): the fit completes with bounded memory, measured in the test.
 
 Memory is the point, so the fit is tiny (2 chains x 15 draws after 10 tuning steps; every gradient evaluates
-every run, about 0.1 s per million runs here, so even this takes a minute or two). The 2 x 15 x 1e6 values of
+every run, about 0.04 s per million runs for this law here, so even this takes a minute). The 2 x 15 x 1e6 values of
 pointwise log-likelihood (0.24 GB) exceed what a fit stores (25e6 values), so the fit says it did not store them.
-Measured here: peak 0.79 GiB, 97-105 s (the 55 MB CSV takes about 3 s to write).
+Measured here: peak 0.79 GiB, 97-105 s before the powers rewrite (ARCHITECTURE.md), 71 s after (the 55 MB CSV
+takes about 3 s to write).
 """
 
 from __future__ import annotations
