@@ -565,9 +565,9 @@ def refit_gain(source: Any, candidate: Mapping[str, float], budget: float, *, ou
     # the importance estimate's own Monte Carlo error, common to every outcome (the same draws): its spread over
     # the chains, each chain's draws reweighted alone (batch means, one batch a chain)
     chains = post.draws.sizes.get("chain", 1)
-    per_chain = [now - float(np.mean(decision.values(_normalise(np.where(np.arange(S) // (S // chains) == c, log_w,
-                                                                         -np.inf)))[0]))
-                 for c in range(chains)] if chains > 1 else [np.nan]
+    chain_of_draw = np.arange(S) // (S // chains)
+    per_chain = [now - float(np.mean(decision.values(_normalise(np.where(chain_of_draw == c, log_w, -np.inf)))[0]))
+                 for c in range(chains)]
     cols = [*law.inputs, law.target]
     refitted = []
     for value in y:
@@ -582,5 +582,5 @@ def refit_gain(source: Any, candidate: Mapping[str, float], budget: float, *, ou
     return {"gain": now - refitted.mean(), "se": refitted.std(ddof=1) / np.sqrt(outcomes),
             "importance gain": now - weighted.mean(),
             "paired se": (refitted - weighted).std(ddof=1) / np.sqrt(outcomes),
-            "importance se": float(np.std(per_chain, ddof=1) / np.sqrt(len(per_chain))) if chains > 1 else np.nan,
+            "importance se": float(np.std(per_chain, ddof=1) / np.sqrt(chains)) if chains > 1 else np.nan,
             "value now": now, "refit values": refitted, "importance values": weighted, "outcomes": y}
