@@ -194,12 +194,12 @@ def compile_native(inputs: Sequence[Any], outputs: Sequence[Any], constrained: S
     from numba import types
     from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
 
-    from bayeslaw._powers import SKIPPED_REWRITES
+    from bayeslaw import _powers
 
     # IEEE arithmetic, not PyTensor's fastmath default: with fastmath the code compiled in a process and the code
     # loaded from the cache gave different bits, so a seed's draws depended on whether the cache was warm
     with pytensor.config.change_flags(numba__fastmath=False):
-        mode = pytensor.compile.mode.get_mode("NUMBA").excluding(*SKIPPED_REWRITES)
+        mode = pytensor.compile.mode.get_mode("NUMBA").excluding(*_powers.SKIPPED_REWRITES)
         function = pytensor.function(list(inputs), list(outputs), mode=mode, trust_input=True,
                                      on_unused_input="ignore")
         constrain = pytensor.function(list(inputs), list(constrained), mode="NUMBA", trust_input=True,

@@ -37,7 +37,7 @@ try:
 except ImportError:  # pytensor < 2.32
     from pytensor.graph.basic import graph_inputs
 
-from bayeslaw._powers import SKIPPED_REWRITES
+from bayeslaw import _powers
 from bayeslaw._threads import CORES
 from bayeslaw.errors import BayeslawError
 from bayeslaw.fit import SAMPLERS  # noqa: F401 (defined beside fit(): checking a name needs no PyMC)
@@ -155,7 +155,7 @@ def compile_density(model: pm.Model, key: Any = None) -> CompiledDensity:
     inputs = [graph.flat, *graph.data]
     if parallel:
         _guard_forks()
-    mode = pytensor.compile.mode.get_default_mode().excluding(*SKIPPED_REWRITES)
+    mode = pytensor.compile.mode.get_default_mode().excluding(*_powers.SKIPPED_REWRITES)
     with pytensor.config.change_flags(openmp=parallel, openmp_elemwise_minsize=PARALLEL_ROWS):
         fn = pytensor.function(inputs, [graph.logp, graph.grad], mode=mode, trust_input=True,
                                on_unused_input="ignore")

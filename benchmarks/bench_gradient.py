@@ -25,14 +25,14 @@ import numpy as np
 @contextlib.contextmanager
 def as_written():
     """The model as the law is written: no powers through logs, PyTensor's rewrites all on."""
-    from bayeslaw import _powers, model, sampling
+    from bayeslaw import _powers, model
 
-    saved = model.powers_by_logs, _powers.SKIPPED_REWRITES, sampling.SKIPPED_REWRITES
-    model.powers_by_logs, _powers.SKIPPED_REWRITES, sampling.SKIPPED_REWRITES = (lambda mu, *args: mu), (), ()
+    saved = model.powers_by_logs, _powers.SKIPPED_REWRITES
+    model.powers_by_logs, _powers.SKIPPED_REWRITES = (lambda mu, *args: mu), ()
     try:
         yield
     finally:
-        model.powers_by_logs, _powers.SKIPPED_REWRITES, sampling.SKIPPED_REWRITES = saved
+        model.powers_by_logs, _powers.SKIPPED_REWRITES = saved
 
 
 def density_call(law: str, table):
