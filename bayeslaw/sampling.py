@@ -37,7 +37,7 @@ try:
 except ImportError:  # pytensor < 2.32
     from pytensor.graph.basic import graph_inputs
 
-from bayeslaw import _powers
+from bayeslaw import _malloc, _powers
 from bayeslaw._threads import CORES
 from bayeslaw.errors import BayeslawError
 from bayeslaw.fit import SAMPLERS  # noqa: F401 (defined beside fit(): checking a name needs no PyMC)
@@ -331,6 +331,8 @@ def sample_nutpie(model: pm.Model, *, key: Any, chains: int, draws: int, tune: i
             return flat_point(initial(int(seed) % (2**32)))
 
     ndim = int(sum(np.prod(s, dtype=int) for s in density.value_shapes))
+    if table_rows(model) >= _malloc.LARGE_ROWS:  # each gradient's temporaries reused, not faulted in anew
+        _malloc.keep_freed_memory()
     if native:
         from bayeslaw.native import nutpie_model
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,9 +26,9 @@ PEAK_LIMIT_GB = 4.0
 TIMEOUT_S = 1200
 
 
-def measured(*args, folder: Path) -> tuple[subprocess.CompletedProcess, int]:
-    """Run the installed command and return it with its own peak resident memory in KiB (``os.wait4`` on its
-    pid: the rusage of that process alone, whatever else this test process has run)."""
+def measured(*args, folder: Path) -> tuple[subprocess.CompletedProcess, Any]:
+    """Run the installed command and return it with its own resource usage (``os.wait4`` on its pid: the rusage
+    of that process alone, whatever else this test process has run; ``ru_maxrss`` is its peak memory in KiB)."""
     exe = shutil.which("bayeslaw") or pytest.skip("the bayeslaw command is not installed")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     with open(folder / "stdout", "w+") as out, open(folder / "stderr", "w+") as err:
@@ -42,7 +43,7 @@ def measured(*args, folder: Path) -> tuple[subprocess.CompletedProcess, int]:
         err.seek(0)
         result = subprocess.CompletedProcess(child.args, os.waitstatus_to_exitcode(status), out.read(), err.read())
     child.returncode = result.returncode  # reaped by wait4
-    return result, usage.ru_maxrss
+    return result, usage
 
 
 def write_runs(path: Path, n: int, seed: int) -> Path:
@@ -60,9 +61,11 @@ def write_runs(path: Path, n: int, seed: int) -> Path:
 def test_a_million_runs_fit_in_bounded_memory(tmp_path):
     table = write_runs(tmp_path / "big.csv", 1_000_000, seed=0)
     out = tmp_path / "big.nc"
-    proc, peak_kb = measured("fit", table, "--out", out, "--chains", "2", "--draws", "15", "--tune", "10",
-                             "--no-retry", "--seed", "0", "--no-progress", folder=tmp_path)
-    print(f"peak memory of the fit: {peak_kb / 2**20:.2f} GiB", file=sys.stderr)
+    proc, usage = measured("fit", table, "--out", out, "--chains", "2", "--draws", "15", "--tune", "10",
+                           "--no-retry", "--seed", "0", "--no-progress", folder=tmp_path)
+    peak_kb = usage.ru_maxrss
+    print(f"peak memory of the fit: {peak_kb / 2**20:.2f} GiB; minor page faults {usage.ru_minflt:,}; "
+          f"system time {usage.ru_stime:.1f} s", file=sys.stderr)
     assert converged_exit(proc.returncode, proc.stderr), proc.stderr  # completed (a tiny fit need not converge)
     assert "Traceback" not in proc.stderr
     assert peak_kb < PEAK_LIMIT_GB * 2**20, f"peak {peak_kb / 2**20:.2f} GiB"
@@ -84,8 +87,9 @@ def test_a_hundred_thousand_runs_fit_and_are_scored_in_bounded_memory(tmp_path):
     n = 100_000
     table = write_runs(tmp_path / "runs.csv", n, seed=1)
     out = tmp_path / "fit.nc"
-    proc, peak_kb = measured("fit", table, "--out", out, "--chains", "2", "--draws", "150", "--tune", "100",
-                             "--no-retry", "--seed", "0", "--no-progress", folder=tmp_path)
+    proc, usage = measured("fit", table, "--out", out, "--chains", "2", "--draws", "150", "--tune", "100",
+                           "--no-retry", "--seed", "0", "--no-progress", folder=tmp_path)
+    peak_kb = usage.ru_maxrss
     assert converged_exit(proc.returncode, proc.stderr), proc.stderr
     assert peak_kb < 2 * 2**20, f"peak {peak_kb / 2**20:.2f} GiB"
     fit = bl.load(out)
