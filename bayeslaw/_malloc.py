@@ -27,6 +27,7 @@ import platform
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # mallopt's parameters (glibc malloc.h)
 SETTINGS = {M_MMAP_THRESHOLD: 32 * 2**20, M_TOP_PAD: 64 * 2**20, M_TRIM_THRESHOLD: 2**30}
 LARGE_ROWS = 100_000  # runs from which a sampled table's temporaries (800 kB and up) are kept
+ON_GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 _kept: bool | None = None
 
@@ -36,7 +37,7 @@ def keep_freed_memory() -> bool:
     global _kept
     if _kept is None:
         _kept = False
-        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        if ON_GLIBC:
             try:
                 mallopt = ctypes.CDLL(None).mallopt
             except (OSError, AttributeError):

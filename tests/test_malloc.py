@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +11,6 @@ import pandas as pd
 import pytest
 
 from bayeslaw import _malloc
-
-GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 # a gradient's pattern: numba code allocating and freeing five arrays of 1e6 float64 per call, on two threads
 PROBE = """
@@ -45,7 +42,7 @@ def minor_faults(mode: str) -> int:
     return int(done.stdout.split()[-1])
 
 
-@pytest.mark.skipif(not GLIBC, reason="the settings are glibc's (elsewhere keep_freed_memory changes nothing)")
+@pytest.mark.skipif(not _malloc.ON_GLIBC, reason="glibc's settings (elsewhere keep_freed_memory changes nothing)")
 def test_kept_memory_is_not_faulted_in_on_every_call():
     """Measured: about 3.1 million minor page faults for the 200 calls with glibc's defaults (the freed arrays
     handed back and faulted in again, 2,000 pages an array), about 16 thousand with the settings."""
@@ -55,8 +52,8 @@ def test_kept_memory_is_not_faulted_in_on_every_call():
 
 
 def test_settings_apply_once_and_only_where_glibc_is():
-    assert _malloc.keep_freed_memory() is GLIBC
-    assert _malloc.keep_freed_memory() is GLIBC  # once per process: the second call changes nothing
+    assert _malloc.keep_freed_memory() is _malloc.ON_GLIBC
+    assert _malloc.keep_freed_memory() is _malloc.ON_GLIBC  # once per process: the second call changes nothing
 
 
 @pytest.mark.parametrize("large_rows, expected", [(10, 1), (10**9, 0)])
