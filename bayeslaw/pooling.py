@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayeslaw._powers import powers_by_logs
 from bayeslaw.data import Runs, _rows, load_runs, read_table
 from bayeslaw.errors import BayeslawError, ConvergenceWarning, DataError, FitFileError
 from bayeslaw.files import check_readable
@@ -247,7 +248,7 @@ def build_pooled_model(grouped: Grouped, priors: Mapping[str, Prior], pool: Sequ
                     theta[name] = getattr(pm, prior.dist)(name, **prior.kwargs, dims="family")
         published = law.to_published(theta, pivots, pt)
         per_run = {name: value[codes] for name, value in published.items()}
-        mu = pt.log(law.function(per_run, inputs, pt))
+        mu = powers_by_logs(pt.log(law.function(per_run, inputs, pt)), inputs, grouped.runs.inputs, "run")
         noise = {}
         for name in noise_family.params:
             prior = priors[name]

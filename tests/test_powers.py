@@ -52,3 +52,33 @@ def test_chinchilla_reads_only_the_logs_of_its_inputs(monkeypatch):
     values = dict(zip(compiled.data_names, data, strict=True))
     runs = synthetic_runs("chinchilla", 50, seed=3)
     np.testing.assert_array_equal(values["log_N"], np.log(runs["N"].to_numpy()))
+
+
+def test_the_pooled_density_is_the_law_written_with_pow(monkeypatch):
+    """The pooled model (bayeslaw.pooling) reads the same logs: log p and gradient as with pow, on two families."""
+    from bayeslaw import pooling
+
+    frame = synthetic_runs("chinchilla", 40, seed=3)
+    frame["family"] = np.where(np.arange(40) % 2, "a", "b")
+
+    def pooled(rewrite: bool) -> tuple:
+        with monkeypatch.context() as patch:
+            if not rewrite:
+                patch.setattr(pooling, "powers_by_logs", lambda mu, *args: mu)
+            grouped = pooling.load_grouped(frame, "chinchilla", "family")
+            priors = model_priors(get_law("chinchilla"), "student_t")
+            model, _ = pooling.build_pooled_model(grouped, priors, ("alpha", "beta"))
+        compiled = sampling.compile_density(model)
+        start = model.initial_point()
+        return compiled, sampling.data_values(model, compiled.data_names), np.concatenate(
+            [np.ravel(start[name]) for name in compiled.value_names])
+
+    (new, new_data, start), (old, old_data, _) = pooled(True), pooled(False)
+    assert {"log_N", "log_D"} <= set(new.data_names) and not {"log_N", "log_D"} & set(old.data_names)
+    rng = np.random.default_rng(1)
+    for _ in range(5):  # about the start: far from it the pooled coordinates leave the law's domain (log p NaN)
+        x = start + rng.normal(0.0, 0.3, start.size)
+        (logp, grad), (ref_logp, ref_grad) = new.logp_dlogp(x, *new_data), old.logp_dlogp(x, *old_data)
+        assert np.isfinite(ref_logp) and np.isfinite(ref_grad).all()
+        np.testing.assert_allclose(logp, ref_logp, rtol=1e-10)
+        np.testing.assert_allclose(grad, ref_grad, rtol=1e-8, atol=1e-8 * np.abs(ref_grad).max())
