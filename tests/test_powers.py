@@ -30,17 +30,22 @@ def density(law: str, rewrite: bool, monkeypatch) -> tuple:
     return model, compiled, sampling.data_values(model, compiled.data_names)
 
 
+def assert_same_density(new, new_data, old, old_data, points, finite: bool = False) -> None:
+    """log p to 1e-10 and its gradient to 1e-8 (of its largest entry) at each point; ``finite``: the reference's
+    values are finite there too."""
+    for x in points:
+        (logp, grad), (ref_logp, ref_grad) = new.logp_dlogp(x, *new_data), old.logp_dlogp(x, *old_data)
+        if finite:
+            assert np.isfinite(ref_logp) and np.isfinite(ref_grad).all()
+        np.testing.assert_allclose(logp, ref_logp, rtol=1e-10)
+        np.testing.assert_allclose(grad, ref_grad, rtol=1e-8, atol=1e-8 * np.abs(ref_grad).max())
+
+
 @pytest.mark.parametrize("law", LAWS)
 def test_log_density_and_gradient_are_the_law_written_with_pow(law, monkeypatch):
     (_, new, new_data), (_, old, old_data) = density(law, True, monkeypatch), density(law, False, monkeypatch)
-    rng = np.random.default_rng(0)
     size = sum(int(np.prod(s, dtype=int)) for s in new.value_shapes)
-    for _ in range(5):
-        x = rng.normal(0.0, 0.5, size)
-        logp, grad = new.logp_dlogp(x, *new_data)
-        ref_logp, ref_grad = old.logp_dlogp(x, *old_data)
-        np.testing.assert_allclose(logp, ref_logp, rtol=1e-10)
-        np.testing.assert_allclose(grad, ref_grad, rtol=1e-8, atol=1e-8 * np.abs(ref_grad).max())
+    assert_same_density(new, new_data, old, old_data, np.random.default_rng(0).normal(0.0, 0.5, (5, size)))
     logs = {name for name in new.data_names if name.startswith("log_") and name != "log_loss"}
     assert logs <= {f"log_{x}" for x in get_law(law).inputs if x != "S"}  # S may be 0: never through a log
 
@@ -75,10 +80,6 @@ def test_the_pooled_density_is_the_law_written_with_pow(monkeypatch):
 
     (new, new_data, start), (old, old_data, _) = pooled(True), pooled(False)
     assert {"log_N", "log_D"} <= set(new.data_names) and not {"log_N", "log_D"} & set(old.data_names)
-    rng = np.random.default_rng(1)
-    for _ in range(5):  # about the start: far from it the pooled coordinates leave the law's domain (log p NaN)
-        x = start + rng.normal(0.0, 0.3, start.size)
-        (logp, grad), (ref_logp, ref_grad) = new.logp_dlogp(x, *new_data), old.logp_dlogp(x, *old_data)
-        assert np.isfinite(ref_logp) and np.isfinite(ref_grad).all()
-        np.testing.assert_allclose(logp, ref_logp, rtol=1e-10)
-        np.testing.assert_allclose(grad, ref_grad, rtol=1e-8, atol=1e-8 * np.abs(ref_grad).max())
+    # about the start: far from it the pooled coordinates leave the law's domain (log p NaN)
+    points = start + np.random.default_rng(1).normal(0.0, 0.3, (5, start.size))
+    assert_same_density(new, new_data, old, old_data, points, finite=True)
